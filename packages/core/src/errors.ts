@@ -1,0 +1,95 @@
+/**
+ * Every failure vmferry reports carries a stable `code` that callers branch on (never the
+ * message), a `retryable` flag, and an optional `cause`. The gRPC edge maps each code to a
+ * status through a `Record<ErrorCode, Status>`, so a new code without a mapping fails to compile.
+ */
+export type ErrorCode =
+  | 'invalid-argument'
+  | 'not-found'
+  | 'already-exists'
+  | 'failed-precondition'
+  | 'out-of-range'
+  | 'resource-exhausted'
+  | 'data-loss'
+  | 'permission-denied'
+  | 'unavailable'
+  | 'internal';
+
+export class VmferryError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
+/** Thrown when a caller's input is malformed: a bad name, size, offset or reference. */
+export class InvalidArgumentError extends VmferryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('invalid-argument', message, options);
+  }
+}
+
+/** Thrown when a named VM, snapshot or vDisk does not exist. */
+export class NotFoundError extends VmferryError {
+  constructor(
+    readonly kind: 'vm' | 'snapshot' | 'disk',
+    readonly what: string,
+    message?: string,
+  ) {
+    super('not-found', message ?? `${kind} '${what}' not found`);
+  }
+}
+
+/** Thrown when creating something whose name is taken. */
+export class AlreadyExistsError extends VmferryError {
+  constructor(message: string) {
+    super('already-exists', message);
+  }
+}
+
+/** Thrown when the operation is valid but the current state forbids it. */
+export class FailedPreconditionError extends VmferryError {
+  constructor(message: string) {
+    super('failed-precondition', message);
+  }
+}
+
+/** Thrown when an offset or length falls outside a vDisk. */
+export class OutOfRangeError extends VmferryError {
+  constructor(message: string) {
+    super('out-of-range', message);
+  }
+}
+
+/** Thrown when a configured limit (such as the per-VM snapshot cap) would be exceeded. */
+export class LimitExceededError extends VmferryError {
+  constructor(message: string) {
+    super('resource-exhausted', message);
+  }
+}
+
+/** Thrown when a chunk a tree references is not in the store. */
+export class ChunkMissingError extends VmferryError {
+  constructor(readonly chunkId: string) {
+    super('data-loss', `chunk ${chunkId.slice(0, 16)} is missing from the store`);
+  }
+}
+
+/** Thrown when a chunk's bytes do not hash to its id, or it cannot be decoded. */
+export class ChunkCorruptError extends VmferryError {
+  constructor(
+    readonly chunkId: string,
+    reason: string,
+  ) {
+    super('data-loss', `chunk ${chunkId.slice(0, 16)} is corrupt: ${reason}`);
+  }
+}
+
+export function isVmferryError(e: unknown): e is VmferryError {
+  return e instanceof VmferryError;
+}

@@ -1,0 +1,37 @@
+import { randomBytes } from 'node:crypto';
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+let lastMs = -1;
+let sequence = 0;
+
+function base32(value: number, digits: number): string {
+  let out = '';
+  let v = value;
+  for (let i = 0; i < digits; i++) {
+    out = CROCKFORD[v % 32] + out;
+    v = Math.floor(v / 32);
+  }
+  return out;
+}
+
+/**
+ * A sortable, unique id (ULID-like): 48-bit millisecond time, a 20-bit per-millisecond
+ * sequence, then 60 random bits, in Crockford base32, 26 characters. Ids made later in this
+ * process sort after ids made earlier, even within one millisecond, which snapshot listings
+ * rely on.
+ */
+export function newId(nowMs: number = Date.now()): string {
+  const ms = Math.max(nowMs, lastMs);
+  sequence = ms === lastMs ? sequence + 1 : 0;
+  lastMs = ms;
+  const rnd = randomBytes(12);
+  let tail = '';
+  for (let i = 0; i < 12; i++) tail += CROCKFORD[(rnd[i] ?? 0) % 32];
+  return base32(ms, 10) + base32(sequence, 4) + tail;
+}
+
+/** True for strings shaped like ids made by newId. */
+export function isId(text: string): boolean {
+  return /^[0-9A-HJKMNP-TV-Z]{26}$/.test(text);
+}

@@ -1,0 +1,46 @@
+/** Domain records, as stored in the catalog and passed between layers (never wire types). */
+
+export interface DiskRecord {
+  readonly index: number;
+  readonly size: number;
+  readonly blockSize: number;
+  readonly gridOffset: number;
+}
+
+/** A vDisk in a snapshot: its layout and the root of its tree (hex fingerprint). */
+export interface SnapshotDisk extends DiskRecord {
+  readonly root: string;
+}
+
+export interface Lineage {
+  readonly vmId: string;
+  readonly vmName: string;
+  readonly snapshotId: string;
+}
+
+export interface VmRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly createdAtMs: number;
+  readonly homeSite: string;
+  /** Opaque hypervisor configuration (VMX, libvirt XML, …), base64. */
+  readonly hypervisorConfig: string;
+  readonly clonedFrom?: Lineage;
+  /** Live state: each vDisk's layout and the root its unsnapshotted writes overlay. */
+  readonly disks: readonly SnapshotDisk[];
+}
+
+export type Consistency = 'crash' | 'vm';
+
+export interface SnapshotRecord {
+  readonly id: string;
+  readonly vmId: string;
+  readonly createdAtMs: number;
+  readonly label?: string;
+  readonly consistency: Consistency;
+  /** manual, schedule:NAME, clone, replica:SITE/ID. */
+  readonly origin: string;
+  readonly disks: readonly SnapshotDisk[];
+  /** Blocks written since the previous snapshot (what this one cost). */
+  readonly dirtyBlocks: number;
+}

@@ -1,0 +1,115 @@
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { FINGERPRINT_BYTES, type Fingerprint } from '@vmferry/core';
+import type { CodecRequest, CodecResponse } from './codec-protocol.js';
+import { DEFAULT_ZSTD_LEVEL } from './chunk-codec.js';
+
+type Job = { resolve: (r: CodecResponse) => void; reject: (e: Error) => void };
+type Payload = { op: 'hash' } | { op: 'encode'; level: number } | { op: 'decode'; fps: ArrayBuffer };
+
+export interface CodecPoolOptions {
+  /** Worker threads; default: the machine's available parallelism. */
+  readonly threads?: number;
+  /** zstd level for stored chunks; default 3. */
+  readonly zstdLevel?: number;
+}
+
+/** Result of decoding one stored record: the raw bytes, or why they were rejected. */
+export type Decoded = { ok: true; data: Buffer } | { ok: false; reason: string };
+
+/**
+ * A pool of codec workers. Each call sends one batch to the least loaded worker; batches are
+ * copied in (the caller keeps its buffers) and transferred back.
+ */
+export class CodecPool {
+  private readonly workers: { worker: Worker; pending: Map<number, Job> }[] = [];
+  private nextId = 1;
+  readonly zstdLevel: number;
+
+  constructor(options: CodecPoolOptions = {}) {
+    this.zstdLevel = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
+    const n = Math.max(1, options.threads ?? availableParallelism());
+    for (let i = 0; i < n; i++) {
+      const worker = new Worker(join(__dirname, 'codec-worker.js'));
+      const pending = new Map<number, Job>();
+      worker.on('message', (m: { id: number; res: CodecResponse }) => {
+        const job = pending.get(m.id);
+        pending.delete(m.id);
+        job?.resolve(m.res);
+      });
+      worker.on('error', (e) => {
+        for (const job of pending.values()) job.reject(e);
+        pending.clear();
+      });
+      worker.unref();
+      this.workers.push({ worker, pending });
+    }
+  }
+
+  private run(parts: readonly Uint8Array[], payload: Payload): Promise<CodecResponse> {
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    const buf = new ArrayBuffer(total);
+    const view = new Uint8Array(buf);
+    let at = 0;
+    for (const p of parts) {
+      view.set(p, at);
+      at += p.length;
+    }
+    const w = this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    const id = this.nextId++;
+    const req = { id, buf, lens: parts.map((p) => p.length), ...payload } as CodecRequest;
+    return new Promise((resolve, reject) => {
+      w.pending.set(id, { resolve, reject });
+      w.worker.postMessage(req, [buf]);
+    });
+  }
+
+  /** Fingerprints of `blocks`, HOLE for all-zero blocks. */
+  async hash(blocks: readonly Uint8Array[]): Promise<Fingerprint[]> {
+    if (blocks.length === 0) return [];
+    const res = expect(await this.run(blocks, { op: 'hash' }), 'hashed');
+    const fps = Buffer.from(res.fps);
+    return blocks.map((_, i) => fps.subarray(i * FINGERPRINT_BYTES, (i + 1) * FINGERPRINT_BYTES));
+  }
+
+  /** Stored records (codec byte + payload) for `blocks`. */
+  async encode(blocks: readonly Uint8Array[]): Promise<Buffer[]> {
+    if (blocks.length === 0) return [];
+    const res = expect(await this.run(blocks, { op: 'encode', level: this.zstdLevel }), 'encoded');
+    return split(res.buf, res.lens);
+  }
+
+  /** Raw bytes of stored records, each checked against its fingerprint. */
+  async decode(records: readonly Uint8Array[], fps: readonly Fingerprint[]): Promise<Decoded[]> {
+    if (records.length === 0) return [];
+    const fpBuf = Buffer.concat(fps);
+    const fpCopy = fpBuf.buffer.slice(fpBuf.byteOffset, fpBuf.byteOffset + fpBuf.byteLength) as ArrayBuffer;
+    const res = expect(await this.run(records, { op: 'decode', fps: fpCopy }), 'decoded');
+    const raws = split(res.buf, res.lens);
+    return raws.map((data, i) => {
+      const err = res.errors[i];
+      return err ? { ok: false, reason: err } : { ok: true, data };
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+  }
+}
+
+function expect<K extends CodecResponse['kind']>(res: CodecResponse, kind: K): Extract<CodecResponse, { kind: K }> {
+  if (res.kind === 'failed') throw new Error(`codec worker failed: ${res.message}`);
+  if (res.kind !== kind) throw new Error(`codec worker answered ${res.kind}, expected ${kind}`);
+  return res as Extract<CodecResponse, { kind: K }>;
+}
+
+function split(buf: ArrayBuffer, lens: readonly number[]): Buffer[] {
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const n of lens) {
+    out.push(Buffer.from(buf, at, n));
+    at += n;
+  }
+  return out;
+}

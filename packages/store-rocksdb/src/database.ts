@@ -1,0 +1,88 @@
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import RocksDB from 'rocksdb-native';
+import { FailedPreconditionError } from '@vmferry/core';
+import { FORMAT_VERSION, metaKey } from './keys.js';
+
+export type WriteBatch = RocksDB.WriteBatch;
+
+/**
+ * The node's RocksDB instance: one column family, keys laid out in keys.ts.
+ *
+ * Durability: rocksdb-native has no per-write sync option, so RocksDB appends to its WAL
+ * without fsync. A commit that must survive power loss (a snapshot, a VM record) calls
+ * `commit(batch, { durable: true })`, which writes the batch and then fdatasyncs the current
+ * WAL file. WAL writes are sequential, so every earlier write (the chunks the snapshot
+ * references) is on disk once that returns. A plain process kill loses nothing either way:
+ * the WAL is in the OS page cache.
+ */
+export class Database {
+  private constructor(
+    readonly path: string,
+    readonly db: RocksDB,
+  ) {}
+
+  static async open(path: string): Promise<Database> {
+    const db = new RocksDB(path, { maxBackgroundJobs: 4 });
+    await db.ready();
+    const d = new Database(path, db);
+    const version = await db.get(metaKey('format'));
+    if (version === null) {
+      await d.commit((b) => b.tryPut(metaKey('format'), Buffer.from(String(FORMAT_VERSION))), { durable: true });
+    } else if (Number(version.toString()) !== FORMAT_VERSION) {
+      await db.close();
+      throw new FailedPreconditionError(
+        `data folder ${path} has format version ${version.toString()}; this build reads version ${FORMAT_VERSION}`,
+      );
+    }
+    return d;
+  }
+
+  /** Builds a batch with `fill` and writes it atomically; `durable` also syncs the WAL. */
+  async commit(fill: (batch: WriteBatch) => void, options: { durable?: boolean } = {}): Promise<void> {
+    const batch = this.db.write({ capacity: 64 });
+    try {
+      fill(batch);
+      await batch.flush();
+    } finally {
+      // An undestroyed batch keeps close() from resolving (STACK.md).
+      batch.destroy();
+    }
+    if (options.durable) await this.syncWal();
+  }
+
+  private async syncWal(): Promise<void> {
+    const wal = await this.db.currentWalFile();
+    const fh = await open(join(this.path, wal.path), 'r');
+    try {
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Values for `keys`, null where absent, in input order. */
+  async getMany(keys: readonly Buffer[]): Promise<(Buffer | null)[]> {
+    if (keys.length === 0) return [];
+    const batch = this.db.read({ capacity: keys.length });
+    try {
+      const promises = keys.map((k) => batch.get(k));
+      batch.tryFlush();
+      return await Promise.all(promises);
+    } finally {
+      batch.destroy();
+    }
+  }
+
+  get(key: Buffer): Promise<Buffer | null> {
+    return this.db.get(key);
+  }
+
+  async *entries(range: { gte: Buffer; lt: Buffer }, values = true): AsyncGenerator<{ key: Buffer; value: Buffer }> {
+    for await (const e of this.db.iterator(range, { values, capacity: 256 })) yield e;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,6 @@
+export { Database, type WriteBatch } from './database.js';
+export { ChunkStore, type StoredChunk, type ChunkIndexEntry } from './chunk-store.js';
+export { CodecPool, type CodecPoolOptions, type Decoded } from './codec-pool.js';
+export { Catalog, type CatalogTx } from './catalog.js';
+export * as keys from './keys.js';
+export { LruCache } from './lru.js';
