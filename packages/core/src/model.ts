@@ -28,6 +28,8 @@ export interface VmRecord {
   readonly clonedFrom?: Lineage;
   /** Live state: each vDisk's layout and the root its unsnapshotted writes overlay. */
   readonly disks: readonly SnapshotDisk[];
+  /** Set while an import streams in; a node restarting finds such a VM half-made and removes it. */
+  readonly importing?: boolean;
 }
 
 export type Consistency = 'crash' | 'vm';

@@ -60,6 +60,10 @@ export interface EncodedNode {
   readonly level: number;
 }
 
+function copyNode(n: TreeNode): TreeNode {
+  return { level: n.level, slots: n.slots, children: Buffer.from(n.children) };
+}
+
 /** Encodes a node and names it. */
 export function sealNode(node: TreeNode): EncodedNode {
   const bytes = encodeNode(node);
@@ -91,7 +95,8 @@ export async function applyUpdates(
 
   const rewrite = async (fp: Fingerprint, level: number, index: number, lo: number, hi: number): Promise<Fingerprint> => {
     const slots = slotsOf(g, level, index);
-    const node = isHole(fp) ? emptyNode(level, slots) : await source.getNode(fp);
+    // Copy: nodes from the source may be shared (cached); they are never mutated in place.
+    const node = isHole(fp) ? emptyNode(level, slots) : copyNode(await source.getNode(fp));
     const childSpan = span(g, level) / g.fanout;
     const first = index * span(g, level);
     let i = lo;

@@ -1,0 +1,367 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { formatBytes, parseSize, InvalidArgumentError } from '@vmferry/core';
+import type { Snapshot, StorageNodeClient, Vm } from '@vmferry/proto';
+import { printFields, printJson, printTable } from './output.js';
+import { byteProgress } from './progress.js';
+
+interface Globals {
+  node: string;
+  json: boolean;
+}
+
+const globals = (cmd: Command): Globals => cmd.optsWithGlobals<Globals>();
+
+function parseIndex(text: string): number {
+  if (!/^\d+$/.test(text)) throw new InvalidArgumentError(`'${text}' is not a vDisk index (0, 1, …)`);
+  return Number(text);
+}
+
+function parseCount(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new InvalidArgumentError(`'${text}' is not a count (1 or more)`);
+  return Number(text);
+}
+
+function parseOffset(text: string): number {
+  if (/^\d+$/.test(text)) return Number(text);
+  return parseSize(text);
+}
+
+const when = (ms: number): string => new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+
+function vmRow(vm: Vm): Record<string, string | number> {
+  return {
+    name: vm.name,
+    id: vm.id,
+    disks: vm.disks.map((d) => formatBytes(d.size)).join(', '),
+    snapshots: vm.snapshotCount,
+    'cloned from': vm.clonedFrom ? `${vm.clonedFrom.vmName}@${vm.clonedFrom.snapshotId}` : '',
+  };
+}
+
+function snapshotRow(s: Snapshot): Record<string, string | number> {
+  return { id: s.id, label: s.label, created: when(s.createdAtMs), consistency: s.consistency, origin: s.origin, 'dirty blocks': s.dirtyBlocks };
+}
+
+/**
+ * Runs a client command: connects lazily (so `vmferry node` can start telemetry before
+ * gRPC loads), prints errors the node sent in plain words, exits non-zero on failure.
+ */
+function withClient<A extends unknown[]>(fn: (client: StorageNodeClient, g: Globals, ...args: A) => Promise<void>) {
+  return async (...args: A): Promise<void> => {
+    const cmd = args[args.length - 1] as Command;
+    const g = globals(cmd);
+    const { connect, describeError } = await import('./client.js');
+    const client = connect(g.node);
+    try {
+      await fn(client, g, ...args);
+    } catch (e) {
+      throw new Error(describeError(e, g.node));
+    } finally {
+      client.close();
+    }
+  };
+}
+
+export function registerCommands(program: Command): void {
+  program
+    .command('node')
+    .description('run a storage node')
+    .requiredOption('--data <dir>', 'data folder (created if missing)')
+    .option('--listen <host:port>', 'API address', '127.0.0.1:7400')
+    .option('--site <name>', 'this site\'s name')
+    .option('--max-snapshots <n>', 'snapshots per VM before creating one fails (default 1024)')
+    .option('--prometheus-port <port>', 'serve Prometheus metrics on this port')
+    .action(async (opts: { data: string; listen: string; site?: string; maxSnapshots?: string; prometheusPort?: string }) => {
+      const { configFromEnv, runStorageNode } = await import('@vmferry/storage-node');
+      const config = configFromEnv({
+        dataDir: opts.data,
+        listen: opts.listen,
+        site: opts.site,
+        maxSnapshotsPerVm: opts.maxSnapshots,
+        prometheusPort: opts.prometheusPort,
+      });
+      const node = await runStorageNode(config, (line) => process.stderr.write(`${line}\n`));
+      let stopping = false;
+      const stop = (): void => {
+        if (stopping) return;
+        stopping = true;
+        process.stderr.write('stopping storage node\n');
+        node.stop().then(
+          () => process.exit(0),
+          (e: unknown) => {
+            process.stderr.write(`vmferry: error while stopping: ${String(e)}\n`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+
+  const vm = program.command('vm').description('create, import, list, show and delete VMs');
+  vm.command('create <name>')
+    .description('create a VM with empty vDisks')
+    .requiredOption('--disk <size>', 'a vDisk size (repeat for more vDisks)', (v: string, acc: string[]) => [...acc, v], [])
+    .option('--block-size <size>', 'block size, a power of two from 4K to 4M', '64K')
+    .option('--config <file>', 'hypervisor config file kept with the VM (VMX, libvirt XML, …)')
+    .action(
+      withClient(async (client, g, name: string, opts: { disk: string[]; blockSize: string; config?: string }) => {
+        const { api } = await import('./client.js');
+        const disks = opts.disk.map((d) => ({ size: parseSize(d), blockSize: parseSize(opts.blockSize) }));
+        const hypervisorConfig = opts.config ? await readFile(opts.config) : Buffer.alloc(0);
+        const created = await api(client).createVm({ name, disks, hypervisorConfig });
+        if (g.json) printJson(created);
+        else printFields({ created: created.name, id: created.id, disks: created.disks.map((d) => formatBytes(d.size)).join(', ') });
+      }),
+    );
+  vm.command('import <name> <images...>')
+    .description('create a VM from raw images, one per vDisk')
+    .option('--block-size <size>', 'block size, a power of two from 4K to 4M', '64K')
+    .option('--config <file>', 'hypervisor config file kept with the VM')
+    .action(
+      withClient(async (client, g, name: string, images: string[], opts: { blockSize: string; config?: string }) => {
+        const { importImages } = await import('./transfer.js');
+        const { stat } = await import('node:fs/promises');
+        const total = (await Promise.all(images.map((f) => stat(f)))).reduce((n, s) => n + s.size, 0);
+        const progress = byteProgress('import', total, !g.json);
+        const started = Date.now();
+        const config = opts.config ? await readFile(opts.config) : Buffer.alloc(0);
+        const created = await importImages(client, { name, blockSize: parseSize(opts.blockSize), config }, images, progress).finally(() =>
+          progress.stop(),
+        );
+        const secs = (Date.now() - started) / 1000;
+        if (g.json) printJson({ ...created, importedBytes: total, seconds: secs });
+        else
+          printFields({
+            imported: created.name,
+            id: created.id,
+            bytes: formatBytes(total),
+            'grid offsets': created.disks.map((d) => d.gridOffset).join(', '),
+            rate: `${formatBytes(Math.round(total / Math.max(secs, 0.001)))}/s`,
+          });
+      }),
+    );
+  vm.command('list')
+    .description('list VMs')
+    .action(
+      withClient(async (client, g) => {
+        const { api } = await import('./client.js');
+        const { vms } = await api(client).listVms({});
+        if (g.json) printJson(vms);
+        else printTable(vms.map(vmRow));
+      }),
+    );
+  vm.command('show <vm>')
+    .description('show a VM')
+    .action(
+      withClient(async (client, g, name: string) => {
+        const { api } = await import('./client.js');
+        const v = await api(client).getVm({ vm: name });
+        if (g.json) return printJson(v);
+        printFields({
+          name: v.name,
+          id: v.id,
+          'home site': v.homeSite,
+          created: when(v.createdAtMs),
+          snapshots: v.snapshotCount,
+          'cloned from': v.clonedFrom ? `${v.clonedFrom.vmName}@${v.clonedFrom.snapshotId}` : '-',
+          'hypervisor config': `${v.hypervisorConfig.length} bytes`,
+        });
+        printTable(
+          v.disks.map((d) => ({ disk: d.index, size: formatBytes(d.size), bytes: d.size, 'block size': formatBytes(d.blockSize), 'grid offset': d.gridOffset })),
+        );
+      }),
+    );
+  vm.command('delete <vm>')
+    .description('delete a VM and its snapshots (space is freed by gc)')
+    .action(
+      withClient(async (client, g, name: string) => {
+        const { api } = await import('./client.js');
+        const v = await api(client).getVm({ vm: name });
+        await api(client).deleteVm({ vm: name });
+        if (g.json) printJson({ deleted: v.name, id: v.id });
+        else printFields({ deleted: v.name, id: v.id });
+      }),
+    );
+
+  const disk = program.command('disk').description('live vDisk I/O and export');
+  disk
+    .command('write <vm> <index> <file>')
+    .description("write FILE's bytes into the live vDisk")
+    .option('--offset <bytes>', 'byte offset in the vDisk (sizes like 1M accepted)', '0')
+    .action(
+      withClient(async (client, g, vmName: string, index: string, file: string, opts: { offset: string }) => {
+        const { writeFile } = await import('./transfer.js');
+        const { stat } = await import('node:fs/promises');
+        const progress = byteProgress('write', (await stat(file)).size, !g.json);
+        const r = await writeFile(client, { vm: vmName, diskIndex: parseIndex(index), offset: parseOffset(opts.offset) }, file, progress).finally(() =>
+          progress.stop(),
+        );
+        if (g.json) printJson(r);
+        else printFields({ written: formatBytes(r.bytesWritten), bytes: r.bytesWritten, 'grid offset': r.gridOffset });
+      }),
+    );
+  disk
+    .command('export <ref> <index> <file>')
+    .description('write a vDisk (VM live state or VM@SNAPSHOT) to a raw image, holes kept sparse')
+    .action(
+      withClient(async (client, g, ref: string, index: string, file: string) => {
+        const { exportDisk } = await import('./transfer.js');
+        let progress = byteProgress('export', 1, false);
+        const started = Date.now();
+        const r = await exportDisk(
+          client,
+          { ref, diskIndex: parseIndex(index) },
+          file,
+          (size) => (progress = byteProgress('export', size, !g.json)),
+          { update: (n) => progress.update(n), stop: () => progress.stop() },
+        ).finally(() => progress.stop());
+        const secs = (Date.now() - started) / 1000;
+        if (g.json) printJson({ ...r, file, seconds: secs });
+        else printFields({ exported: file, size: formatBytes(r.size), 'data bytes': formatBytes(r.dataBytes), seconds: secs.toFixed(2) });
+      }),
+    );
+
+  const snap = program.command('snapshot').description('create, list, show, label and delete snapshots');
+  snap
+    .command('create <vm>')
+    .option('--label <label>', 'a label to refer to it by (VM@LABEL)')
+    .action(
+      withClient(async (client, g, vmName: string, opts: { label?: string }) => {
+        const { api } = await import('./client.js');
+        const s = await api(client).createSnapshot({ vm: vmName, label: opts.label ?? '' });
+        if (g.json) printJson(s);
+        else printFields({ snapshot: `${s.vmName}@${s.label || s.id}`, id: s.id, 'dirty blocks': s.dirtyBlocks });
+      }),
+    );
+  snap.command('list <vm>').action(
+    withClient(async (client, g, vmName: string) => {
+      const { api } = await import('./client.js');
+      const { snapshots } = await api(client).listSnapshots({ vm: vmName });
+      if (g.json) printJson(snapshots);
+      else printTable(snapshots.map(snapshotRow));
+    }),
+  );
+  snap.command('show <ref>').action(
+    withClient(async (client, g, ref: string) => {
+      const { api } = await import('./client.js');
+      const s = await api(client).getSnapshot({ ref });
+      if (g.json) return printJson(s);
+      printFields({ vm: s.vmName, ...snapshotRow(s) });
+      printTable(s.disks.map((d) => ({ disk: d.index, size: formatBytes(d.size), 'block size': formatBytes(d.blockSize), 'grid offset': d.gridOffset, root: d.root.slice(0, 16) })));
+    }),
+  );
+  snap.command('label <ref> <label>').action(
+    withClient(async (client, g, ref: string, label: string) => {
+      const { api } = await import('./client.js');
+      const s = await api(client).labelSnapshot({ ref, label });
+      if (g.json) printJson(s);
+      else printFields({ labelled: `${s.vmName}@${s.label}`, id: s.id });
+    }),
+  );
+  snap.command('delete <ref>').action(
+    withClient(async (client, g, ref: string) => {
+      const { api } = await import('./client.js');
+      const s = await api(client).getSnapshot({ ref });
+      await api(client).deleteSnapshot({ ref });
+      if (g.json) printJson({ deleted: ref, id: s.id });
+      else printFields({ deleted: ref, id: s.id });
+    }),
+  );
+
+  program
+    .command('clone <ref> <name>')
+    .description('new VMs from a snapshot (or from live state, snapshotting first); metadata only')
+    .option('--count <n>', 'make N clones named NAME-001 … NAME-N', '1')
+    .action(
+      withClient(async (client, g, ref: string, name: string, opts: { count: string }) => {
+        const { api } = await import('./client.js');
+        const started = Date.now();
+        const r = await api(client).cloneVm({ ref, name, count: parseCount(opts.count) });
+        if (g.json) return printJson({ ...r, seconds: (Date.now() - started) / 1000 });
+        printFields({ source: `${r.source?.vmName ?? ''}@${r.source?.id ?? ''}`, clones: r.vms.length, seconds: ((Date.now() - started) / 1000).toFixed(2) });
+        if (r.vms.length <= 20) printTable(r.vms.map(vmRow));
+      }),
+    );
+
+  program
+    .command('restore <ref>')
+    .description('revert a VM (or one vDisk) to a snapshot; unsnapshotted writes are dropped')
+    .option('--disk <index>', 'restore only this vDisk')
+    .action(
+      withClient(async (client, g, ref: string, opts: { disk?: string }) => {
+        const { api } = await import('./client.js');
+        const v = await api(client).restore({ ref, ...(opts.disk === undefined ? {} : { diskIndex: parseIndex(opts.disk) }) });
+        if (g.json) printJson(v);
+        else printFields({ restored: v.name, from: ref, disks: opts.disk ?? 'all' });
+      }),
+    );
+
+  program
+    .command('stats [vm]')
+    .description('space: logical vs stored bytes, dedup and compression, per VM unique vs shared')
+    .action(
+      withClient(async (client, g, vmName: string | undefined) => {
+        const { api } = await import('./client.js');
+        const s = await api(client).getStats({ vm: vmName ?? '' });
+        if (g.json) return printJson(s);
+        printFields({
+          'logical bytes': `${formatBytes(s.logicalBytes)} (${s.logicalBytes})`,
+          'stored bytes': `${formatBytes(s.storedBytes)} (${s.storedBytes})`,
+          'unique chunks': `${s.chunkCount} (${formatBytes(s.uncompressedBytes)} before compression)`,
+          'dedup ratio': `${s.dedupRatio}x`,
+          'compression ratio': `${s.compressionRatio}x`,
+          'space saving': `${s.totalRatio}x`,
+          vms: s.vmCount,
+          snapshots: s.snapshotCount,
+        });
+        if (s.vms.length > 0 && s.vms.length <= 50) {
+          printTable(
+            s.vms.map((v) => ({
+              vm: v.vmName,
+              logical: formatBytes(v.logicalBytes),
+              referenced: formatBytes(v.referencedStoredBytes),
+              unique: formatBytes(v.uniqueStoredBytes),
+              shared: formatBytes(v.sharedStoredBytes),
+            })),
+          );
+        }
+      }),
+    );
+
+  program
+    .command('gc')
+    .description('free chunks no snapshot or live state references')
+    .action(
+      withClient(async (client, g) => {
+        const { api } = await import('./client.js');
+        const r = await api(client).runGc({});
+        if (g.json) printJson(r);
+        else printFields({ marked: r.chunksMarked, swept: r.chunksSwept, freed: formatBytes(r.bytesFreed), 'duration ms': r.durationMs });
+      }),
+    );
+
+  program
+    .command('verify')
+    .description('re-hash every stored chunk; report corrupt or missing chunks and who references them')
+    .action(
+      withClient(async (client, g) => {
+        const stream = client.verify({});
+        let report: import('@vmferry/proto').VerifyReport | undefined;
+        for await (const ev of stream as AsyncIterable<import('@vmferry/proto').VerifyEvent>) {
+          if (ev.kind?.$case === 'progress' && !g.json && process.stderr.isTTY) process.stderr.write(`\rchecked ${ev.kind.value.chunksChecked} chunks`);
+          if (ev.kind?.$case === 'report') report = ev.kind.value;
+        }
+        if (!report) throw new Error('the node ended verify without a report');
+        if (g.json) printJson(report);
+        else {
+          if (process.stderr.isTTY) process.stderr.write('\n');
+          printFields({ 'chunks checked': report.chunksChecked, corrupt: report.corrupt.length, missing: report.missing.length });
+          if (report.corrupt.length > 0) printTable(report.corrupt.map((c) => ({ chunk: c.chunkId.slice(0, 16), reason: c.reason, 'referenced by': c.referencedBy.join(', ') })));
+          for (const m of report.missing) process.stdout.write(`missing chunk ${m.slice(0, 16)}\n`);
+        }
+        if (report.corrupt.length > 0 || report.missing.length > 0) process.exitCode = 2;
+      }),
+    );
+}

@@ -1,0 +1,22 @@
+/**
+ * The vmferry command. Global options: --node HOST:PORT (env VMFERRY_NODE), --json.
+ * Every command prints a table (or fields) for people, or one JSON document with --json.
+ * Errors go to stderr with a non-zero exit.
+ */
+import { Command, Option } from 'commander';
+import { registerCommands } from './commands.js';
+
+const program = new Command();
+program
+  .name('vmferry')
+  .description('Per-VM snapshots, clones and replication on a deduplicated chunk store')
+  .addOption(new Option('--node <host:port>', 'storage node address').env('VMFERRY_NODE').default('127.0.0.1:7400'))
+  .option('--json', 'print one JSON document on stdout', false)
+  .showHelpAfterError();
+
+registerCommands(program);
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`vmferry: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});

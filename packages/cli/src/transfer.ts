@@ -1,0 +1,115 @@
+/** Streaming a file into a vDisk (import, write) and a vDisk out to a sparse file (export). */
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import type * as grpc from '@grpc/grpc-js';
+import type { DiskExtent, ImportVmRequest, StorageNodeClient, Vm, WriteDiskRequest, WriteDiskResponse } from '@vmferry/proto';
+import type { Progress } from './progress.js';
+
+/** Size of each data message; well under the node's 8 MiB message limit. */
+const PIECE_BYTES = 1024 * 1024;
+
+async function send<T>(stream: grpc.ClientWritableStream<T>, msg: T): Promise<void> {
+  if (!stream.write(msg)) await once(stream, 'drain');
+}
+
+async function* pieces(file: string): AsyncGenerator<Buffer> {
+  for await (const chunk of createReadStream(file, { highWaterMark: PIECE_BYTES })) yield chunk as Buffer;
+}
+
+export async function importImages(
+  client: StorageNodeClient,
+  header: { name: string; blockSize: number; config: Buffer },
+  images: readonly string[],
+  progress: Progress,
+): Promise<Vm> {
+  const sizes = await Promise.all(images.map(async (f) => (await stat(f)).size));
+  let result!: Promise<Vm>;
+  const stream = await new Promise<grpc.ClientWritableStream<ImportVmRequest>>((resolve) => {
+    result = new Promise((res, rej) => {
+      resolve(client.importVm((err, vm) => (err ? rej(err) : res(vm))));
+    });
+  });
+  result.catch(() => undefined);
+  let done = 0;
+  try {
+    await send(stream, {
+      kind: {
+        $case: 'header',
+        value: { name: header.name, disks: sizes.map((size) => ({ size, blockSize: header.blockSize })), hypervisorConfig: header.config },
+      },
+    });
+    for (const [diskIndex, file] of images.entries()) {
+      let offset = 0;
+      for await (const data of pieces(file)) {
+        await send(stream, { kind: { $case: 'data', value: { diskIndex, offset, data } } });
+        offset += data.length;
+        done += data.length;
+        progress.update(done);
+      }
+    }
+  } finally {
+    stream.end();
+  }
+  return result;
+}
+
+export async function writeFile(
+  client: StorageNodeClient,
+  target: { vm: string; diskIndex: number; offset: number },
+  file: string,
+  progress: Progress,
+): Promise<WriteDiskResponse> {
+  let result!: Promise<WriteDiskResponse>;
+  const stream = await new Promise<grpc.ClientWritableStream<WriteDiskRequest>>((resolve) => {
+    result = new Promise((res, rej) => resolve(client.writeDisk((err, r) => (err ? rej(err) : res(r)))));
+  });
+  result.catch(() => undefined);
+  let done = 0;
+  try {
+    await send(stream, { kind: { $case: 'header', value: target } });
+    for await (const data of pieces(file)) {
+      await send(stream, { kind: { $case: 'data', value: data } });
+      done += data.length;
+      progress.update(done);
+    }
+  } finally {
+    stream.end();
+  }
+  return result;
+}
+
+/**
+ * Exports a vDisk to `file`: data extents are written in place, holes are skipped and the
+ * file is sized to the disk, so holes stay sparse on the local filesystem.
+ */
+export async function exportDisk(
+  client: StorageNodeClient,
+  req: { ref: string; diskIndex: number },
+  file: string,
+  onSize: (size: number) => void,
+  progress: Progress,
+): Promise<{ size: number; dataBytes: number }> {
+  const fh = await open(file, 'w');
+  let size = 0;
+  let dataBytes = 0;
+  try {
+    const stream = client.readDisk({ ref: req.ref, diskIndex: req.diskIndex, offset: 0, length: 0 });
+    for await (const x of stream as AsyncIterable<DiskExtent>) {
+      if (x.diskSize > 0 && size === 0) {
+        size = x.diskSize;
+        onSize(size);
+      }
+      if (x.data.length > 0) {
+        await fh.write(x.data, 0, x.data.length, x.offset);
+        dataBytes += x.data.length;
+      }
+      progress.update(x.offset + (x.data.length || x.holeLength));
+    }
+    await fh.truncate(size);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return { size, dataBytes };
+}

@@ -1,0 +1,49 @@
+import { z } from 'zod';
+import { InvalidArgumentError } from '@vmferry/core';
+import { DEFAULT_MAX_SNAPSHOTS_PER_VM } from './context.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:7400';
+export const DEFAULT_SITE = 'local';
+export const DEFAULT_ZSTD_LEVEL = 3;
+
+const schema = z
+  .object({
+    dataDir: z.string().min(1, 'the data folder is required (--data DIR or VMFERRY_DATA)'),
+    listen: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'listen must be HOST:PORT')
+      .default(DEFAULT_LISTEN),
+    site: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'site must be a simple name').default(DEFAULT_SITE),
+    maxSnapshotsPerVm: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_SNAPSHOTS_PER_VM),
+    zstdLevel: z.coerce.number().int().min(1).max(19).default(DEFAULT_ZSTD_LEVEL),
+    codecThreads: z.coerce.number().int().min(1).max(64).optional(),
+    prometheusPort: z.coerce.number().int().min(0).max(65535).default(0),
+  })
+  .strict();
+
+export type NodeConfig = z.infer<typeof schema>;
+
+/** Pure: validates a config object, reporting every bad key at once. */
+export function loadConfig(input: Record<string, unknown>): NodeConfig {
+  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined && v !== ''));
+  const r = schema.safeParse(defined);
+  if (!r.success) {
+    const problems = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`);
+    throw new InvalidArgumentError(`bad storage node configuration:\n  ${problems.join('\n  ')}`);
+  }
+  return r.data;
+}
+
+/** The only reader of the environment: VMFERRY_* variables under explicit overrides. */
+export function configFromEnv(overrides: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): NodeConfig {
+  return loadConfig({
+    dataDir: env.VMFERRY_DATA,
+    listen: env.VMFERRY_LISTEN,
+    site: env.VMFERRY_SITE,
+    maxSnapshotsPerVm: env.VMFERRY_MAX_SNAPSHOTS_PER_VM,
+    zstdLevel: env.VMFERRY_ZSTD_LEVEL,
+    codecThreads: env.VMFERRY_CODEC_THREADS,
+    prometheusPort: env.VMFERRY_PROMETHEUS_PORT,
+    ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
+  });
+}

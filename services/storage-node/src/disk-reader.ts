@@ -1,0 +1,144 @@
+/*
+ * Reading a vDisk (live or snapshot) as a stream of extents: data, or holes that the client
+ * keeps sparse. Block fingerprints are collected a window at a time, then chunks are fetched
+ * (verified against their fingerprints by the codec workers) a batch ahead of the consumer.
+ * Live state is read window by window under the VM's shared lock with the then-current root,
+ * so a snapshot taken meanwhile (same content, new root) never tears a read.
+ */
+import {
+  blockCount,
+  blockIndexAt,
+  blockRange,
+  checkExtent,
+  fromHex,
+  type BlockLayout,
+  type LeafUpdate,
+  type VmRecord,
+} from '@vmferry/core';
+import { liveView, viewLeaves, type DiskView } from './block-source.js';
+import type { EngineContext } from './context.js';
+import { diskOf } from './vms.js';
+
+export interface Extent {
+  readonly offset: number;
+  /** Present for data; absent for a hole of `length` zero bytes. */
+  readonly data?: Buffer;
+  readonly length: number;
+}
+
+/** Blocks whose fingerprints are collected per window. */
+const WINDOW_BLOCKS = 1024;
+/** Chunks fetched and decoded per batch. */
+const FETCH_CHUNKS = 64;
+/** Data extents are coalesced up to this size. */
+const MAX_EXTENT_BYTES = 1024 * 1024;
+
+export type ViewSource = { kind: 'snapshot'; view: DiskView } | { kind: 'live'; vm: VmRecord; diskIndex: number };
+
+async function collect(gen: AsyncIterable<LeafUpdate>): Promise<LeafUpdate[]> {
+  const out: LeafUpdate[] = [];
+  for await (const l of gen) out.push(l);
+  return out;
+}
+
+/** Leaves of [from, to) in windows: arrays of non-hole blocks in order. */
+async function* leafWindows(ctx: EngineContext, source: ViewSource, from: number, to: number): AsyncGenerator<LeafUpdate[]> {
+  if (source.kind === 'snapshot') {
+    let window: LeafUpdate[] = [];
+    for await (const leaf of viewLeaves(ctx, source.view, from, to)) {
+      window.push(leaf);
+      if (window.length >= WINDOW_BLOCKS) {
+        yield window;
+        window = [];
+      }
+    }
+    if (window.length > 0) yield window;
+    return;
+  }
+  for (let w = from; w < to; w += WINDOW_BLOCKS) {
+    const end = Math.min(to, w + WINDOW_BLOCKS);
+    const leaves = await ctx.vmLock(source.vm.id).shared(async () => {
+      const current = ctx.catalog.vmById(source.vm.id) ?? source.vm;
+      return collect(viewLeaves(ctx, liveView(current, source.diskIndex), w, end));
+    });
+    if (leaves.length > 0) yield leaves;
+  }
+}
+
+function layoutOf(source: ViewSource): BlockLayout {
+  return source.kind === 'snapshot' ? source.view.layout : diskOf(source.vm, source.diskIndex);
+}
+
+/**
+ * Extents covering exactly [offset, offset + length) in order (length 0: to the end).
+ * Throws OutOfRangeError for a range outside the disk; rejects with ChunkMissingError or
+ * ChunkCorruptError when stored data is damaged.
+ */
+export async function* readExtents(ctx: EngineContext, source: ViewSource, offset: number, length: number): AsyncGenerator<Extent> {
+  const layout = layoutOf(source);
+  const len = length === 0 ? layout.size - offset : length;
+  checkExtent(layout, offset, len, 'read');
+  if (len === 0) return;
+  const end = offset + len;
+  const fromBlock = blockIndexAt(layout, offset);
+  const toBlock = Math.min(blockCount(layout), blockIndexAt(layout, end - 1) + 1);
+
+  let cursor = offset;
+  let pending: Buffer[] = [];
+  let pendingStart = offset;
+  let pendingBytes = 0;
+  const flushData = function* (): Generator<Extent> {
+    if (pendingBytes > 0) yield { offset: pendingStart, data: Buffer.concat(pending), length: pendingBytes };
+    pending = [];
+    pendingBytes = 0;
+  };
+  const emitHoleTo = function* (to: number): Generator<Extent> {
+    if (to > cursor) {
+      yield* flushData();
+      yield { offset: cursor, length: to - cursor };
+      cursor = to;
+    }
+  };
+
+  // Prefetch: the next batch's chunks load while the current one is consumed.
+  const batches = chunkBatches(leafWindows(ctx, source, fromBlock, toBlock));
+  let next = batches.next();
+  const fetch = (p: Promise<IteratorResult<LeafUpdate[]>>): Promise<Buffer[] | undefined> => {
+    const f = p.then((n) => (n.done ? undefined : ctx.chunks.get(n.value.map((l) => l.fp))));
+    f.catch(() => undefined); // surfaced when awaited; never unhandled if the reader stops early
+    return f;
+  };
+  let nextData = fetch(next);
+  for (;;) {
+    const r = await next;
+    if (r.done) break;
+    const data = (await nextData) as Buffer[];
+    next = batches.next();
+    nextData = fetch(next);
+    for (let i = 0; i < r.value.length; i++) {
+      const leaf = r.value[i] as LeafUpdate;
+      const br = blockRange(layout, leaf.block);
+      const lo = Math.max(br.start, offset);
+      const hi = Math.min(br.start + br.length, end);
+      yield* emitHoleTo(lo);
+      if (pendingBytes === 0) pendingStart = lo;
+      const chunk = data[i] as Buffer;
+      pending.push(chunk.subarray(lo - br.start, hi - br.start));
+      pendingBytes += hi - lo;
+      cursor = hi;
+      if (pendingBytes >= MAX_EXTENT_BYTES) yield* flushData();
+    }
+  }
+  yield* emitHoleTo(end);
+  yield* flushData();
+}
+
+async function* chunkBatches(windows: AsyncIterable<LeafUpdate[]>): AsyncGenerator<LeafUpdate[]> {
+  for await (const w of windows) {
+    for (let i = 0; i < w.length; i += FETCH_CHUNKS) yield w.slice(i, i + FETCH_CHUNKS);
+  }
+}
+
+export function snapshotView(vmId: string, disk: { index: number; size: number; blockSize: number; gridOffset: number; root: string }): DiskView {
+  return { vmId, diskIndex: disk.index, layout: disk, root: fromHex(disk.root), live: false };
+}

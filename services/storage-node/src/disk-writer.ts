@@ -1,0 +1,203 @@
+/*
+ * Writing into a live vDisk.
+ *
+ * A write stream is cut into batches on block boundaries (of the disk's grid), so batches in
+ * flight touch disjoint blocks and can be hashed and compressed in parallel by the codec
+ * workers. Only a batch's first and last block can be partial; those are read, merged and
+ * written under the disk's edge lock (read-modify-write). Each batch commits its new chunks
+ * and its dirty-block entries in one RocksDB batch, under the VM's shared lock, so a snapshot
+ * (exclusive) sees a batch entirely or not at all.
+ */
+import {
+  blockIndexAt,
+  blockRange,
+  blocksOfExtent,
+  checkExtent,
+  FailedPreconditionError,
+  gridOffsetFor,
+  isHole,
+  PARTITION_TABLE_BYTES,
+  toHex,
+  type Fingerprint,
+  type VmRecord,
+} from '@vmferry/core';
+import { keys, type StoredChunk } from '@vmferry/store-rocksdb';
+import { liveView, readBlock, type DiskView } from './block-source.js';
+import type { EngineContext } from './context.js';
+import { diskOf } from './vms.js';
+
+/** Bytes buffered before a batch is dispatched to the codec workers. */
+export const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
+/** Batches hashed/compressed concurrently per stream (enough to keep two workers busy). */
+const MAX_IN_FLIGHT = 3;
+
+export interface WriteResult {
+  readonly bytesWritten: number;
+  readonly gridOffset: number;
+}
+
+export class ExtentWriter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private batchStart: number;
+  private written = 0;
+  private inFlight = new Set<Promise<void>>();
+  private failure: unknown;
+  private view: DiskView;
+  private alignmentChecked = false;
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private vm: VmRecord,
+    private readonly diskIndex: number,
+    offset: number,
+  ) {
+    const disk = diskOf(vm, diskIndex);
+    checkExtent(disk, offset, 0, 'write');
+    this.batchStart = offset;
+    this.view = liveView(vm, diskIndex);
+  }
+
+  /** Appends `data` at the stream's cursor. Rejects with OutOfRangeError past the disk's end. */
+  async write(data: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    checkExtent(this.view.layout, this.batchStart + this.pendingBytes, data.length, 'write');
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+    if (this.pendingBytes >= WRITE_BATCH_BYTES) await this.dispatch(false);
+  }
+
+  async end(): Promise<WriteResult> {
+    await this.dispatch(true);
+    await Promise.all(this.inFlight);
+    if (this.failure) throw this.failure;
+    return { bytesWritten: this.written, gridOffset: this.view.layout.gridOffset };
+  }
+
+  private async dispatch(final: boolean): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    if (!this.alignmentChecked) await this.maybeAlign();
+    const data = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending);
+    const end = this.batchStart + data.length;
+    const cut = final ? end : Math.max(this.batchStart, blockRange(this.view.layout, blockIndexAt(this.view.layout, end)).start);
+    if (cut === this.batchStart) return;
+    const batch = data.subarray(0, cut - this.batchStart);
+    const rest = data.subarray(cut - this.batchStart);
+    const start = this.batchStart;
+    this.pending = rest.length > 0 ? [rest] : [];
+    this.pendingBytes = rest.length;
+    this.batchStart = cut;
+    while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
+    const p: Promise<void> = this.writeBatch(start, batch)
+      .then(() => {
+        this.written += batch.length;
+      })
+      .catch((e: unknown) => {
+        this.failure ??= e;
+      })
+      .finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+  }
+
+  /**
+   * Auto-alignment: the first write of sector 0 onto an empty vDisk sets the grid offset
+   * from the partition table it carries, before any block is cut.
+   */
+  private async maybeAlign(): Promise<void> {
+    this.alignmentChecked = true;
+    if (this.batchStart !== 0 || this.pendingBytes < 512) return;
+    const head = Buffer.concat(this.pending).subarray(0, PARTITION_TABLE_BYTES);
+    const layout = this.view.layout;
+    const grid = gridOffsetFor(head, layout.blockSize);
+    if (grid === undefined || grid === layout.gridOffset || grid >= layout.size) return;
+    await this.ctx.vmLock(this.vm.id).exclusive(async () => {
+      const current = this.ctx.catalog.vmById(this.vm.id);
+      if (!current) throw new FailedPreconditionError(`VM '${this.vm.name}' was deleted during the write`);
+      const disk = diskOf(current, this.diskIndex);
+      if (!isHole(Buffer.from(disk.root, 'hex')) || (await this.hasDirty())) return;
+      const disks = current.disks.map((d) => (d.index === this.diskIndex ? { ...d, gridOffset: grid } : d));
+      const updated = { ...current, disks };
+      await this.ctx.catalog.commit((tx) => tx.putVm(updated), { durable: true });
+      this.vm = updated;
+      this.view = liveView(updated, this.diskIndex);
+    });
+  }
+
+  private async hasDirty(): Promise<boolean> {
+    for await (const _ of this.ctx.db.entries(keys.prefixRange(keys.dirtyDiskPrefix(this.vm.id, this.diskIndex)), false)) {
+      return true;
+    }
+    return false;
+  }
+
+  private async writeBatch(start: number, data: Buffer): Promise<void> {
+    const layout = this.view.layout;
+    const blocks = [...blocksOfExtent(layout, start, data.length)];
+    const first = blocks[0];
+    const last = blocks[blocks.length - 1];
+    const partial = (b: (typeof blocks)[number] | undefined): boolean => !!b && (b.from > 0 || b.to < b.length);
+    const run = async (): Promise<void> => {
+      const contents = await Promise.all(
+        blocks.map(async (b) => {
+          const slice = data.subarray(b.start + b.from - start, b.start + b.to - start);
+          if (b.from === 0 && b.to === b.length) return slice;
+          const old = await this.readLiveBlock(b.index);
+          slice.copy(old, b.from);
+          return old;
+        }),
+      );
+      await this.commitBlocks(
+        blocks.map((b) => b.index),
+        contents,
+      );
+    };
+    if (partial(first) || partial(last)) await this.ctx.diskEdgeLock(this.vm.id, this.diskIndex).run(run);
+    else await run();
+    this.ctx.metrics.ingestBytes.add(data.length);
+  }
+
+  /**
+   * Reads a block of the current live state under the VM's shared lock: a snapshot folding
+   * the dirty blocks into a new root cannot run between choosing the root and reading it.
+   */
+  private readLiveBlock(block: number): Promise<Buffer> {
+    return this.ctx.vmLock(this.vm.id).shared(async () => {
+      const current = this.ctx.catalog.vmById(this.vm.id);
+      if (!current) throw new FailedPreconditionError(`VM '${this.vm.name}' was deleted during the write`);
+      return readBlock(this.ctx, liveView(current, this.diskIndex), block);
+    });
+  }
+
+  private async commitBlocks(indexes: readonly number[], contents: readonly Buffer[]): Promise<void> {
+    const { chunks, metrics } = this.ctx;
+    const fps = await chunks.pool.hash(contents);
+    // Unique non-hole chunks of this batch, then those the store lacks.
+    const unique = new Map<string, number>();
+    fps.forEach((fp, i) => {
+      if (!isHole(fp) && !unique.has(toHex(fp))) unique.set(toHex(fp), i);
+    });
+    const candidates = [...unique.values()];
+    const present = await chunks.has(candidates.map((i) => fps[i] as Fingerprint));
+    const fresh = candidates.filter((_, k) => !present[k]);
+    const records = await chunks.pool.encode(fresh.map((i) => contents[i] as Buffer));
+    const stored: StoredChunk[] = fresh.map((i, k) => ({
+      id: fps[i] as Fingerprint,
+      record: records[k] as Buffer,
+      rawLength: (contents[i] as Buffer).length,
+    }));
+    await this.ctx.vmLock(this.vm.id).shared(async () => {
+      if (!this.ctx.catalog.vmById(this.vm.id)) {
+        throw new FailedPreconditionError(`VM '${this.vm.name}' was deleted during the write`);
+      }
+      await this.ctx.db.commit((batch) => {
+        chunks.addPuts(batch, stored);
+        indexes.forEach((block, i) => batch.tryPut(keys.dirtyKey(this.vm.id, this.diskIndex, block), fps[i] as Fingerprint));
+      });
+    });
+    for (const s of stored) {
+      metrics.newChunkBytes.add(s.rawLength);
+      metrics.storedChunkBytes.add(s.record.length);
+    }
+  }
+}

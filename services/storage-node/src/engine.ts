@@ -1,0 +1,183 @@
+import { mkdir } from 'node:fs/promises';
+import { InvalidArgumentError, parseRef, type SnapshotRecord, type VmRecord } from '@vmferry/core';
+import { Catalog, ChunkStore, CodecPool, Database } from '@vmferry/store-rocksdb';
+import { EngineContext, type EngineOptions } from './context.js';
+import { readExtents, snapshotView, type Extent } from './disk-reader.js';
+import { ExtentWriter } from './disk-writer.js';
+import { runGc, type GcReport } from './gc.js';
+import { createNodeMetrics } from './metrics.js';
+import { cloneVm, createSnapshot, deleteSnapshot, labelSnapshot, resolveSnapshotRef, restore, type SnapshotOptions } from './snapshots.js';
+import { computeStats, type NodeStats } from './stats.js';
+import { verifyStore, type VerifyReport } from './verify.js';
+import { createVm, deleteVm, diskOf, resolveVm, type CreateVmInput } from './vms.js';
+
+export interface OpenOptions extends Partial<EngineOptions> {
+  readonly dataDir: string;
+  readonly codecThreads?: number;
+  readonly zstdLevel?: number;
+}
+
+/**
+ * The storage node's domain API: VMs, live vDisk I/O, snapshots, clones, restore, space,
+ * GC and verify over one data folder. The gRPC server is a thin adapter over this.
+ */
+export class StorageEngine {
+  private constructor(readonly ctx: EngineContext) {}
+
+  static async open(options: OpenOptions): Promise<StorageEngine> {
+    await mkdir(options.dataDir, { recursive: true });
+    const db = await Database.open(options.dataDir);
+    const pool = new CodecPool({
+      ...(options.codecThreads === undefined ? {} : { threads: options.codecThreads }),
+      ...(options.zstdLevel === undefined ? {} : { zstdLevel: options.zstdLevel }),
+    });
+    const catalog = await Catalog.load(db);
+    const ctx = new EngineContext(
+      db,
+      new ChunkStore(db, pool),
+      catalog,
+      { maxSnapshotsPerVm: options.maxSnapshotsPerVm ?? 1024, site: options.site ?? 'local' },
+      createNodeMetrics(),
+    );
+    const engine = new StorageEngine(ctx);
+    await engine.recover();
+    return engine;
+  }
+
+  /** Removes VMs whose import never finished (the node stopped mid-import). */
+  private async recover(): Promise<void> {
+    for (const vm of this.ctx.catalog.vms()) if (vm.importing) await deleteVm(this.ctx, vm.id);
+  }
+
+  async close(): Promise<void> {
+    await this.ctx.chunks.pool.close();
+    await this.ctx.db.close();
+  }
+
+  createVm(input: CreateVmInput): Promise<VmRecord> {
+    return createVm(this.ctx, input);
+  }
+
+  /**
+   * Creates a VM and streams raw images into its vDisks. Until `finish`, the VM is marked
+   * importing (hidden from snapshots; removed if the node restarts); `abort` deletes it.
+   */
+  async beginImport(input: CreateVmInput): Promise<ImportSession> {
+    const vm = await createVm(this.ctx, input, { importing: true });
+    return new ImportSession(this, vm);
+  }
+
+  listVms(): VmRecord[] {
+    return this.ctx.catalog.vms().filter((v) => !v.importing);
+  }
+
+  getVm(nameOrId: string): VmRecord {
+    return resolveVm(this.ctx, nameOrId);
+  }
+
+  snapshotCount(vmId: string): number {
+    return this.ctx.catalog.snapshotCount(vmId);
+  }
+
+  deleteVm(nameOrId: string): Promise<VmRecord> {
+    return deleteVm(this.ctx, nameOrId);
+  }
+
+  /** A writer appending at `offset` of the live vDisk; call end() to finish. */
+  openWriter(vmNameOrId: string, diskIndex: number, offset: number): ExtentWriter {
+    return new ExtentWriter(this.ctx, resolveVm(this.ctx, vmNameOrId), diskIndex, offset);
+  }
+
+  /** Reads `VM` (live) or `VM@SNAPSHOT`, disk `diskIndex`, [offset, offset+length) (0: to the end). */
+  read(ref: string, diskIndex: number, offset: number, length: number): { size: number; extents: AsyncGenerator<Extent> } {
+    const parsed = parseRef(ref);
+    if (parsed.snapshot === undefined) {
+      const vm = resolveVm(this.ctx, parsed.vm);
+      const disk = diskOf(vm, diskIndex);
+      return { size: disk.size, extents: readExtents(this.ctx, { kind: 'live', vm, diskIndex }, offset, length) };
+    }
+    const { vm, snapshot } = resolveSnapshotRef(this.ctx, ref);
+    const disk = snapshot.disks[diskIndex] ?? diskOf(vm, diskIndex);
+    return { size: disk.size, extents: readExtents(this.ctx, { kind: 'snapshot', view: snapshotView(vm.id, disk) }, offset, length) };
+  }
+
+  createSnapshot(vm: string, options: SnapshotOptions = {}): Promise<SnapshotRecord> {
+    return createSnapshot(this.ctx, vm, options);
+  }
+
+  listSnapshots(vm: string): SnapshotRecord[] {
+    return this.ctx.catalog.snapshots(resolveVm(this.ctx, vm).id);
+  }
+
+  getSnapshot(ref: string): { vm: VmRecord; snapshot: SnapshotRecord } {
+    return resolveSnapshotRef(this.ctx, ref);
+  }
+
+  deleteSnapshot(ref: string): Promise<SnapshotRecord> {
+    return deleteSnapshot(this.ctx, ref);
+  }
+
+  labelSnapshot(ref: string, label: string): Promise<SnapshotRecord> {
+    return labelSnapshot(this.ctx, ref, label);
+  }
+
+  clone(ref: string, name: string, count = 1): Promise<{ source: SnapshotRecord; vms: VmRecord[] }> {
+    return cloneVm(this.ctx, ref, name, count);
+  }
+
+  restore(ref: string, diskIndex?: number): Promise<VmRecord> {
+    return restore(this.ctx, ref, diskIndex);
+  }
+
+  stats(vm?: string): Promise<NodeStats> {
+    return computeStats(this.ctx, vm);
+  }
+
+  gc(): Promise<GcReport> {
+    return runGc(this.ctx);
+  }
+
+  verify(onProgress?: (checked: number) => void): Promise<VerifyReport> {
+    return verifyStore(this.ctx, onProgress);
+  }
+}
+
+export class ImportSession {
+  private writer: ExtentWriter | undefined;
+  private disk = -1;
+  private expectedOffset = 0;
+
+  constructor(
+    private readonly engine: StorageEngine,
+    readonly vm: VmRecord,
+  ) {}
+
+  /** Data must arrive in disk order and, within a disk, in offset order. */
+  async write(diskIndex: number, offset: number, data: Buffer): Promise<void> {
+    if (diskIndex !== this.disk) {
+      if (diskIndex < this.disk) throw new InvalidArgumentError(`import data for vDisk ${diskIndex} arrived after vDisk ${this.disk}`);
+      await this.writer?.end();
+      this.writer = this.engine.openWriter(this.vm.id, diskIndex, offset);
+      this.disk = diskIndex;
+      this.expectedOffset = offset;
+    }
+    if (offset !== this.expectedOffset) {
+      throw new InvalidArgumentError(`import data for vDisk ${diskIndex} jumped to offset ${offset}; expected ${this.expectedOffset}`);
+    }
+    await (this.writer as ExtentWriter).write(data);
+    this.expectedOffset += data.length;
+  }
+
+  async finish(): Promise<VmRecord> {
+    await this.writer?.end();
+    const current = this.engine.getVm(this.vm.id);
+    const { importing: _importing, ...done } = current;
+    await this.engine.ctx.catalog.commit((tx) => tx.putVm(done), { durable: true });
+    return done;
+  }
+
+  async abort(): Promise<void> {
+    await this.writer?.end().catch(() => undefined);
+    await this.engine.deleteVm(this.vm.id).catch(() => undefined);
+  }
+}

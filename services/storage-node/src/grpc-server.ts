@@ -1,0 +1,192 @@
+/** The storage node's gRPC API: a thin adapter from wire messages to the engine. */
+import { once } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import { InvalidArgumentError } from '@vmferry/core';
+import { StorageNodeService, type StorageNodeServer } from '@vmferry/proto';
+import { snapshotToWire, statsToWire, verifyReportToWire, vmToWire } from './convert.js';
+import type { StorageEngine } from './engine.js';
+import { toServiceError } from './grpc-errors.js';
+
+/** Largest message the node accepts; clients send data in ≤ 1 MiB pieces. */
+export const MAX_RECEIVE_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+type UnaryCallback<T> = (err: Partial<grpc.ServiceError> | null, value?: T) => void;
+
+function unary<Req, Res>(fn: (req: Req) => Promise<Res> | Res) {
+  return (call: grpc.ServerUnaryCall<Req, Res>, callback: UnaryCallback<Res>): void => {
+    Promise.resolve()
+      .then(() => fn(call.request))
+      .then(
+        (res) => callback(null, res),
+        (e: unknown) => callback(toServiceError(e)),
+      );
+  };
+}
+
+async function writeWithBackpressure<T>(call: grpc.ServerWritableStream<unknown, T>, msg: T): Promise<void> {
+  if (!call.write(msg)) await once(call, 'drain');
+}
+
+export function storageNodeHandlers(engine: StorageEngine): StorageNodeServer {
+  const vmOut = (vm: Parameters<typeof vmToWire>[0]) => vmToWire(vm, engine.snapshotCount(vm.id));
+  return {
+    createVm: unary(async (req) =>
+      vmOut(await engine.createVm({ name: req.name, disks: req.disks, hypervisorConfig: req.hypervisorConfig })),
+    ),
+
+    importVm: (call, callback) => {
+      void (async () => {
+        let session: Awaited<ReturnType<StorageEngine['beginImport']>> | undefined;
+        try {
+          for await (const msg of call as AsyncIterable<import('@vmferry/proto').ImportVmRequest>) {
+            const kind = msg.kind;
+            if (kind?.$case === 'header') {
+              if (session) throw new InvalidArgumentError('import stream sent a second header');
+              session = await engine.beginImport({ name: kind.value.name, disks: kind.value.disks, hypervisorConfig: kind.value.hypervisorConfig });
+            } else if (kind?.$case === 'data') {
+              if (!session) throw new InvalidArgumentError('import stream must start with a header');
+              await session.write(kind.value.diskIndex, kind.value.offset, kind.value.data);
+            }
+          }
+          if (!session) throw new InvalidArgumentError('import stream was empty');
+          if (call.cancelled) throw new InvalidArgumentError('import cancelled by the client');
+          callback(null, vmOut(await session.finish()));
+        } catch (e) {
+          await session?.abort();
+          callback(toServiceError(e));
+        }
+      })();
+    },
+
+    listVms: unary(() => ({ vms: engine.listVms().map(vmOut) })),
+    getVm: unary((req) => vmOut(engine.getVm(req.vm))),
+    deleteVm: unary(async (req) => {
+      await engine.deleteVm(req.vm);
+      return {};
+    }),
+
+    writeDisk: (call, callback) => {
+      void (async () => {
+        try {
+          let writer: ReturnType<StorageEngine['openWriter']> | undefined;
+          for await (const msg of call as AsyncIterable<import('@vmferry/proto').WriteDiskRequest>) {
+            const kind = msg.kind;
+            if (kind?.$case === 'header') {
+              if (writer) throw new InvalidArgumentError('write stream sent a second header');
+              writer = engine.openWriter(kind.value.vm, kind.value.diskIndex, kind.value.offset);
+            } else if (kind?.$case === 'data') {
+              if (!writer) throw new InvalidArgumentError('write stream must start with a header');
+              await writer.write(kind.value);
+            }
+          }
+          if (!writer) throw new InvalidArgumentError('write stream was empty');
+          const r = await writer.end();
+          callback(null, { bytesWritten: r.bytesWritten, gridOffset: r.gridOffset });
+        } catch (e) {
+          callback(toServiceError(e));
+        }
+      })();
+    },
+
+    readDisk: (call) => {
+      void (async () => {
+        try {
+          const req = call.request;
+          const { size, extents } = engine.read(req.ref, req.diskIndex, req.offset, req.length);
+          let first = true;
+          for await (const x of extents) {
+            if (call.cancelled) return;
+            await writeWithBackpressure(call, {
+              offset: x.offset,
+              data: x.data ?? Buffer.alloc(0),
+              holeLength: x.data ? 0 : x.length,
+              diskSize: first ? size : 0,
+            });
+            first = false;
+          }
+          if (first) call.write({ offset: req.offset, data: Buffer.alloc(0), holeLength: 0, diskSize: size });
+          call.end();
+        } catch (e) {
+          call.destroy(toServiceError(e) as grpc.ServiceError);
+        }
+      })();
+    },
+
+    createSnapshot: unary(async (req) => {
+      const s = await engine.createSnapshot(req.vm, req.label === '' ? {} : { label: req.label });
+      return snapshotToWire(s, engine.getVm(s.vmId).name);
+    }),
+    listSnapshots: unary((req) => {
+      const vm = engine.getVm(req.vm);
+      return { snapshots: engine.listSnapshots(vm.id).map((s) => snapshotToWire(s, vm.name)) };
+    }),
+    getSnapshot: unary((req) => {
+      const { vm, snapshot } = engine.getSnapshot(req.ref);
+      return snapshotToWire(snapshot, vm.name);
+    }),
+    deleteSnapshot: unary(async (req) => {
+      await engine.deleteSnapshot(req.ref);
+      return {};
+    }),
+    labelSnapshot: unary(async (req) => {
+      const s = await engine.labelSnapshot(req.ref, req.label);
+      return snapshotToWire(s, engine.getVm(s.vmId).name);
+    }),
+
+    cloneVm: unary(async (req) => {
+      const { source, vms } = await engine.clone(req.ref, req.name, req.count || 1);
+      return { vms: vms.map(vmOut), source: snapshotToWire(source, engine.getVm(source.vmId).name) };
+    }),
+    restore: unary(async (req) => vmOut(await engine.restore(req.ref, req.diskIndex))),
+
+    getStats: unary(async (req) => statsToWire(await engine.stats(req.vm === '' ? undefined : req.vm))),
+    runGc: unary(async () => engine.gc()),
+    verify: (call) => {
+      void (async () => {
+        try {
+          let last = 0;
+          const report = await engine.verify((checked) => {
+            if (checked - last >= 1024) {
+              last = checked;
+              call.write({ kind: { $case: 'progress', value: { chunksChecked: checked, chunksTotal: 0 } } });
+            }
+          });
+          call.write({ kind: { $case: 'report', value: verifyReportToWire(report) } });
+          call.end();
+        } catch (e) {
+          call.destroy(toServiceError(e) as grpc.ServiceError);
+        }
+      })();
+    },
+  };
+}
+
+export interface StartedServer {
+  readonly server: grpc.Server;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/** Binds the API on `address` (HOST:PORT; port 0 picks a free one). */
+export async function startGrpcServer(engine: StorageEngine, address: string): Promise<StartedServer> {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_RECEIVE_MESSAGE_BYTES,
+  });
+  server.addService(StorageNodeService, storageNodeHandlers(engine));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return {
+    server,
+    port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), 5000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,3 @@
+export { runStorageNode, type RunningNode } from './main.js';
+export { loadConfig, configFromEnv, DEFAULT_LISTEN, type NodeConfig } from './config.js';
+export { StorageEngine, type OpenOptions } from './engine.js';

@@ -1,0 +1,48 @@
+/**
+ * Composition root of a storage node: telemetry first (so gRPC is instrumented), then the
+ * engine on its data folder, then the gRPC API. Resolves once listening; `stop()` shuts down
+ * cleanly (in-flight calls finish, RocksDB closes).
+ */
+import { startTelemetry } from '@vmferry/telemetry';
+import type { NodeConfig } from './config.js';
+
+export interface RunningNode {
+  readonly address: string;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+export async function runStorageNode(config: NodeConfig, log: (line: string) => void = () => undefined): Promise<RunningNode> {
+  const telemetry = startTelemetry({ serviceName: 'vmferry-storage-node', prometheusPort: config.prometheusPort });
+  // Loaded after telemetry starts so the gRPC instrumentation sees @grpc/grpc-js load.
+  const { StorageEngine } = await import('./engine.js');
+  const { startGrpcServer } = await import('./grpc-server.js');
+  const engine = await StorageEngine.open({
+    dataDir: config.dataDir,
+    site: config.site,
+    maxSnapshotsPerVm: config.maxSnapshotsPerVm,
+    zstdLevel: config.zstdLevel,
+    ...(config.codecThreads === undefined ? {} : { codecThreads: config.codecThreads }),
+  });
+  let server;
+  try {
+    server = await startGrpcServer(engine, config.listen);
+  } catch (e) {
+    await engine.close();
+    throw e;
+  }
+  const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
+  const address = `${host}:${server.port}`;
+  log(`vmferry storage node (site ${config.site}) listening on ${address}, data in ${config.dataDir}`);
+  if (telemetry.prometheusPort) log(`prometheus metrics on :${telemetry.prometheusPort}/metrics`);
+  const started = server;
+  return {
+    address,
+    port: server.port,
+    stop: async () => {
+      await started.stop();
+      await engine.close();
+      await telemetry.shutdown();
+    },
+  };
+}

@@ -1,0 +1,198 @@
+/*
+ * Snapshots: freezing live state, and what stands on snapshots (clones, restore).
+ *
+ * Taking a snapshot runs under the VM's exclusive lock: for each vDisk, the blocks written
+ * since the last snapshot are applied to the live base tree by path copying (cost ∝ dirty
+ * blocks × tree height, never disk size); the new nodes, the snapshot record, the VM's new
+ * live roots and the deletion of its dirty blocks go into one RocksDB batch, and the WAL is
+ * synced before the snapshot is reported. A crash before that leaves no trace of it; after
+ * it, the snapshot is whole.
+ */
+import {
+  AlreadyExistsError,
+  blockCount,
+  FailedPreconditionError,
+  fromHex,
+  InvalidArgumentError,
+  LimitExceededError,
+  NotFoundError,
+  newId,
+  parseRef,
+  toHex,
+  treeGeometry,
+  applyUpdates,
+  validateLabel,
+  validateVmName,
+  type EncodedNode,
+  type LeafUpdate,
+  type SnapshotDisk,
+  type SnapshotRecord,
+  type VmRecord,
+} from '@vmferry/core';
+import { ChunkStore, keys } from '@vmferry/store-rocksdb';
+import type { EngineContext } from './context.js';
+import { buildVm, diskOf, resolveVm } from './vms.js';
+
+export interface SnapshotOptions {
+  readonly label?: string;
+  readonly origin?: string;
+}
+
+async function dirtyUpdates(ctx: EngineContext, vmId: string, disk: number): Promise<LeafUpdate[]> {
+  const out: LeafUpdate[] = [];
+  for await (const { key, value } of ctx.db.entries(keys.prefixRange(keys.dirtyDiskPrefix(vmId, disk)))) {
+    out.push({ block: keys.blockOfDirtyKey(key), fp: Buffer.from(value) });
+  }
+  return out;
+}
+
+export function findSnapshot(ctx: EngineContext, vm: VmRecord, idOrLabel: string): SnapshotRecord {
+  const byId = ctx.catalog.snapshot(vm.id, idOrLabel);
+  if (byId) return byId;
+  const byLabel = ctx.catalog.snapshots(vm.id).find((s) => s.label === idOrLabel);
+  if (!byLabel) throw new NotFoundError('snapshot', `${vm.name}@${idOrLabel}`);
+  return byLabel;
+}
+
+/** Resolves `VM@SNAPSHOT`; throws InvalidArgumentError when the ref names no snapshot. */
+export function resolveSnapshotRef(ctx: EngineContext, ref: string): { vm: VmRecord; snapshot: SnapshotRecord } {
+  const parsed = parseRef(ref);
+  const vm = resolveVm(ctx, parsed.vm);
+  if (parsed.snapshot === undefined) {
+    throw new InvalidArgumentError(`'${ref}' names a VM's live state; a snapshot reference is VM@SNAPSHOT`);
+  }
+  return { vm, snapshot: findSnapshot(ctx, vm, parsed.snapshot) };
+}
+
+function checkLabelFree(ctx: EngineContext, vm: VmRecord, label: string): void {
+  validateLabel(label);
+  if (ctx.catalog.snapshots(vm.id).some((s) => s.label === label || s.id === label)) {
+    throw new AlreadyExistsError(`VM '${vm.name}' already has a snapshot labelled '${label}'`);
+  }
+}
+
+/** Takes a crash-consistent snapshot of every vDisk of the VM at one instant. */
+export async function createSnapshot(ctx: EngineContext, vmNameOrId: string, options: SnapshotOptions = {}): Promise<SnapshotRecord> {
+  const started = performance.now();
+  const vm0 = resolveVm(ctx, vmNameOrId);
+  if (vm0.importing) throw new FailedPreconditionError(`VM '${vm0.name}' is still importing`);
+  const snapshot = await ctx.vmLock(vm0.id).exclusive(async () => {
+    const vm = resolveVm(ctx, vm0.id);
+    const count = ctx.catalog.snapshotCount(vm.id);
+    if (count >= ctx.options.maxSnapshotsPerVm) {
+      throw new LimitExceededError(
+        `VM '${vm.name}' has ${count} snapshots, the most allowed (maxSnapshotsPerVm); delete some first. Nothing was deleted automatically.`,
+      );
+    }
+    if (options.label !== undefined) checkLabelFree(ctx, vm, options.label);
+    let dirtyBlocks = 0;
+    const created: EncodedNode[] = [];
+    const disks: SnapshotDisk[] = [];
+    for (const d of vm.disks) {
+      const updates = await dirtyUpdates(ctx, vm.id, d.index);
+      dirtyBlocks += updates.length;
+      const result = await applyUpdates(fromHex(d.root), treeGeometry(blockCount(d)), updates, ctx.chunks);
+      created.push(...result.created);
+      disks.push({ ...d, root: toHex(result.root) });
+    }
+    const record: SnapshotRecord = {
+      id: newId(),
+      vmId: vm.id,
+      createdAtMs: Date.now(),
+      ...(options.label === undefined ? {} : { label: options.label }),
+      consistency: 'crash',
+      origin: options.origin ?? 'manual',
+      disks,
+      dirtyBlocks,
+    };
+    await ctx.catalog.commit(
+      (tx) => {
+        ctx.chunks.addPuts(tx.batch, created.map(ChunkStore.nodeChunk));
+        tx.putSnapshot(record);
+        tx.putVm({ ...vm, disks });
+        const dirty = keys.prefixRange(keys.dirtyVmPrefix(vm.id));
+        if (dirtyBlocks > 0) tx.batch.tryDeleteRange(dirty.gte, dirty.lt);
+      },
+      { durable: true },
+    );
+    return record;
+  });
+  ctx.metrics.snapshotDuration.record(performance.now() - started);
+  return snapshot;
+}
+
+export async function deleteSnapshot(ctx: EngineContext, ref: string): Promise<SnapshotRecord> {
+  const { vm, snapshot } = resolveSnapshotRef(ctx, ref);
+  await ctx.vmLock(vm.id).exclusive(() => ctx.catalog.commit((tx) => tx.deleteSnapshot(vm.id, snapshot.id), { durable: true }));
+  return snapshot;
+}
+
+export async function labelSnapshot(ctx: EngineContext, ref: string, label: string): Promise<SnapshotRecord> {
+  const { vm, snapshot } = resolveSnapshotRef(ctx, ref);
+  return ctx.vmLock(vm.id).exclusive(async () => {
+    if (snapshot.label !== label) checkLabelFree(ctx, vm, label);
+    const updated = { ...snapshot, label };
+    await ctx.catalog.commit((tx) => tx.putSnapshot(updated), { durable: true });
+    return updated;
+  });
+}
+
+/** A snapshot of `ref`: the named one, or (for a bare VM) a new one of its live state. */
+async function sourceSnapshot(ctx: EngineContext, ref: string, origin: string): Promise<{ vm: VmRecord; snapshot: SnapshotRecord }> {
+  const parsed = parseRef(ref);
+  if (parsed.snapshot !== undefined) return resolveSnapshotRef(ctx, ref);
+  const vm = resolveVm(ctx, parsed.vm);
+  return { vm, snapshot: await createSnapshot(ctx, vm.id, { origin }) };
+}
+
+/** Names for `count` clones: NAME, or NAME-001 … NAME-N. */
+export function cloneNames(name: string, count: number): string[] {
+  validateVmName(name);
+  if (!Number.isInteger(count) || count < 1 || count > 10000) {
+    throw new InvalidArgumentError(`clone count ${count} is invalid: use 1 to 10000`);
+  }
+  if (count === 1) return [name];
+  const width = Math.max(3, String(count).length);
+  return Array.from({ length: count }, (_, i) => validateVmName(`${name}-${String(i + 1).padStart(width, '0')}`));
+}
+
+/**
+ * Makes `count` new VMs whose live state is the source snapshot: metadata only, every chunk
+ * shared until a clone writes. All clones are created in one atomic commit, or none.
+ */
+export async function cloneVm(ctx: EngineContext, ref: string, name: string, count = 1): Promise<{ source: SnapshotRecord; vms: VmRecord[] }> {
+  const names = cloneNames(name, count);
+  for (const n of names) if (ctx.catalog.vmByName(n)) throw new AlreadyExistsError(`a VM named '${n}' already exists`);
+  const { vm: parent, snapshot } = await sourceSnapshot(ctx, ref, 'clone');
+  const config = Buffer.from(parent.hypervisorConfig, 'base64');
+  const vms = names.map((n) => ({
+    ...buildVm(ctx, { name: n, disks: snapshot.disks.map((d) => ({ size: d.size, blockSize: d.blockSize })), hypervisorConfig: config }),
+    disks: snapshot.disks,
+    clonedFrom: { vmId: parent.id, vmName: parent.name, snapshotId: snapshot.id },
+  }));
+  await ctx.catalog.commit((tx) => vms.forEach((v) => tx.putVm(v)), { durable: true });
+  return { source: snapshot, vms };
+}
+
+/** Reverts the VM's live state (all vDisks, or one) to the snapshot; unsnapshotted writes are dropped. */
+export async function restore(ctx: EngineContext, ref: string, diskIndex?: number): Promise<VmRecord> {
+  const { vm, snapshot } = resolveSnapshotRef(ctx, ref);
+  if (diskIndex !== undefined) diskOf(vm, diskIndex);
+  return ctx.vmLock(vm.id).exclusive(async () => {
+    const current = resolveVm(ctx, vm.id);
+    const disks = current.disks.map((d) => (diskIndex === undefined || d.index === diskIndex ? (snapshot.disks[d.index] ?? d) : d));
+    const updated = { ...current, disks };
+    await ctx.catalog.commit(
+      (tx) => {
+        tx.putVm(updated);
+        for (const d of current.disks) {
+          if (diskIndex !== undefined && d.index !== diskIndex) continue;
+          const dirty = keys.prefixRange(keys.dirtyDiskPrefix(vm.id, d.index));
+          tx.batch.tryDeleteRange(dirty.gte, dirty.lt);
+        }
+      },
+      { durable: true },
+    );
+    return updated;
+  });
+}

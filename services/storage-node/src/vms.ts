@@ -1,0 +1,94 @@
+import {
+  AlreadyExistsError,
+  DEFAULT_BLOCK_SIZE,
+  HOLE,
+  InvalidArgumentError,
+  isId,
+  NotFoundError,
+  newId,
+  toHex,
+  validateLayout,
+  validateVmName,
+  type VmRecord,
+} from '@vmferry/core';
+import { keys } from '@vmferry/store-rocksdb';
+import type { EngineContext } from './context.js';
+
+export const MAX_DISKS_PER_VM = 64;
+export const MAX_HYPERVISOR_CONFIG_BYTES = 1024 * 1024;
+
+export interface DiskSpec {
+  readonly size: number;
+  /** 0 or absent: the default, 64 KiB. */
+  readonly blockSize?: number;
+}
+
+export interface CreateVmInput {
+  readonly name: string;
+  readonly disks: readonly DiskSpec[];
+  readonly hypervisorConfig?: Uint8Array;
+}
+
+/** Finds a VM by name or id; throws NotFoundError naming what was asked for. */
+export function resolveVm(ctx: EngineContext, nameOrId: string): VmRecord {
+  const vm = ctx.catalog.vmByName(nameOrId) ?? (isId(nameOrId) ? ctx.catalog.vmById(nameOrId) : undefined);
+  if (!vm) throw new NotFoundError('vm', nameOrId);
+  return vm;
+}
+
+/** Validates a new VM and builds its record (empty disks); writes nothing. */
+export function buildVm(ctx: EngineContext, input: CreateVmInput): VmRecord {
+  const name = validateVmName(input.name);
+  if (ctx.catalog.vmByName(name)) throw new AlreadyExistsError(`a VM named '${name}' already exists`);
+  if (input.disks.length === 0 || input.disks.length > MAX_DISKS_PER_VM) {
+    throw new InvalidArgumentError(`a VM needs 1 to ${MAX_DISKS_PER_VM} vDisks; got ${input.disks.length}`);
+  }
+  const config = input.hypervisorConfig ?? new Uint8Array();
+  if (config.length > MAX_HYPERVISOR_CONFIG_BYTES) {
+    throw new InvalidArgumentError(`hypervisor config is ${config.length} bytes; the limit is ${MAX_HYPERVISOR_CONFIG_BYTES}`);
+  }
+  const disks = input.disks.map((d, index) => {
+    const layout = validateLayout({ size: d.size, blockSize: d.blockSize || DEFAULT_BLOCK_SIZE, gridOffset: 0 });
+    return { index, ...layout, root: toHex(HOLE) };
+  });
+  return {
+    id: newId(),
+    name,
+    createdAtMs: Date.now(),
+    homeSite: ctx.options.site,
+    hypervisorConfig: Buffer.from(config).toString('base64'),
+    disks,
+  };
+}
+
+export async function createVm(ctx: EngineContext, input: CreateVmInput, extra: Partial<VmRecord> = {}): Promise<VmRecord> {
+  const vm = { ...buildVm(ctx, input), ...extra };
+  await ctx.catalog.commit((tx) => tx.putVm(vm), { durable: true });
+  return vm;
+}
+
+/** Deletes a VM, its snapshots and its live writes. Chunks are freed by the next GC. */
+export async function deleteVm(ctx: EngineContext, nameOrId: string): Promise<VmRecord> {
+  const vm = resolveVm(ctx, nameOrId);
+  await ctx.vmLock(vm.id).exclusive(async () => {
+    const snaps = ctx.catalog.snapshots(vm.id);
+    await ctx.catalog.commit(
+      (tx) => {
+        for (const s of snaps) tx.deleteSnapshot(vm.id, s.id);
+        const dirty = keys.prefixRange(keys.dirtyVmPrefix(vm.id));
+        tx.batch.tryDeleteRange(dirty.gte, dirty.lt);
+        tx.deleteVm(vm.id);
+      },
+      { durable: true },
+    );
+  });
+  return vm;
+}
+
+export function diskOf(vm: VmRecord, index: number): VmRecord['disks'][number] {
+  const d = vm.disks[index];
+  if (!Number.isInteger(index) || !d) {
+    throw new NotFoundError('disk', `${vm.name}/${index}`, `VM '${vm.name}' has no vDisk ${index} (it has ${vm.disks.length}: 0..${vm.disks.length - 1})`);
+  }
+  return d;
+}
