@@ -1,0 +1,3 @@
+export { startNodeProcess, VMFERRY_BIN, type NodeProcess, type NodeProcessOptions } from './node-process.js';
+export { runCli, cliJson, type CliResult } from './cli.js';
+export { buildExtImage, makeContentTree, sha256File, type ExtImageOptions } from './disk-images.js';
