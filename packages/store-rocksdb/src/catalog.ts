@@ -37,12 +37,12 @@ export class Catalog {
     if (old) this.vmIdByName.delete(old.name);
     this.vmsById.set(vm.id, vm);
     this.vmIdByName.set(vm.name, vm.id);
-    if (!this.snapsByVm.has(vm.id)) this.snapsByVm.set(vm.id, new Map());
+    if (!this.snapsByVm.has(vm.id)) this.snapsByVm.set(vm.id, new Map<string, SnapshotRecord>());
   }
 
   private setSnapshot(s: SnapshotRecord): void {
     let m = this.snapsByVm.get(s.vmId);
-    if (!m) this.snapsByVm.set(s.vmId, (m = new Map()));
+    if (!m) this.snapsByVm.set(s.vmId, (m = new Map<string, SnapshotRecord>()));
     const fresh = !m.has(s.id);
     m.set(s.id, s);
     // Keep id order when a snapshot is added out of order (replicas, restarts).

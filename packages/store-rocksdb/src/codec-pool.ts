@@ -58,7 +58,7 @@ export class CodecPool {
     }
     const w = this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     const id = this.nextId++;
-    const req = { id, buf, lens: parts.map((p) => p.length), ...payload } as CodecRequest;
+    const req: CodecRequest = { id, buf, lens: parts.map((p) => p.length), ...payload };
     return new Promise((resolve, reject) => {
       w.pending.set(id, { resolve, reject });
       w.worker.postMessage(req, [buf]);
@@ -84,7 +84,7 @@ export class CodecPool {
   async decode(records: readonly Uint8Array[], fps: readonly Fingerprint[]): Promise<Decoded[]> {
     if (records.length === 0) return [];
     const fpBuf = Buffer.concat(fps);
-    const fpCopy = fpBuf.buffer.slice(fpBuf.byteOffset, fpBuf.byteOffset + fpBuf.byteLength) as ArrayBuffer;
+    const fpCopy = fpBuf.buffer.slice(fpBuf.byteOffset, fpBuf.byteOffset + fpBuf.byteLength);
     const res = expect(await this.run(records, { op: 'decode', fps: fpCopy }), 'decoded');
     const raws = split(res.buf, res.lens);
     return raws.map((data, i) => {

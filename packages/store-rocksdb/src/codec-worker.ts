@@ -31,7 +31,7 @@ function pack(parts: readonly Buffer[]): { buf: ArrayBuffer; lens: number[] } {
     p.copy(out, at);
     at += p.length;
   }
-  return { buf: out.buffer as ArrayBuffer, lens: parts.map((p) => p.length) };
+  return { buf: out.buffer, lens: parts.map((p) => p.length) };
 }
 
 function hash(blocks: Buffer[]): CodecResponse {
@@ -40,7 +40,7 @@ function hash(blocks: Buffer[]): CodecResponse {
     if (isZero(b)) fps.fill(0, i * FINGERPRINT_BYTES, (i + 1) * FINGERPRINT_BYTES);
     else fingerprint(b).copy(fps, i * FINGERPRINT_BYTES);
   });
-  return { kind: 'hashed', fps: fps.buffer as ArrayBuffer };
+  return { kind: 'hashed', fps: fps.buffer };
 }
 
 function encode(blocks: Buffer[], zstdLevel: number): CodecResponse {

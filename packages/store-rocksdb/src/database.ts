@@ -4,7 +4,12 @@ import RocksDB from 'rocksdb-native';
 import { FailedPreconditionError } from '@vmferry/core';
 import { FORMAT_VERSION, metaKey } from './keys.js';
 
-export type WriteBatch = RocksDB.WriteBatch;
+/** The writes a commit may stage (a subset of rocksdb-native's batch, typed here for callers). */
+export interface WriteBatch {
+  tryPut(key: Buffer, value: Buffer): void;
+  tryDelete(key: Buffer): void;
+  tryDeleteRange(start: Buffer, end: Buffer): void;
+}
 
 /**
  * The node's RocksDB instance: one column family, keys laid out in keys.ts.

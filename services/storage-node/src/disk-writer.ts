@@ -60,7 +60,7 @@ export class ExtentWriter {
 
   /** Appends `data` at the stream's cursor. Rejects with OutOfRangeError past the disk's end. */
   async write(data: Buffer): Promise<void> {
-    if (this.failure) throw this.failure;
+    if (this.failure !== undefined) throw asError(this.failure);
     checkExtent(this.view.layout, this.batchStart + this.pendingBytes, data.length, 'write');
     this.pending.push(data);
     this.pendingBytes += data.length;
@@ -70,7 +70,7 @@ export class ExtentWriter {
   async end(): Promise<WriteResult> {
     await this.dispatch(true);
     await Promise.all(this.inFlight);
-    if (this.failure) throw this.failure;
+    if (this.failure !== undefined) throw asError(this.failure);
     return { bytesWritten: this.written, gridOffset: this.view.layout.gridOffset };
   }
 
@@ -88,7 +88,7 @@ export class ExtentWriter {
     this.pendingBytes = rest.length;
     this.batchStart = cut;
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
-    if (this.failure) throw this.failure;
+    if (this.failure !== undefined) throw asError(this.failure);
     const p: Promise<void> = this.writeBatch(start, batch)
       .then(() => {
         this.written += batch.length;
@@ -192,7 +192,9 @@ export class ExtentWriter {
       }
       await this.ctx.db.commit((batch) => {
         chunks.addPuts(batch, stored);
-        indexes.forEach((block, i) => batch.tryPut(keys.dirtyKey(this.vm.id, this.diskIndex, block), fps[i] as Fingerprint));
+        indexes.forEach((block, i) => {
+          batch.tryPut(keys.dirtyKey(this.vm.id, this.diskIndex, block), fps[i] as Fingerprint);
+        });
       });
     });
     for (const s of stored) {
@@ -200,4 +202,8 @@ export class ExtentWriter {
       metrics.storedChunkBytes.add(s.record.length);
     }
   }
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
 }

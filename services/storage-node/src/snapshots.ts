@@ -107,7 +107,7 @@ export async function createSnapshot(ctx: EngineContext, vmNameOrId: string, opt
     };
     await ctx.catalog.commit(
       (tx) => {
-        ctx.chunks.addPuts(tx.batch, created.map(ChunkStore.nodeChunk));
+        ctx.chunks.addPuts(tx.batch, created.map((n) => ChunkStore.nodeChunk(n)));
         tx.putSnapshot(record);
         tx.putVm({ ...vm, disks });
         const dirty = keys.prefixRange(keys.dirtyVmPrefix(vm.id));

@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+// Installs what `npm test`, `npm run demo` and `npm run bench:node` need on a fresh Debian
+// machine with Node 20: npm dependencies when missing, and Debian tools through apt-get
+// when running as root (otherwise it names the packages to install). Only node built-ins.
+import { execSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+const purpose = process.argv[2] ?? 'test';
+const tools = {
+  test: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs' },
+  demo: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs' },
+  bench: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', zstd: 'zstd', b3sum: 'b3sum', restic: 'restic' },
+}[purpose];
+
+const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd} || test -x /usr/sbin/${cmd} || test -x /sbin/${cmd}`]).status === 0;
+
+const missing = Object.entries(tools).filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
+if (missing.length > 0) {
+  const pkgs = [...new Set(missing)];
+  if (process.getuid?.() === 0) {
+    console.error(`setup: installing Debian packages: ${pkgs.join(' ')}`);
+    execSync('apt-get update -qq', { stdio: 'inherit' });
+    execSync(`DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkgs.join(' ')}`, { stdio: 'inherit' });
+  } else {
+    console.error(`setup: missing tools; install them with: sudo apt-get install -y ${pkgs.join(' ')}`);
+    process.exit(1);
+  }
+}
+
+if (!existsSync('node_modules/.package-lock.json') || !existsSync('node_modules/zstd-napi/build/Release')) {
+  console.error('setup: installing npm dependencies (npm ci; zstd-napi compiles, ~1 min)');
+  execSync('npm ci --no-audit --no-fund', { stdio: 'inherit' });
+}
