@@ -21,6 +21,8 @@ export const TREE_FORMAT_VERSION = 1;
 const MAGIC = [0x56, 0x46, 0x54] as const;
 const HEADER_BYTES = 12;
 const SPARSE_ENTRY_BYTES = 4 + FINGERPRINT_BYTES;
+/** No node has more children than the tree fanout (TREE_FANOUT, fixed at 1024). */
+export const MAX_NODE_SLOTS = 1024;
 
 /** A decoded node: `children` holds `slots` fingerprints back to back, holes as zeros. */
 export interface TreeNode {
@@ -92,15 +94,19 @@ export function decodeNode(bytes: Uint8Array, id = '?'): TreeNode {
   const form = buf[5];
   const slots = buf.readUInt32LE(8);
   if (slots < 1) fail('no slots');
-  const node = emptyNode(level, slots);
+  if (slots > MAX_NODE_SLOTS) fail(`${slots} slots is more than ${MAX_NODE_SLOTS}`);
+  // Check lengths before allocating or reading past the header: the bytes are untrusted.
   if (form === 0) {
     if (buf.length !== HEADER_BYTES + slots * FINGERPRINT_BYTES) fail('dense length mismatch');
+    const node = emptyNode(level, slots);
     buf.copy(node.children, 0, HEADER_BYTES);
     return node;
   }
   if (form !== 1) fail(`unknown form ${form}`);
+  if (buf.length < HEADER_BYTES + 4) fail('sparse length mismatch');
   const n = buf.readUInt32LE(HEADER_BYTES);
   if (buf.length !== HEADER_BYTES + 4 + n * SPARSE_ENTRY_BYTES) fail('sparse length mismatch');
+  const node = emptyNode(level, slots);
   let at = HEADER_BYTES + 4;
   let previous = -1;
   for (let i = 0; i < n; i++) {

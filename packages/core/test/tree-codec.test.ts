@@ -13,6 +13,8 @@ import {
   ChunkCorruptError,
   FINGERPRINT_BYTES,
   HOLE,
+  MAX_NODE_SLOTS,
+  TREE_FANOUT,
   TREE_FORMAT_VERSION,
   type TreeNode,
 } from '../src/index.js';
@@ -177,6 +179,15 @@ describe('tree node codec rejects malformed bytes with ChunkCorruptError', () =>
     assertCorrupt(mutate(dense, (c) => c.writeUInt32LE(0xffffffff, 8)), 'dense slots 2^32-1');
     assertCorrupt(mutate(dense, (c) => c.writeUInt32LE(9, 8)), 'dense slots 9 for 8 children');
     assertCorrupt(mutate(sparse, (c) => c.writeUInt32LE(0xffffffff, HEADER)), 'sparse count 2^32-1');
+    // A well-formed sparse body claiming an enormous node must not make the decoder allocate it.
+    assertCorrupt(mutate(sparse, (c) => c.writeUInt32LE(0xffffffff, 8)), 'sparse slots 2^32-1');
+    assertCorrupt(mutate(sparse, (c) => c.writeUInt32LE(MAX_NODE_SLOTS + 1, 8)), 'sparse slots fanout+1');
+  });
+
+  test('the largest legal node (fanout slots) decodes', () => {
+    assert.equal(MAX_NODE_SLOTS, TREE_FANOUT);
+    const full = nodeWith(0, MAX_NODE_SLOTS, Array.from({ length: MAX_NODE_SLOTS }, (_, i) => i));
+    assert.ok(decodeNode(encodeNode(full)).children.equals(full.children));
   });
 
   test('sparse slots out of order, repeated or out of range', () => {

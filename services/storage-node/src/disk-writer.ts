@@ -46,11 +46,16 @@ export class ExtentWriter {
   private view: DiskView;
   private alignmentChecked = false;
 
+  /**
+   * `onEmptyDisk`: the caller guarantees the vDisk is empty and nothing else writes it (an
+   * import), so all-zero blocks need no entry: they already read as holes.
+   */
   constructor(
     private readonly ctx: EngineContext,
     private vm: VmRecord,
     private readonly diskIndex: number,
     offset: number,
+    private readonly onEmptyDisk = false,
   ) {
     const disk = diskOf(vm, diskIndex);
     checkExtent(disk, offset, 0, 'write');
@@ -193,7 +198,8 @@ export class ExtentWriter {
       await this.ctx.db.commit((batch) => {
         chunks.addPuts(batch, stored);
         indexes.forEach((block, i) => {
-          batch.tryPut(keys.dirtyKey(this.vm.id, this.diskIndex, block), fps[i] as Fingerprint);
+          const fp = fps[i] as Fingerprint;
+          if (!(this.onEmptyDisk && isHole(fp))) batch.tryPut(keys.dirtyKey(this.vm.id, this.diskIndex, block), fp);
         });
       });
     });

@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { InvalidArgumentError, parseRef, type SnapshotRecord, type VmRecord } from '@vmferry/core';
+import { FailedPreconditionError, InvalidArgumentError, parseRef, type SnapshotRecord, type VmRecord } from '@vmferry/core';
 import { Catalog, ChunkStore, CodecPool, Database } from '@vmferry/store-rocksdb';
 import { EngineContext, type EngineOptions } from './context.js';
 import { readExtents, snapshotView, type Extent } from './disk-reader.js';
@@ -85,7 +85,14 @@ export class StorageEngine {
 
   /** A writer appending at `offset` of the live vDisk; call end() to finish. */
   openWriter(vmNameOrId: string, diskIndex: number, offset: number): ExtentWriter {
-    return new ExtentWriter(this.ctx, resolveVm(this.ctx, vmNameOrId), diskIndex, offset);
+    const vm = resolveVm(this.ctx, vmNameOrId);
+    if (vm.importing) throw new FailedPreconditionError(`VM '${vm.name}' is still importing`);
+    return new ExtentWriter(this.ctx, vm, diskIndex, offset);
+  }
+
+  /** Import's writer: the VM was created empty by this import and only it writes. */
+  openImportWriter(vmId: string, diskIndex: number, offset: number): ExtentWriter {
+    return new ExtentWriter(this.ctx, resolveVm(this.ctx, vmId), diskIndex, offset, true);
   }
 
   /** Reads `VM` (live) or `VM@SNAPSHOT`, disk `diskIndex`, [offset, offset+length) (0: to the end). */
@@ -157,7 +164,7 @@ export class ImportSession {
     if (diskIndex !== this.disk) {
       if (diskIndex < this.disk) throw new InvalidArgumentError(`import data for vDisk ${diskIndex} arrived after vDisk ${this.disk}`);
       await this.writer?.end();
-      this.writer = this.engine.openWriter(this.vm.id, diskIndex, offset);
+      this.writer = this.engine.openImportWriter(this.vm.id, diskIndex, offset);
       this.disk = diskIndex;
       this.expectedOffset = offset;
     }
