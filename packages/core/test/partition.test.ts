@@ -180,7 +180,10 @@ describe('GPT', () => {
   });
 
   test('entries past the end of the head are not read', () => {
-    assert.deepEqual(parsePartitions(gpt([{ first: 63, last: 1000 }], { entriesLba: 1000 })), []);
+    // Entries at LBA 1000: present on the disk, but not in the head the parser is given.
+    const far = gpt([{ first: 63, last: 1000 }], { entriesLba: 1000, bytes: 1100 * SECTOR });
+    assert.deepEqual(parsePartitions(far), [part(63, 938)]);
+    assert.deepEqual(parsePartitions(far.subarray(0, PARTITION_TABLE_BYTES)), []);
     // Only the first sector of entries present: the four entries in it are still read.
     const head = gpt([{ first: 63, last: 1000 }, undefined, undefined, { first: 2000, last: 2999 }, { first: 5000, last: 5999 }]);
     assert.deepEqual(parsePartitions(head.subarray(0, 3 * SECTOR)), [part(63, 938), part(2000, 1000)]);
