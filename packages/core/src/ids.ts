@@ -4,6 +4,8 @@ const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
 let lastMs = -1;
 let sequence = 0;
+/** The largest sequence number 4 base32 digits hold (2^20 - 1). */
+const MAX_SEQUENCE = 32 ** 4 - 1;
 
 function base32(value: number, digits: number): string {
   let out = '';
@@ -22,8 +24,13 @@ function base32(value: number, digits: number): string {
  * rely on.
  */
 export function newId(nowMs: number = Date.now()): string {
-  const ms = Math.max(nowMs, lastMs);
+  let ms = Math.max(nowMs, lastMs);
   sequence = ms === lastMs ? sequence + 1 : 0;
+  if (sequence > MAX_SEQUENCE) {
+    // The 4-digit sequence would wrap and sort before earlier ids: borrow the next millisecond.
+    ms = lastMs + 1;
+    sequence = 0;
+  }
   lastMs = ms;
   const rnd = randomBytes(12);
   let tail = '';

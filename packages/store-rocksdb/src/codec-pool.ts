@@ -42,7 +42,6 @@ export class CodecPool {
         for (const job of pending.values()) job.reject(e);
         pending.clear();
       });
-      worker.unref();
       this.workers.push({ worker, pending });
     }
   }

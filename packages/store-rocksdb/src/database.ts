@@ -28,7 +28,15 @@ export class Database {
   ) {}
 
   static async open(path: string): Promise<Database> {
-    const db = new RocksDB(path, { maxBackgroundJobs: 4 });
+    // Chunks (KiB-sized values) go to blob files: compaction then moves small keys, not
+    // chunk bytes, which keeps ingest near disk speed (values are already compressed).
+    const db = new RocksDB(path, {
+      maxBackgroundJobs: 4,
+      enableBlobFiles: true,
+      minBlobSize: 2048,
+      blobFileSize: 256 * 1024 * 1024,
+      writeBufferSize: 128 * 1024 * 1024,
+    });
     await db.ready();
     const d = new Database(path, db);
     const version = await db.get(metaKey('format'));

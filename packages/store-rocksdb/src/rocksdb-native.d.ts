@@ -29,7 +29,7 @@ declare module 'rocksdb-native' {
     interface Iterator extends AsyncIterable<Entry> {
       destroy(): void;
     }
-    interface Options {
+    interface Options extends ColumnFamilyOptions {
       columnFamily?: unknown;
       maxBackgroundJobs?: number;
       bytesPerSync?: number;

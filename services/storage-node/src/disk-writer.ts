@@ -29,7 +29,7 @@ import { diskOf } from './vms.js';
 /** Bytes buffered before a batch is dispatched to the codec workers. */
 export const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
 /** Batches hashed/compressed concurrently per stream (enough to keep two workers busy). */
-const MAX_IN_FLIGHT = 3;
+const MAX_IN_FLIGHT = 6;
 
 export interface WriteResult {
   readonly bytesWritten: number;
