@@ -1,20 +1,31 @@
 /** Streaming a file into a vDisk (import, write) and a vDisk out to a sparse file (export). */
 import { once } from 'node:events';
-import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type * as grpc from '@grpc/grpc-js';
+import { isZero } from '@vmferry/core';
 import type { DiskExtent, ImportVmRequest, StorageNodeClient, Vm, WriteDiskRequest, WriteDiskResponse } from '@vmferry/proto';
 import type { Progress } from './progress.js';
 
 /** Size of each data message; well under the node's 8 MiB message limit. */
-const PIECE_BYTES = 1024 * 1024;
+const PIECE_BYTES = 4 * 1024 * 1024;
 
 async function send<T>(stream: grpc.ClientWritableStream<T>, msg: T): Promise<void> {
   if (!stream.write(msg)) await once(stream, 'drain');
 }
 
 async function* pieces(file: string): AsyncGenerator<Buffer> {
-  for await (const chunk of createReadStream(file, { highWaterMark: PIECE_BYTES })) yield chunk as Buffer;
+  const fh = await open(file, 'r');
+  try {
+    for (let position = 0; ; ) {
+      const buf = Buffer.allocUnsafe(PIECE_BYTES);
+      const { bytesRead } = await fh.read(buf, 0, PIECE_BYTES, position);
+      if (bytesRead === 0) return;
+      position += bytesRead;
+      yield bytesRead === PIECE_BYTES ? buf : buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 export async function importImages(
@@ -42,7 +53,8 @@ export async function importImages(
     for (const [diskIndex, file] of images.entries()) {
       let offset = 0;
       for await (const data of pieces(file)) {
-        await send(stream, { kind: { $case: 'data', value: { diskIndex, offset, data } } });
+        // A new disk reads as zeros: all-zero pieces need not cross the wire.
+        if (!isZero(data)) await send(stream, { kind: { $case: 'data', value: { diskIndex, offset, data } } });
         offset += data.length;
         done += data.length;
         progress.update(done);
@@ -93,6 +105,7 @@ export async function exportDisk(
   const fh = await open(file, 'w');
   let size = 0;
   let dataBytes = 0;
+  const writes = new Set<Promise<unknown>>();
   try {
     const stream = client.readDisk({ ref: req.ref, diskIndex: req.diskIndex, offset: 0, length: 0 });
     for await (const x of stream as AsyncIterable<DiskExtent>) {
@@ -101,11 +114,15 @@ export async function exportDisk(
         onSize(size);
       }
       if (x.data.length > 0) {
-        await fh.write(x.data, 0, x.data.length, x.offset);
+        // Several positioned writes in flight, so disk writes overlap the network stream.
+        const w: Promise<unknown> = fh.write(x.data, 0, x.data.length, x.offset).finally(() => writes.delete(w));
+        writes.add(w);
+        if (writes.size >= 8) await Promise.race(writes);
         dataBytes += x.data.length;
       }
       progress.update(x.offset + (x.data.length || x.holeLength));
     }
+    await Promise.all(writes);
     await fh.truncate(size);
     await fh.sync();
   } finally {

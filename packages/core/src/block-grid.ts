@@ -85,6 +85,7 @@ export function* blocksOfExtent(
   length: number,
 ): Generator<BlockRange & { readonly from: number; readonly to: number }> {
   if (length === 0) return;
+  checkExtent(layout, offset, length);
   const end = offset + length;
   for (let i = blockIndexAt(layout, offset); ; i++) {
     const r = blockRange(layout, i);

@@ -36,7 +36,7 @@ export function parseSize(text: string): number {
   return bytes;
 }
 
-/** Formats bytes for people: 1536 → "1.5 KiB". */
+/** Formats bytes for people: 1536 → "1.50 KiB", 20 MiB → "20.0 MiB". */
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   let v = bytes;

@@ -30,6 +30,8 @@ export interface Extent {
 const WINDOW_BLOCKS = 1024;
 /** Chunks fetched and decoded per batch. */
 const FETCH_CHUNKS = 64;
+/** Batches in flight ahead of the consumer (keeps both codec workers busy). */
+const PREFETCH_BATCHES = 4;
 /** Data extents are coalesced up to this size. */
 const MAX_EXTENT_BYTES = 1024 * 1024;
 
@@ -100,23 +102,32 @@ export async function* readExtents(ctx: EngineContext, source: ViewSource, offse
     }
   };
 
-  // Prefetch: the next batch's chunks load while the current one is consumed.
+  // Prefetch: the next PREFETCH_BATCHES batches load (and decode on the workers) while the
+  // current one is consumed.
   const batches = chunkBatches(leafWindows(ctx, source, fromBlock, toBlock));
-  let next = batches.next();
-  const fetch = (p: Promise<IteratorResult<LeafUpdate[]>>): Promise<Buffer[] | undefined> => {
-    const f = p.then((n) => (n.done ? undefined : ctx.chunks.get(n.value.map((l) => l.fp))));
-    f.catch(() => undefined); // surfaced when awaited; never unhandled if the reader stops early
-    return f;
+  const queue: Promise<{ leaves: LeafUpdate[]; data: Buffer[] } | undefined>[] = [];
+  let exhausted = false;
+  const fill = (): void => {
+    while (!exhausted && queue.length < PREFETCH_BATCHES) {
+      const f = batches.next().then(async (n) => {
+        if (n.done) {
+          exhausted = true;
+          return undefined;
+        }
+        return { leaves: n.value, data: await ctx.chunks.get(n.value.map((l) => l.fp)) };
+      });
+      f.catch(() => undefined); // surfaced when awaited; never unhandled if the reader stops early
+      queue.push(f);
+    }
   };
-  let nextData = fetch(next);
   for (;;) {
-    const r = await next;
-    if (r.done) break;
-    const data = (await nextData) as Buffer[];
-    next = batches.next();
-    nextData = fetch(next);
-    for (let i = 0; i < r.value.length; i++) {
-      const leaf = r.value[i] as LeafUpdate;
+    fill();
+    const batch = await queue.shift();
+    if (!batch) break;
+    fill();
+    const { leaves: batchLeaves, data } = batch;
+    for (let i = 0; i < batchLeaves.length; i++) {
+      const leaf = batchLeaves[i] as LeafUpdate;
       const br = blockRange(layout, leaf.block);
       const lo = Math.max(br.start, offset);
       const hi = Math.min(br.start + br.length, end);

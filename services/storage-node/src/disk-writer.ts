@@ -15,6 +15,9 @@ import {
   checkExtent,
   FailedPreconditionError,
   gridOffsetFor,
+  InvalidArgumentError,
+  isZero,
+  HOLE,
   isHole,
   PARTITION_TABLE_BYTES,
   toHex,
@@ -70,6 +73,15 @@ export class ExtentWriter {
     this.pending.push(data);
     this.pendingBytes += data.length;
     if (this.pendingBytes >= WRITE_BATCH_BYTES) await this.dispatch(false);
+  }
+
+  /** Moves the cursor forward to `offset`, leaving the bytes between unwritten. */
+  async skipTo(offset: number): Promise<void> {
+    const cursor = this.batchStart + this.pendingBytes;
+    if (offset < cursor) throw new InvalidArgumentError(`cannot skip back from ${cursor} to ${offset}`);
+    checkExtent(this.view.layout, offset, 0, 'write');
+    await this.dispatch(true);
+    this.batchStart = offset;
   }
 
   async end(): Promise<WriteResult> {
@@ -176,7 +188,11 @@ export class ExtentWriter {
 
   private async commitBlocks(indexes: readonly number[], contents: readonly Buffer[]): Promise<void> {
     const { chunks, metrics } = this.ctx;
-    const fps = await chunks.pool.hash(contents);
+    // Zero blocks are found here (a native memcmp) and never sent to the workers.
+    const nonZero = contents.map((c, i) => (isZero(c) ? -1 : i)).filter((i) => i >= 0);
+    const hashed = await chunks.pool.hash(nonZero.map((i) => contents[i] as Buffer));
+    const fps: Fingerprint[] = contents.map(() => HOLE);
+    nonZero.forEach((i, k) => (fps[i] = hashed[k] as Fingerprint));
     // Unique non-hole chunks of this batch, then those the store lacks.
     const unique = new Map<string, number>();
     fps.forEach((fp, i) => {

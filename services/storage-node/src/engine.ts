@@ -159,7 +159,7 @@ export class ImportSession {
     readonly vm: VmRecord,
   ) {}
 
-  /** Data must arrive in disk order and, within a disk, in offset order. */
+  /** Data must arrive in disk order and, within a disk, in increasing offsets (gaps are holes). */
   async write(diskIndex: number, offset: number, data: Buffer): Promise<void> {
     if (diskIndex !== this.disk) {
       if (diskIndex < this.disk) throw new InvalidArgumentError(`import data for vDisk ${diskIndex} arrived after vDisk ${this.disk}`);
@@ -168,9 +168,11 @@ export class ImportSession {
       this.disk = diskIndex;
       this.expectedOffset = offset;
     }
-    if (offset !== this.expectedOffset) {
-      throw new InvalidArgumentError(`import data for vDisk ${diskIndex} jumped to offset ${offset}; expected ${this.expectedOffset}`);
+    if (offset < this.expectedOffset) {
+      throw new InvalidArgumentError(`import data for vDisk ${diskIndex} went back to offset ${offset} after ${this.expectedOffset}`);
     }
+    // A forward jump skips all-zero data the client chose not to send: on a new disk it is a hole.
+    if (offset > this.expectedOffset) await (this.writer as ExtentWriter).skipTo(offset);
     await (this.writer as ExtentWriter).write(data);
     this.expectedOffset += data.length;
   }

@@ -1,5 +1,6 @@
 /** The storage node's gRPC API: a thin adapter from wire messages to the engine. */
-import { once } from 'node:events';
+import { once, type EventEmitter } from 'node:events';
+import type { Http2Session } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { InvalidArgumentError } from '@vmferry/core';
 import { StorageNodeService, type StorageNodeServer } from '@vmferry/proto';
@@ -161,6 +162,26 @@ export function storageNodeHandlers(engine: StorageEngine): StorageNodeServer {
   };
 }
 
+/** HTTP/2 receive window the node grants each client connection and stream. */
+export const RECEIVE_WINDOW_BYTES = 8 * 1024 * 1024;
+
+/**
+ * grpc-js has no server option for the HTTP/2 receive window (it stays at 64 KiB, STACK.md),
+ * which caps client→server streams (import, write) at one window per event-loop turn. Until
+ * grpc-js grows the option, raise it on each new session of the server's HTTP/2 listeners.
+ * Reaching into `http2Servers` is a private field: if a grpc-js upgrade renames it, this
+ * becomes a no-op (slower imports, nothing breaks).
+ */
+function raiseReceiveWindow(server: grpc.Server): void {
+  const listeners = (server as unknown as { http2Servers?: Map<EventEmitter, unknown> }).http2Servers;
+  for (const listener of listeners?.keys() ?? []) {
+    listener.on('session', (session: Http2Session) => {
+      session.setLocalWindowSize(RECEIVE_WINDOW_BYTES);
+      session.settings({ initialWindowSize: RECEIVE_WINDOW_BYTES });
+    });
+  }
+}
+
 export interface StartedServer {
   readonly server: grpc.Server;
   readonly port: number;
@@ -177,6 +198,7 @@ export async function startGrpcServer(engine: StorageEngine, address: string): P
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
+  raiseReceiveWindow(server);
   return {
     server,
     port,
