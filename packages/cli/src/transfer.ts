@@ -123,8 +123,8 @@ export async function exportDisk(
       progress.update(x.offset + (x.data.length || x.holeLength));
     }
     await Promise.all(writes);
+    // No fsync: like cp, the export is in the page cache when the command returns.
     await fh.truncate(size);
-    await fh.sync();
   } finally {
     await fh.close();
   }

@@ -21,9 +21,14 @@ import { diskOf } from './vms.js';
 
 export interface Extent {
   readonly offset: number;
-  /** Present for data; absent for a hole of `length` zero bytes. */
-  readonly data?: Buffer;
+  /** Present for data (its parts, in order, `length` bytes in all); absent for a hole. */
+  readonly parts?: readonly Buffer[];
   readonly length: number;
+}
+
+/** The data of an extent as one buffer (zeros for a hole). */
+export function extentBytes(x: Extent): Buffer {
+  return x.parts ? Buffer.concat(x.parts) : Buffer.alloc(x.length);
 }
 
 /** Blocks whose fingerprints are collected per window. */
@@ -90,7 +95,7 @@ export async function* readExtents(ctx: EngineContext, source: ViewSource, offse
   let pendingStart = offset;
   let pendingBytes = 0;
   const flushData = function* (): Generator<Extent> {
-    if (pendingBytes > 0) yield { offset: pendingStart, data: Buffer.concat(pending), length: pendingBytes };
+    if (pendingBytes > 0) yield { offset: pendingStart, parts: pending, length: pendingBytes };
     pending = [];
     pendingBytes = 0;
   };

@@ -7,6 +7,7 @@ import { StorageNodeService, type StorageNodeServer } from '@vmferry/proto';
 import { snapshotToWire, statsToWire, verifyReportToWire, vmToWire } from './convert.js';
 import type { StorageEngine } from './engine.js';
 import { toServiceError } from './grpc-errors.js';
+import { encodeExtent, type ExtentMessage } from './wire-extent.js';
 
 /** Largest message the node accepts; clients send data in ≤ 1 MiB pieces. */
 export const MAX_RECEIVE_MESSAGE_BYTES = 8 * 1024 * 1024;
@@ -95,17 +96,19 @@ export function storageNodeHandlers(engine: StorageEngine): StorageNodeServer {
           const req = call.request;
           const { size, extents } = engine.read(req.ref, req.diskIndex, req.offset, req.length);
           let first = true;
+          // Written as ExtentMessage: the service definition below swaps in encodeExtent.
+          const out = call as unknown as grpc.ServerWritableStream<unknown, ExtentMessage>;
           for await (const x of extents) {
             if (call.cancelled) return;
-            await writeWithBackpressure(call, {
+            await writeWithBackpressure(out, {
               offset: x.offset,
-              data: x.data ?? Buffer.alloc(0),
-              holeLength: x.data ? 0 : x.length,
+              parts: x.parts ?? [],
+              holeLength: x.parts ? 0 : x.length,
               diskSize: first ? size : 0,
             });
             first = false;
           }
-          if (first) call.write({ offset: req.offset, data: Buffer.alloc(0), holeLength: 0, diskSize: size });
+          if (first) out.write({ offset: req.offset, parts: [], holeLength: 0, diskSize: size });
           call.end();
         } catch (e) {
           call.destroy(toServiceError(e) as grpc.ServiceError);
@@ -194,7 +197,8 @@ export async function startGrpcServer(engine: StorageEngine, address: string): P
     'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_RECEIVE_MESSAGE_BYTES,
   });
-  server.addService(StorageNodeService, storageNodeHandlers(engine));
+  const service = { ...StorageNodeService, readDisk: { ...StorageNodeService.readDisk, responseSerialize: encodeExtent } };
+  server.addService(service as unknown as grpc.ServiceDefinition, storageNodeHandlers(engine) as unknown as grpc.UntypedServiceImplementation);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
