@@ -1,2 +1,10 @@
 export * from './gen/vmferry/v1/storage.js';
+export {
+  ReplicationSourceService,
+  ReplicationSourceClient,
+  SourceSnapshotRequest,
+  SourceSnapshot,
+  ChunkSizeList,
+  type ReplicationSourceServer,
+} from './gen/vmferry/v1/replication.js';
 export { Empty } from './gen/google/protobuf/empty.js';

@@ -28,6 +28,61 @@ export const protobufPackage = "vmferry.v1";
 
 export const protobufFileName = "vmferry/v1/storage.proto";
 
+export interface NodeInfo {
+  site: string;
+  replicationAddress: string;
+}
+
+export interface ChunkIdList {
+  ids: Buffer[];
+}
+
+export interface ChunkRecord {
+  id: Buffer;
+  /** Stored form: codec byte (0 raw, 1 zstd) then payload. */
+  record: Buffer;
+  /** True for a tree node (level >= 0), false for a data block. */
+  node: boolean;
+}
+
+export interface ChunkBatch {
+  chunks: ChunkRecord[];
+}
+
+export interface PutChunksResult {
+  chunksStored: number;
+  chunksAlreadyPresent: number;
+  bytesStored: number;
+}
+
+export interface CommitReplicaRequest {
+  sourceSite: string;
+  vm?: Vm | undefined;
+  snapshot?: Snapshot | undefined;
+}
+
+export interface Site {
+  name: string;
+  /** HOST:PORT of the site's replication endpoint. */
+  replicationAddress: string;
+  /** The certificate identity (subject CN) the site presents. */
+  identity: string;
+  /** HOST:PORT of the site's storage node API (used to reach it as a replication target). */
+  nodeAddress: string;
+  /** Local source address the site's replicator binds when it pulls (its replication NIC). */
+  bindAddress: string;
+  /** Throttle calendar for pulls from this site, e.g. "Mon-Fri 08:00-18:00 50Mbit; * 400Mbit". */
+  rate: string;
+}
+
+export interface SiteRequest {
+  name: string;
+}
+
+export interface SiteList {
+  sites: Site[];
+}
+
 export interface DiskSpec {
   size: number;
   /** 0 means the default (64 KiB). A power of two from 4 KiB to 4 MiB. */
@@ -77,6 +132,8 @@ export interface Vm {
   snapshotCount: number;
   createdAtMs: number;
   homeSite: string;
+  /** Set on a replica VM: the site it replicates from. Replicas are read-only. */
+  replicaOf: string;
 }
 
 export interface ListVmsResponse {
@@ -226,6 +283,849 @@ export interface VerifyReport {
   corrupt: CorruptChunk[];
   missing: string[];
 }
+
+function createBaseNodeInfo(): NodeInfo {
+  return { site: "", replicationAddress: "" };
+}
+
+export const NodeInfo: MessageFns<NodeInfo> = {
+  encode(message: NodeInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.site !== "") {
+      writer.uint32(10).string(message.site);
+    }
+    if (message.replicationAddress !== "") {
+      writer.uint32(18).string(message.replicationAddress);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.site = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.replicationAddress = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NodeInfo {
+    return {
+      site: isSet(object.site) ? globalThis.String(object.site) : "",
+      replicationAddress: isSet(object.replicationAddress)
+        ? globalThis.String(object.replicationAddress)
+        : isSet(object.replication_address)
+        ? globalThis.String(object.replication_address)
+        : "",
+    };
+  },
+
+  toJSON(message: NodeInfo): unknown {
+    const obj: any = {};
+    if (message.site !== "") {
+      obj.site = message.site;
+    }
+    if (message.replicationAddress !== "") {
+      obj.replicationAddress = message.replicationAddress;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<NodeInfo>): NodeInfo {
+    return NodeInfo.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NodeInfo>): NodeInfo {
+    const message = createBaseNodeInfo();
+    message.site = object.site ?? "";
+    message.replicationAddress = object.replicationAddress ?? "";
+    return message;
+  },
+};
+
+function createBaseChunkIdList(): ChunkIdList {
+  return { ids: [] };
+}
+
+export const ChunkIdList: MessageFns<ChunkIdList> = {
+  encode(message: ChunkIdList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ids) {
+      writer.uint32(10).bytes(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChunkIdList {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChunkIdList();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ids.push(Buffer.from(reader.bytes()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChunkIdList {
+    return {
+      ids: globalThis.Array.isArray(object?.ids) ? object.ids.map((e: any) => Buffer.from(bytesFromBase64(e))) : [],
+    };
+  },
+
+  toJSON(message: ChunkIdList): unknown {
+    const obj: any = {};
+    if (message.ids?.length) {
+      obj.ids = message.ids.map((e) => base64FromBytes(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ChunkIdList>): ChunkIdList {
+    return ChunkIdList.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ChunkIdList>): ChunkIdList {
+    const message = createBaseChunkIdList();
+    message.ids = object.ids?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseChunkRecord(): ChunkRecord {
+  return { id: Buffer.alloc(0), record: Buffer.alloc(0), node: false };
+}
+
+export const ChunkRecord: MessageFns<ChunkRecord> = {
+  encode(message: ChunkRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id.length !== 0) {
+      writer.uint32(10).bytes(message.id);
+    }
+    if (message.record.length !== 0) {
+      writer.uint32(18).bytes(message.record);
+    }
+    if (message.node !== false) {
+      writer.uint32(24).bool(message.node);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChunkRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChunkRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.record = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.node = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChunkRecord {
+    return {
+      id: isSet(object.id) ? Buffer.from(bytesFromBase64(object.id)) : Buffer.alloc(0),
+      record: isSet(object.record) ? Buffer.from(bytesFromBase64(object.record)) : Buffer.alloc(0),
+      node: isSet(object.node) ? globalThis.Boolean(object.node) : false,
+    };
+  },
+
+  toJSON(message: ChunkRecord): unknown {
+    const obj: any = {};
+    if (message.id.length !== 0) {
+      obj.id = base64FromBytes(message.id);
+    }
+    if (message.record.length !== 0) {
+      obj.record = base64FromBytes(message.record);
+    }
+    if (message.node !== false) {
+      obj.node = message.node;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ChunkRecord>): ChunkRecord {
+    return ChunkRecord.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ChunkRecord>): ChunkRecord {
+    const message = createBaseChunkRecord();
+    message.id = object.id ?? Buffer.alloc(0);
+    message.record = object.record ?? Buffer.alloc(0);
+    message.node = object.node ?? false;
+    return message;
+  },
+};
+
+function createBaseChunkBatch(): ChunkBatch {
+  return { chunks: [] };
+}
+
+export const ChunkBatch: MessageFns<ChunkBatch> = {
+  encode(message: ChunkBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.chunks) {
+      ChunkRecord.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChunkBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChunkBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chunks.push(ChunkRecord.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChunkBatch {
+    return {
+      chunks: globalThis.Array.isArray(object?.chunks) ? object.chunks.map((e: any) => ChunkRecord.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ChunkBatch): unknown {
+    const obj: any = {};
+    if (message.chunks?.length) {
+      obj.chunks = message.chunks.map((e) => ChunkRecord.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ChunkBatch>): ChunkBatch {
+    return ChunkBatch.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ChunkBatch>): ChunkBatch {
+    const message = createBaseChunkBatch();
+    message.chunks = object.chunks?.map((e) => ChunkRecord.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePutChunksResult(): PutChunksResult {
+  return { chunksStored: 0, chunksAlreadyPresent: 0, bytesStored: 0 };
+}
+
+export const PutChunksResult: MessageFns<PutChunksResult> = {
+  encode(message: PutChunksResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chunksStored !== 0) {
+      writer.uint32(8).uint64(message.chunksStored);
+    }
+    if (message.chunksAlreadyPresent !== 0) {
+      writer.uint32(16).uint64(message.chunksAlreadyPresent);
+    }
+    if (message.bytesStored !== 0) {
+      writer.uint32(24).uint64(message.bytesStored);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PutChunksResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePutChunksResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.chunksStored = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.chunksAlreadyPresent = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bytesStored = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PutChunksResult {
+    return {
+      chunksStored: isSet(object.chunksStored)
+        ? globalThis.Number(object.chunksStored)
+        : isSet(object.chunks_stored)
+        ? globalThis.Number(object.chunks_stored)
+        : 0,
+      chunksAlreadyPresent: isSet(object.chunksAlreadyPresent)
+        ? globalThis.Number(object.chunksAlreadyPresent)
+        : isSet(object.chunks_already_present)
+        ? globalThis.Number(object.chunks_already_present)
+        : 0,
+      bytesStored: isSet(object.bytesStored)
+        ? globalThis.Number(object.bytesStored)
+        : isSet(object.bytes_stored)
+        ? globalThis.Number(object.bytes_stored)
+        : 0,
+    };
+  },
+
+  toJSON(message: PutChunksResult): unknown {
+    const obj: any = {};
+    if (message.chunksStored !== 0) {
+      obj.chunksStored = Math.round(message.chunksStored);
+    }
+    if (message.chunksAlreadyPresent !== 0) {
+      obj.chunksAlreadyPresent = Math.round(message.chunksAlreadyPresent);
+    }
+    if (message.bytesStored !== 0) {
+      obj.bytesStored = Math.round(message.bytesStored);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PutChunksResult>): PutChunksResult {
+    return PutChunksResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PutChunksResult>): PutChunksResult {
+    const message = createBasePutChunksResult();
+    message.chunksStored = object.chunksStored ?? 0;
+    message.chunksAlreadyPresent = object.chunksAlreadyPresent ?? 0;
+    message.bytesStored = object.bytesStored ?? 0;
+    return message;
+  },
+};
+
+function createBaseCommitReplicaRequest(): CommitReplicaRequest {
+  return { sourceSite: "", vm: undefined, snapshot: undefined };
+}
+
+export const CommitReplicaRequest: MessageFns<CommitReplicaRequest> = {
+  encode(message: CommitReplicaRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sourceSite !== "") {
+      writer.uint32(10).string(message.sourceSite);
+    }
+    if (message.vm !== undefined) {
+      Vm.encode(message.vm, writer.uint32(18).fork()).join();
+    }
+    if (message.snapshot !== undefined) {
+      Snapshot.encode(message.snapshot, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CommitReplicaRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCommitReplicaRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sourceSite = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.vm = Vm.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.snapshot = Snapshot.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CommitReplicaRequest {
+    return {
+      sourceSite: isSet(object.sourceSite)
+        ? globalThis.String(object.sourceSite)
+        : isSet(object.source_site)
+        ? globalThis.String(object.source_site)
+        : "",
+      vm: isSet(object.vm) ? Vm.fromJSON(object.vm) : undefined,
+      snapshot: isSet(object.snapshot) ? Snapshot.fromJSON(object.snapshot) : undefined,
+    };
+  },
+
+  toJSON(message: CommitReplicaRequest): unknown {
+    const obj: any = {};
+    if (message.sourceSite !== "") {
+      obj.sourceSite = message.sourceSite;
+    }
+    if (message.vm !== undefined) {
+      obj.vm = Vm.toJSON(message.vm);
+    }
+    if (message.snapshot !== undefined) {
+      obj.snapshot = Snapshot.toJSON(message.snapshot);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CommitReplicaRequest>): CommitReplicaRequest {
+    return CommitReplicaRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CommitReplicaRequest>): CommitReplicaRequest {
+    const message = createBaseCommitReplicaRequest();
+    message.sourceSite = object.sourceSite ?? "";
+    message.vm = (object.vm !== undefined && object.vm !== null) ? Vm.fromPartial(object.vm) : undefined;
+    message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
+      ? Snapshot.fromPartial(object.snapshot)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSite(): Site {
+  return { name: "", replicationAddress: "", identity: "", nodeAddress: "", bindAddress: "", rate: "" };
+}
+
+export const Site: MessageFns<Site> = {
+  encode(message: Site, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.replicationAddress !== "") {
+      writer.uint32(18).string(message.replicationAddress);
+    }
+    if (message.identity !== "") {
+      writer.uint32(26).string(message.identity);
+    }
+    if (message.nodeAddress !== "") {
+      writer.uint32(34).string(message.nodeAddress);
+    }
+    if (message.bindAddress !== "") {
+      writer.uint32(42).string(message.bindAddress);
+    }
+    if (message.rate !== "") {
+      writer.uint32(50).string(message.rate);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Site {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSite();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.replicationAddress = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.identity = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.nodeAddress = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.bindAddress = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.rate = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Site {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      replicationAddress: isSet(object.replicationAddress)
+        ? globalThis.String(object.replicationAddress)
+        : isSet(object.replication_address)
+        ? globalThis.String(object.replication_address)
+        : "",
+      identity: isSet(object.identity) ? globalThis.String(object.identity) : "",
+      nodeAddress: isSet(object.nodeAddress)
+        ? globalThis.String(object.nodeAddress)
+        : isSet(object.node_address)
+        ? globalThis.String(object.node_address)
+        : "",
+      bindAddress: isSet(object.bindAddress)
+        ? globalThis.String(object.bindAddress)
+        : isSet(object.bind_address)
+        ? globalThis.String(object.bind_address)
+        : "",
+      rate: isSet(object.rate) ? globalThis.String(object.rate) : "",
+    };
+  },
+
+  toJSON(message: Site): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.replicationAddress !== "") {
+      obj.replicationAddress = message.replicationAddress;
+    }
+    if (message.identity !== "") {
+      obj.identity = message.identity;
+    }
+    if (message.nodeAddress !== "") {
+      obj.nodeAddress = message.nodeAddress;
+    }
+    if (message.bindAddress !== "") {
+      obj.bindAddress = message.bindAddress;
+    }
+    if (message.rate !== "") {
+      obj.rate = message.rate;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Site>): Site {
+    return Site.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Site>): Site {
+    const message = createBaseSite();
+    message.name = object.name ?? "";
+    message.replicationAddress = object.replicationAddress ?? "";
+    message.identity = object.identity ?? "";
+    message.nodeAddress = object.nodeAddress ?? "";
+    message.bindAddress = object.bindAddress ?? "";
+    message.rate = object.rate ?? "";
+    return message;
+  },
+};
+
+function createBaseSiteRequest(): SiteRequest {
+  return { name: "" };
+}
+
+export const SiteRequest: MessageFns<SiteRequest> = {
+  encode(message: SiteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SiteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSiteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SiteRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: SiteRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SiteRequest>): SiteRequest {
+    return SiteRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SiteRequest>): SiteRequest {
+    const message = createBaseSiteRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseSiteList(): SiteList {
+  return { sites: [] };
+}
+
+export const SiteList: MessageFns<SiteList> = {
+  encode(message: SiteList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.sites) {
+      Site.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SiteList {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSiteList();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sites.push(Site.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SiteList {
+    return { sites: globalThis.Array.isArray(object?.sites) ? object.sites.map((e: any) => Site.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: SiteList): unknown {
+    const obj: any = {};
+    if (message.sites?.length) {
+      obj.sites = message.sites.map((e) => Site.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SiteList>): SiteList {
+    return SiteList.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SiteList>): SiteList {
+    const message = createBaseSiteList();
+    message.sites = object.sites?.map((e) => Site.fromPartial(e)) || [];
+    return message;
+  },
+};
 
 function createBaseDiskSpec(): DiskSpec {
   return { size: 0, blockSize: 0 };
@@ -942,6 +1842,7 @@ function createBaseVm(): Vm {
     snapshotCount: 0,
     createdAtMs: 0,
     homeSite: "",
+    replicaOf: "",
   };
 }
 
@@ -970,6 +1871,9 @@ export const Vm: MessageFns<Vm> = {
     }
     if (message.homeSite !== "") {
       writer.uint32(66).string(message.homeSite);
+    }
+    if (message.replicaOf !== "") {
+      writer.uint32(74).string(message.replicaOf);
     }
     return writer;
   },
@@ -1051,6 +1955,14 @@ export const Vm: MessageFns<Vm> = {
             message.homeSite = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.replicaOf = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1093,6 +2005,11 @@ export const Vm: MessageFns<Vm> = {
         : isSet(object.home_site)
         ? globalThis.String(object.home_site)
         : "",
+      replicaOf: isSet(object.replicaOf)
+        ? globalThis.String(object.replicaOf)
+        : isSet(object.replica_of)
+        ? globalThis.String(object.replica_of)
+        : "",
     };
   },
 
@@ -1122,6 +2039,9 @@ export const Vm: MessageFns<Vm> = {
     if (message.homeSite !== "") {
       obj.homeSite = message.homeSite;
     }
+    if (message.replicaOf !== "") {
+      obj.replicaOf = message.replicaOf;
+    }
     return obj;
   },
 
@@ -1140,6 +2060,7 @@ export const Vm: MessageFns<Vm> = {
     message.snapshotCount = object.snapshotCount ?? 0;
     message.createdAtMs = object.createdAtMs ?? 0;
     message.homeSite = object.homeSite ?? "";
+    message.replicaOf = object.replicaOf ?? "";
     return message;
   },
 };
@@ -3901,6 +4822,15 @@ export const StorageNodeService = {
     responseSerialize: (value: Stats): Buffer => Buffer.from(Stats.encode(value).finish()),
     responseDeserialize: (value: Buffer): Stats => Stats.decode(value),
   },
+  getNodeInfo: {
+    path: "/vmferry.v1.StorageNode/GetNodeInfo" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): Empty => Empty.decode(value),
+    responseSerialize: (value: NodeInfo): Buffer => Buffer.from(NodeInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): NodeInfo => NodeInfo.decode(value),
+  },
   runGc: {
     path: "/vmferry.v1.StorageNode/RunGc" as const,
     requestStream: false as const,
@@ -3918,6 +4848,70 @@ export const StorageNodeService = {
     requestDeserialize: (value: Buffer): Empty => Empty.decode(value),
     responseSerialize: (value: VerifyEvent): Buffer => Buffer.from(VerifyEvent.encode(value).finish()),
     responseDeserialize: (value: Buffer): VerifyEvent => VerifyEvent.decode(value),
+  },
+  /**
+   * Replication, target side (called by this site's replicator; never by a peer site).
+   * Which of `ids` this node lacks, in input order.
+   */
+  missingChunks: {
+    path: "/vmferry.v1.StorageNode/MissingChunks" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ChunkIdList): Buffer => Buffer.from(ChunkIdList.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ChunkIdList => ChunkIdList.decode(value),
+    responseSerialize: (value: ChunkIdList): Buffer => Buffer.from(ChunkIdList.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ChunkIdList => ChunkIdList.decode(value),
+  },
+  /**
+   * Stores chunks in their stored form; each is decoded and re-hashed first (DATA_LOSS on a
+   * mismatch). A tree node is accepted only once every chunk it references is present.
+   */
+  putChunks: {
+    path: "/vmferry.v1.StorageNode/PutChunks" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: ChunkBatch): Buffer => Buffer.from(ChunkBatch.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ChunkBatch => ChunkBatch.decode(value),
+    responseSerialize: (value: PutChunksResult): Buffer => Buffer.from(PutChunksResult.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PutChunksResult => PutChunksResult.decode(value),
+  },
+  /** Records a replicated snapshot on the replica VM once its roots are present. */
+  commitReplica: {
+    path: "/vmferry.v1.StorageNode/CommitReplica" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CommitReplicaRequest): Buffer => Buffer.from(CommitReplicaRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CommitReplicaRequest => CommitReplicaRequest.decode(value),
+    responseSerialize: (value: Snapshot): Buffer => Buffer.from(Snapshot.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Snapshot => Snapshot.decode(value),
+  },
+  /** Peer sites this node knows (and whose certificate identities its replication endpoint serves). */
+  putSite: {
+    path: "/vmferry.v1.StorageNode/PutSite" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: Site): Buffer => Buffer.from(Site.encode(value).finish()),
+    requestDeserialize: (value: Buffer): Site => Site.decode(value),
+    responseSerialize: (value: Site): Buffer => Buffer.from(Site.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Site => Site.decode(value),
+  },
+  listSites: {
+    path: "/vmferry.v1.StorageNode/ListSites" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): Empty => Empty.decode(value),
+    responseSerialize: (value: SiteList): Buffer => Buffer.from(SiteList.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SiteList => SiteList.decode(value),
+  },
+  deleteSite: {
+    path: "/vmferry.v1.StorageNode/DeleteSite" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SiteRequest): Buffer => Buffer.from(SiteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SiteRequest => SiteRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
 } as const;
 
@@ -3940,8 +4934,25 @@ export interface StorageNodeServer extends UntypedServiceImplementation {
   cloneVm: handleUnaryCall<CloneVmRequest, CloneVmResponse>;
   restore: handleUnaryCall<RestoreRequest, Vm>;
   getStats: handleUnaryCall<StatsRequest, Stats>;
+  getNodeInfo: handleUnaryCall<Empty, NodeInfo>;
   runGc: handleUnaryCall<Empty, GcReport>;
   verify: handleServerStreamingCall<Empty, VerifyEvent>;
+  /**
+   * Replication, target side (called by this site's replicator; never by a peer site).
+   * Which of `ids` this node lacks, in input order.
+   */
+  missingChunks: handleUnaryCall<ChunkIdList, ChunkIdList>;
+  /**
+   * Stores chunks in their stored form; each is decoded and re-hashed first (DATA_LOSS on a
+   * mismatch). A tree node is accepted only once every chunk it references is present.
+   */
+  putChunks: handleClientStreamingCall<ChunkBatch, PutChunksResult>;
+  /** Records a replicated snapshot on the replica VM once its roots are present. */
+  commitReplica: handleUnaryCall<CommitReplicaRequest, Snapshot>;
+  /** Peer sites this node knows (and whose certificate identities its replication endpoint serves). */
+  putSite: handleUnaryCall<Site, Site>;
+  listSites: handleUnaryCall<Empty, SiteList>;
+  deleteSite: handleUnaryCall<SiteRequest, Empty>;
 }
 
 export interface StorageNodeClient extends Client {
@@ -4146,6 +5157,18 @@ export interface StorageNodeClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Stats) => void,
   ): ClientUnaryCall;
+  getNodeInfo(request: Empty, callback: (error: ServiceError | null, response: NodeInfo) => void): ClientUnaryCall;
+  getNodeInfo(
+    request: Empty,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: NodeInfo) => void,
+  ): ClientUnaryCall;
+  getNodeInfo(
+    request: Empty,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: NodeInfo) => void,
+  ): ClientUnaryCall;
   runGc(request: Empty, callback: (error: ServiceError | null, response: GcReport) => void): ClientUnaryCall;
   runGc(
     request: Empty,
@@ -4160,6 +5183,98 @@ export interface StorageNodeClient extends Client {
   ): ClientUnaryCall;
   verify(request: Empty, options?: Partial<CallOptions>): ClientReadableStream<VerifyEvent>;
   verify(request: Empty, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<VerifyEvent>;
+  /**
+   * Replication, target side (called by this site's replicator; never by a peer site).
+   * Which of `ids` this node lacks, in input order.
+   */
+  missingChunks(
+    request: ChunkIdList,
+    callback: (error: ServiceError | null, response: ChunkIdList) => void,
+  ): ClientUnaryCall;
+  missingChunks(
+    request: ChunkIdList,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ChunkIdList) => void,
+  ): ClientUnaryCall;
+  missingChunks(
+    request: ChunkIdList,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ChunkIdList) => void,
+  ): ClientUnaryCall;
+  /**
+   * Stores chunks in their stored form; each is decoded and re-hashed first (DATA_LOSS on a
+   * mismatch). A tree node is accepted only once every chunk it references is present.
+   */
+  putChunks(
+    callback: (error: ServiceError | null, response: PutChunksResult) => void,
+  ): ClientWritableStream<ChunkBatch>;
+  putChunks(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PutChunksResult) => void,
+  ): ClientWritableStream<ChunkBatch>;
+  putChunks(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PutChunksResult) => void,
+  ): ClientWritableStream<ChunkBatch>;
+  putChunks(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PutChunksResult) => void,
+  ): ClientWritableStream<ChunkBatch>;
+  /** Records a replicated snapshot on the replica VM once its roots are present. */
+  commitReplica(
+    request: CommitReplicaRequest,
+    callback: (error: ServiceError | null, response: Snapshot) => void,
+  ): ClientUnaryCall;
+  commitReplica(
+    request: CommitReplicaRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Snapshot) => void,
+  ): ClientUnaryCall;
+  commitReplica(
+    request: CommitReplicaRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Snapshot) => void,
+  ): ClientUnaryCall;
+  /** Peer sites this node knows (and whose certificate identities its replication endpoint serves). */
+  putSite(request: Site, callback: (error: ServiceError | null, response: Site) => void): ClientUnaryCall;
+  putSite(
+    request: Site,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Site) => void,
+  ): ClientUnaryCall;
+  putSite(
+    request: Site,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Site) => void,
+  ): ClientUnaryCall;
+  listSites(request: Empty, callback: (error: ServiceError | null, response: SiteList) => void): ClientUnaryCall;
+  listSites(
+    request: Empty,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SiteList) => void,
+  ): ClientUnaryCall;
+  listSites(
+    request: Empty,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SiteList) => void,
+  ): ClientUnaryCall;
+  deleteSite(request: SiteRequest, callback: (error: ServiceError | null, response: Empty) => void): ClientUnaryCall;
+  deleteSite(
+    request: SiteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  deleteSite(
+    request: SiteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
 }
 
 export const StorageNodeClient = makeGenericClientConstructor(
