@@ -72,7 +72,11 @@ export function registerCommands(program: Command): void {
     .option('--site <name>', 'this site\'s name')
     .option('--max-snapshots <n>', 'snapshots per VM before creating one fails (default 1024)')
     .option('--prometheus-port <port>', 'serve Prometheus metrics on this port')
-    .action(async (opts: { data: string; listen: string; site?: string; maxSnapshots?: string; prometheusPort?: string }) => {
+    .option('--replication-listen <host:port>', 'serve the read-only replication endpoint (mTLS) here')
+    .option('--tls-cert <file>', "this site's certificate (PEM)")
+    .option('--tls-key <file>', "this site's private key (PEM)")
+    .option('--tls-ca <file>', 'the CA that signs peer sites (PEM)')
+    .action(async (opts: { data: string; listen: string; site?: string; maxSnapshots?: string; prometheusPort?: string; replicationListen?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string }) => {
       const { configFromEnv, runStorageNode } = await import('@vmferry/storage-node');
       const config = configFromEnv({
         dataDir: opts.data,
@@ -80,6 +84,10 @@ export function registerCommands(program: Command): void {
         site: opts.site,
         maxSnapshotsPerVm: opts.maxSnapshots,
         prometheusPort: opts.prometheusPort,
+        replicationListen: opts.replicationListen,
+        tlsCert: opts.tlsCert,
+        tlsKey: opts.tlsKey,
+        tlsCa: opts.tlsCa,
       });
       const node = await runStorageNode(config, (line) => process.stderr.write(`${line}\n`));
       let stopping = false;

@@ -37,7 +37,7 @@ export class InvalidArgumentError extends VmferryError {
 /** Thrown when a named VM, snapshot or vDisk does not exist. */
 export class NotFoundError extends VmferryError {
   constructor(
-    readonly kind: 'vm' | 'snapshot' | 'disk',
+    readonly kind: 'vm' | 'snapshot' | 'disk' | 'site',
     readonly what: string,
     message?: string,
   ) {

@@ -28,6 +28,8 @@ export interface VmRecord {
   readonly clonedFrom?: Lineage;
   /** Live state: each vDisk's layout and the root its unsnapshotted writes overlay. */
   readonly disks: readonly SnapshotDisk[];
+  /** Set on a replica VM: the site it replicates from. Replicas take no live writes. */
+  readonly replicaOf?: string;
   /** Set while an import streams in; a node restarting finds such a VM half-made and removes it. */
   readonly importing?: boolean;
 }
@@ -45,4 +47,14 @@ export interface SnapshotRecord {
   readonly disks: readonly SnapshotDisk[];
   /** Blocks written since the previous snapshot (what this one cost). */
   readonly dirtyBlocks: number;
+}
+
+/** A peer site, as this node knows it. */
+export interface SiteRecord {
+  readonly name: string;
+  readonly replicationAddress: string;
+  readonly identity: string;
+  readonly nodeAddress: string;
+  readonly bindAddress: string;
+  readonly rate: string;
 }

@@ -12,7 +12,7 @@ import {
 import { CODEC_RAW } from './chunk-codec.js';
 import type { CodecPool } from './codec-pool.js';
 import type { Database, WriteBatch } from './database.js';
-import { CHUNK_INDEX_PREFIX, chunkIndexKey, chunkKey, fpOfIndexKey, prefixRange } from './keys.js';
+import { CHUNK_INDEX_PREFIX, chunkIndexKey, chunkKey, fpOfIndexKey, pinKey, prefixRange } from './keys.js';
 import { LruCache } from './lru.js';
 
 /** A chunk ready to store: its id, stored record, and raw length. */
@@ -115,10 +115,24 @@ export class ChunkStore implements NodeSource {
     }
   }
 
+  /** Pins chunks until `expiresAtMs`: GC spares them (chunks of a replication not yet committed). */
+  addPins(batch: WriteBatch, ids: readonly Fingerprint[], expiresAtMs: number): void {
+    const value = Buffer.alloc(8);
+    value.writeBigUInt64BE(BigInt(Math.floor(expiresAtMs)));
+    for (const id of ids) batch.tryPut(pinKey(id), value);
+  }
+
+  /** For each id, whether an unexpired pin protects it (expired pins are reported as absent). */
+  async pinned(ids: readonly Fingerprint[], nowMs: number): Promise<boolean[]> {
+    const values = await this.db.getMany(ids.map(pinKey));
+    return values.map((v) => v !== null && Number(v.readBigUInt64BE(0)) > nowMs);
+  }
+
   addDeletes(batch: WriteBatch, ids: readonly Fingerprint[]): void {
     for (const id of ids) {
       batch.tryDelete(chunkKey(id));
       batch.tryDelete(chunkIndexKey(id));
+      batch.tryDelete(pinKey(id));
       this.nodes.delete(toHex(id));
     }
   }

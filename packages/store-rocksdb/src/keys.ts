@@ -8,6 +8,9 @@
  *   'v' vmId[26]                           VM record (JSON)
  *   's' vmId[26] snapId[26]                snapshot record (JSON)
  *   'd' vmId[26] disk u16 BE block u64 BE  live write since the last snapshot: fp[32]
+ *   'p' fp[32]                             pin: u64 BE expiry (ms) of a chunk received by an
+ *                                          uncommitted replication; GC spares it until then
+ *   'S' name                               peer site record (JSON)
  *
  * `i` exists so a dedup check reads 8 bytes, not a 64 KiB chunk. Big-endian numbers make
  * iteration order block order.
@@ -62,3 +65,7 @@ export const dirtyVmPrefix = (vmId: string): Buffer => key('d', vmId);
 export const DIRTY_PREFIX = key('d');
 export const blockOfDirtyKey = (k: Buffer): number => Number(k.readBigUInt64BE(1 + ID_BYTES + 2));
 export const diskOfDirtyKey = (k: Buffer): number => k.readUInt16BE(1 + ID_BYTES);
+
+export const pinKey = (fp: Buffer): Buffer => key('p', fp);
+export const siteKey = (name: string): Buffer => key('S', name);
+export const SITE_PREFIX = key('S');

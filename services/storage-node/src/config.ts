@@ -18,8 +18,20 @@ const schema = z
     zstdLevel: z.coerce.number().int().min(1).max(19).default(DEFAULT_ZSTD_LEVEL),
     codecThreads: z.coerce.number().int().min(1).max(64).optional(),
     prometheusPort: z.coerce.number().int().min(0).max(65535).default(0),
+    replicationListen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'replicationListen must be HOST:PORT').optional(),
+    tlsCert: z.string().optional(),
+    tlsKey: z.string().optional(),
+    tlsCa: z.string().optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    // A replication endpoint is mTLS or nothing: never half-configured, never plaintext.
+    const tls = [c.tlsCert, c.tlsKey, c.tlsCa].filter((v) => v !== undefined).length;
+    if (c.replicationListen !== undefined && tls !== 3) {
+      ctx.addIssue({ code: 'custom', path: ['replicationListen'], message: 'a replication endpoint needs --tls-cert, --tls-key and --tls-ca' });
+    }
+    if (tls > 0 && tls < 3) ctx.addIssue({ code: 'custom', path: ['tlsCert'], message: 'give all three of --tls-cert, --tls-key, --tls-ca, or none' });
+  });
 
 export type NodeConfig = z.infer<typeof schema>;
 
@@ -44,6 +56,10 @@ export function configFromEnv(overrides: Record<string, unknown>, env: NodeJS.Pr
     zstdLevel: env.VMFERRY_ZSTD_LEVEL,
     codecThreads: env.VMFERRY_CODEC_THREADS,
     prometheusPort: env.VMFERRY_PROMETHEUS_PORT,
+    replicationListen: env.VMFERRY_REPLICATION_LISTEN,
+    tlsCert: env.VMFERRY_TLS_CERT,
+    tlsKey: env.VMFERRY_TLS_KEY,
+    tlsCa: env.VMFERRY_TLS_CA,
     ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
   });
 }

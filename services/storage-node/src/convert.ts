@@ -1,6 +1,6 @@
 /** Domain records ⇄ wire messages. Only this file and the server see generated types. */
-import type { SnapshotRecord, VmRecord } from '@vmferry/core';
-import type { Snapshot, Stats, Vm, VerifyReport as WireVerifyReport } from '@vmferry/proto';
+import { fromHex, validateLayout, type SiteRecord, type SnapshotDisk, type SnapshotRecord, type VmRecord } from '@vmferry/core';
+import type { Site, Snapshot, Stats, Vm, VerifyReport as WireVerifyReport } from '@vmferry/proto';
 import type { NodeStats } from './stats.js';
 import type { VerifyReport } from './verify.js';
 
@@ -14,6 +14,55 @@ export function vmToWire(vm: VmRecord, snapshotCount: number): Vm {
     snapshotCount,
     createdAtMs: vm.createdAtMs,
     homeSite: vm.homeSite,
+    replicaOf: vm.replicaOf ?? '',
+  };
+}
+
+/** A VM as a peer sent it (for a replica): the record it will have here. */
+export function vmFromWire(vm: Vm): VmRecord {
+  return {
+    id: vm.id,
+    name: vm.name,
+    createdAtMs: vm.createdAtMs,
+    homeSite: vm.homeSite,
+    hypervisorConfig: vm.hypervisorConfig.toString('base64'),
+    ...(vm.clonedFrom ? { clonedFrom: vm.clonedFrom } : {}),
+    disks: [],
+  };
+}
+
+export function snapshotFromWire(s: Snapshot): SnapshotRecord {
+  const disks = s.disks.map((d) => validateLayoutAndRoot(d));
+  return {
+    id: s.id,
+    vmId: s.vmId,
+    createdAtMs: s.createdAtMs,
+    ...(s.label ? { label: s.label } : {}),
+    consistency: s.consistency === 'vm' ? 'vm' : 'crash',
+    origin: s.origin,
+    disks,
+    dirtyBlocks: s.dirtyBlocks,
+  };
+}
+
+function validateLayoutAndRoot(d: Snapshot['disks'][number]): SnapshotDisk {
+  validateLayout({ size: d.size, blockSize: d.blockSize, gridOffset: d.gridOffset });
+  fromHex(d.root);
+  return { index: d.index, size: d.size, blockSize: d.blockSize, gridOffset: d.gridOffset, root: d.root };
+}
+
+export function siteToWire(s: SiteRecord): Site {
+  return { ...s };
+}
+
+export function siteFromWire(s: Site): SiteRecord {
+  return {
+    name: s.name,
+    replicationAddress: s.replicationAddress,
+    identity: s.identity,
+    nodeAddress: s.nodeAddress,
+    bindAddress: s.bindAddress,
+    rate: s.rate,
   };
 }
 

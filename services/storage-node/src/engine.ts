@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { FailedPreconditionError, InvalidArgumentError, parseRef, type SnapshotRecord, type VmRecord } from '@vmferry/core';
+import { FailedPreconditionError, InvalidArgumentError, parseRef, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
 import { Catalog, ChunkStore, CodecPool, Database } from '@vmferry/store-rocksdb';
 import { EngineContext, type EngineOptions } from './context.js';
 import { readExtents, snapshotView, type Extent } from './disk-reader.js';
@@ -9,6 +9,9 @@ import { createNodeMetrics } from './metrics.js';
 import { cloneVm, createSnapshot, deleteSnapshot, labelSnapshot, resolveSnapshotRef, restore, type SnapshotOptions } from './snapshots.js';
 import { computeStats, type NodeStats } from './stats.js';
 import { verifyStore, type VerifyReport } from './verify.js';
+import { commitReplica, missingChunks, putChunks, type IncomingChunk, type PutResult } from './replication-target.js';
+import { deleteSite, listSites, putSite } from './sites.js';
+import { keys } from '@vmferry/store-rocksdb';
 import { createVm, deleteVm, diskOf, resolveVm, type CreateVmInput } from './vms.js';
 
 export interface OpenOptions extends Partial<EngineOptions> {
@@ -87,6 +90,7 @@ export class StorageEngine {
   openWriter(vmNameOrId: string, diskIndex: number, offset: number): ExtentWriter {
     const vm = resolveVm(this.ctx, vmNameOrId);
     if (vm.importing) throw new FailedPreconditionError(`VM '${vm.name}' is still importing`);
+    assertWritable(vm);
     return new ExtentWriter(this.ctx, vm, diskIndex, offset);
   }
 
@@ -109,6 +113,7 @@ export class StorageEngine {
   }
 
   createSnapshot(vm: string, options: SnapshotOptions = {}): Promise<SnapshotRecord> {
+    assertWritable(resolveVm(this.ctx, vm));
     return createSnapshot(this.ctx, vm, options);
   }
 
@@ -133,7 +138,47 @@ export class StorageEngine {
   }
 
   restore(ref: string, diskIndex?: number): Promise<VmRecord> {
+    assertWritable(resolveVm(this.ctx, parseRef(ref).vm));
     return restore(this.ctx, ref, diskIndex);
+  }
+
+  get site(): string {
+    return this.ctx.options.site;
+  }
+
+  missingChunks(ids: readonly Buffer[]): Promise<Buffer[]> {
+    return missingChunks(this.ctx, ids);
+  }
+
+  putChunks(chunks: readonly IncomingChunk[]): Promise<PutResult> {
+    return putChunks(this.ctx, chunks);
+  }
+
+  commitReplica(sourceSite: string, vm: VmRecord, snapshot: SnapshotRecord): Promise<SnapshotRecord> {
+    return commitReplica(this.ctx, sourceSite, vm, snapshot);
+  }
+
+  /** Stored records of `ids` in order (for the replication endpoint); NOT_FOUND if absent. */
+  chunkRecords(ids: readonly Buffer[]): Promise<Buffer[]> {
+    return this.ctx.chunks.records(ids);
+  }
+
+  /** Stored sizes of `ids` (0 when absent). */
+  async chunkSizes(ids: readonly Buffer[]): Promise<number[]> {
+    const records = await this.ctx.db.getMany(ids.map((id) => keys.chunkIndexKey(id)));
+    return records.map((r) => (r ? r.readUInt32LE(0) : 0));
+  }
+
+  putSite(site: SiteRecord): Promise<SiteRecord> {
+    return putSite(this.ctx, site);
+  }
+
+  listSites(): Promise<SiteRecord[]> {
+    return listSites(this.ctx);
+  }
+
+  deleteSite(name: string): Promise<SiteRecord> {
+    return deleteSite(this.ctx, name);
   }
 
   stats(vm?: string): Promise<NodeStats> {
@@ -146,6 +191,13 @@ export class StorageEngine {
 
   verify(onProgress?: (checked: number) => void): Promise<VerifyReport> {
     return verifyStore(this.ctx, onProgress);
+  }
+}
+
+/** Replica VMs take no live writes, snapshots or restores: clone one for a writable copy. */
+function assertWritable(vm: VmRecord): void {
+  if (vm.replicaOf) {
+    throw new FailedPreconditionError(`VM '${vm.name}' is a read-only replica of site ${vm.replicaOf}; clone it to get a writable copy`);
   }
 }
 

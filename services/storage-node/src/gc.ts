@@ -8,7 +8,8 @@
  * is asked about (dedup checks) or writes (new chunks, new tree nodes) and the sweep spares
  * them. A chunk can only gain a reference through one of those paths, so a chunk referenced
  * by anything created after marking began is never swept. Roots deleted during GC are freed
- * by the next run. Only one GC runs at a time.
+ * by the next run. Only one GC runs at a time. Chunks pinned by an uncommitted replication
+ * (until the pin's expiry) are spared too, so a retry can resume from what already arrived.
  */
 import { fromHex } from '@vmferry/core';
 import type { EngineContext } from './context.js';
@@ -39,18 +40,21 @@ async function collect(ctx: EngineContext): Promise<GcReport> {
 
     let swept = 0;
     let bytesFreed = 0;
-    let doomed: Buffer[] = [];
+    let doomed: { id: Buffer; bytes: number }[] = [];
     const flush = async (): Promise<void> => {
-      const ids = doomed.filter((id) => !touched.has(id.toString('hex')));
+      const candidates = doomed.filter((d) => !touched.has(d.id.toString('hex')));
       doomed = [];
-      if (ids.length > 0) await ctx.db.commit((b) => ctx.chunks.addDeletes(b, ids));
+      const pinned = await ctx.chunks.pinned(candidates.map((d) => d.id), Date.now());
+      const victims = candidates.filter((_, i) => !pinned[i]);
+      if (victims.length === 0) return;
+      await ctx.db.commit((b) => ctx.chunks.addDeletes(b, victims.map((d) => d.id)));
+      swept += victims.length;
+      bytesFreed += victims.reduce((n, d) => n + d.bytes, 0);
     };
     for await (const entry of ctx.chunks.index()) {
       const hex = entry.id.toString('hex');
       if (marked.has(hex) || touched.has(hex)) continue;
-      doomed.push(fromHex(hex));
-      swept++;
-      bytesFreed += entry.storedBytes;
+      doomed.push({ id: fromHex(hex), bytes: entry.storedBytes });
       if (doomed.length >= SWEEP_BATCH) await flush();
     }
     await flush();

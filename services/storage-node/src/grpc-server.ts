@@ -4,7 +4,7 @@ import type { Http2Session } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { InvalidArgumentError } from '@vmferry/core';
 import { StorageNodeService, type StorageNodeServer } from '@vmferry/proto';
-import { snapshotToWire, statsToWire, verifyReportToWire, vmToWire } from './convert.js';
+import { siteFromWire, siteToWire, snapshotFromWire, snapshotToWire, statsToWire, verifyReportToWire, vmFromWire, vmToWire } from './convert.js';
 import type { StorageEngine } from './engine.js';
 import { toServiceError } from './grpc-errors.js';
 import { encodeExtent, type ExtentMessage } from './wire-extent.js';
@@ -29,7 +29,7 @@ async function writeWithBackpressure<T>(call: grpc.ServerWritableStream<unknown,
   if (!call.write(msg)) await once(call, 'drain');
 }
 
-export function storageNodeHandlers(engine: StorageEngine): StorageNodeServer {
+export function storageNodeHandlers(engine: StorageEngine, replicationAddress?: string): StorageNodeServer {
   const vmOut = (vm: Parameters<typeof vmToWire>[0]) => vmToWire(vm, engine.snapshotCount(vm.id));
   return {
     createVm: unary(async (req) =>
@@ -144,6 +144,37 @@ export function storageNodeHandlers(engine: StorageEngine): StorageNodeServer {
     restore: unary(async (req) => vmOut(await engine.restore(req.ref, req.diskIndex))),
 
     getStats: unary(async (req) => statsToWire(await engine.stats(req.vm === '' ? undefined : req.vm))),
+    getNodeInfo: unary(() => ({ site: engine.site, replicationAddress: replicationAddress ?? '' })),
+
+    missingChunks: unary(async (req) => ({ ids: await engine.missingChunks(req.ids) })),
+    putChunks: (call, callback) => {
+      void (async () => {
+        const total = { chunksStored: 0, chunksAlreadyPresent: 0, bytesStored: 0 };
+        try {
+          for await (const batch of call as AsyncIterable<import('@vmferry/proto').ChunkBatch>) {
+            const r = await engine.putChunks(batch.chunks);
+            total.chunksStored += r.chunksStored;
+            total.chunksAlreadyPresent += r.chunksAlreadyPresent;
+            total.bytesStored += r.bytesStored;
+          }
+          callback(null, total);
+        } catch (e) {
+          callback(toServiceError(e));
+        }
+      })();
+    },
+    commitReplica: unary(async (req) => {
+      if (!req.vm || !req.snapshot) throw new InvalidArgumentError('commit needs the VM and the snapshot');
+      const s = await engine.commitReplica(req.sourceSite, vmFromWire(req.vm), snapshotFromWire(req.snapshot));
+      return snapshotToWire(s, req.vm.name);
+    }),
+
+    putSite: unary(async (req) => siteToWire(await engine.putSite(siteFromWire(req)))),
+    listSites: unary(async () => ({ sites: (await engine.listSites()).map(siteToWire) })),
+    deleteSite: unary(async (req) => {
+      await engine.deleteSite(req.name);
+      return {};
+    }),
     runGc: unary(async () => engine.gc()),
     verify: (call) => {
       void (async () => {
@@ -192,13 +223,13 @@ export interface StartedServer {
 }
 
 /** Binds the API on `address` (HOST:PORT; port 0 picks a free one). */
-export async function startGrpcServer(engine: StorageEngine, address: string): Promise<StartedServer> {
+export async function startGrpcServer(engine: StorageEngine, address: string, replicationAddress?: string): Promise<StartedServer> {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_RECEIVE_MESSAGE_BYTES,
   });
   const service = { ...StorageNodeService, readDisk: { ...StorageNodeService.readDisk, responseSerialize: encodeExtent } };
-  server.addService(service as unknown as grpc.ServiceDefinition, storageNodeHandlers(engine) as unknown as grpc.UntypedServiceImplementation);
+  server.addService(service as unknown as grpc.ServiceDefinition, storageNodeHandlers(engine, replicationAddress) as unknown as grpc.UntypedServiceImplementation);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );

@@ -25,14 +25,21 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
     ...(config.codecThreads === undefined ? {} : { codecThreads: config.codecThreads }),
   });
   let server;
+  let endpoint;
   try {
-    server = await startGrpcServer(engine, config.listen);
+    if (config.replicationListen && config.tlsCert && config.tlsKey && config.tlsCa) {
+      const { startReplicationEndpoint } = await import('./replication-endpoint.js');
+      endpoint = await startReplicationEndpoint(engine, config.replicationListen, { certFile: config.tlsCert, keyFile: config.tlsKey, caFile: config.tlsCa });
+    }
+    const replicationAddress = endpoint && config.replicationListen ? withPort(config.replicationListen, endpoint.port) : undefined;
+    server = await startGrpcServer(engine, config.listen, replicationAddress);
+    if (replicationAddress) log(`replication endpoint (mTLS, read-only) on ${replicationAddress}`);
   } catch (e) {
+    await endpoint?.stop();
     await engine.close();
     throw e;
   }
-  const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
-  const address = `${host}:${server.port}`;
+  const address = withPort(config.listen, server.port);
   log(`vmferry storage node (site ${config.site}) listening on ${address}, data in ${config.dataDir}`);
   if (telemetry.prometheusPort) log(`prometheus metrics on :${telemetry.prometheusPort}/metrics`);
   const started = server;
@@ -41,8 +48,13 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
     port: server.port,
     stop: async () => {
       await started.stop();
+      await endpoint?.stop();
       await engine.close();
       await telemetry.shutdown();
     },
   };
+}
+
+function withPort(hostPort: string, port: number): string {
+  return `${hostPort.slice(0, hostPort.lastIndexOf(':'))}:${port}`;
 }

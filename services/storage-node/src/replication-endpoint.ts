@@ -1,0 +1,145 @@
+/*
+ * The replication endpoint: a separate, read-only gRPC listener on the site's replication
+ * address, mTLS only. It serves snapshot metadata and stored chunk records to the peer sites
+ * the node knows (a site record whose identity equals the client certificate's subject CN);
+ * anyone else is refused before learning anything. Nothing here writes.
+ */
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
+import { FINGERPRINT_BYTES, InvalidArgumentError, NotFoundError, parseRef, VmferryError } from '@vmferry/core';
+import { ReplicationSourceService, type ChunkIdList, type ReplicationSourceServer } from '@vmferry/proto';
+import { snapshotToWire, vmToWire } from './convert.js';
+import type { StorageEngine } from './engine.js';
+import { toServiceError } from './grpc-errors.js';
+
+/** Largest ChunkBatch message sent (the client's default receive limit is 4 MiB). */
+const BATCH_BYTES = 2 * 1024 * 1024;
+const MAX_IDS = 65536;
+const SITE_CACHE_MS = 1000;
+
+type AuthContext = ReturnType<grpc.ServerUnaryCall<unknown, unknown>['getAuthContext']>;
+
+export interface EndpointTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+}
+
+class PermissionDeniedError extends VmferryError {
+  constructor(message: string) {
+    super('permission-denied', message);
+  }
+}
+
+/** Resolves the caller's site from its certificate, or throws PERMISSION_DENIED. */
+function makeAuthorizer(engine: StorageEngine): (call: { getAuthContext(): AuthContext }) => Promise<string> {
+  let cache: { at: number; byIdentity: Map<string, string> } | undefined;
+  return async (call) => {
+    const cert = call.getAuthContext().sslPeerCertificate;
+    const cn = cert?.subject?.CN;
+    const identity = Array.isArray(cn) ? cn[0] : cn;
+    if (!identity) throw new PermissionDeniedError('no verified client certificate: replication needs mTLS');
+    if (!cache || Date.now() - cache.at > SITE_CACHE_MS) {
+      const sites = await engine.listSites();
+      cache = { at: Date.now(), byIdentity: new Map(sites.filter((s) => s.identity).map((s) => [s.identity, s.name])) };
+    }
+    const site = cache.byIdentity.get(identity);
+    if (!site) throw new PermissionDeniedError(`certificate identity '${identity}' is not an allowed peer of site ${engine.site}`);
+    return site;
+  };
+}
+
+function checkIds(req: ChunkIdList): Buffer[] {
+  if (req.ids.length > MAX_IDS) throw new InvalidArgumentError(`at most ${MAX_IDS} ids per call`);
+  for (const id of req.ids) if (id.length !== FINGERPRINT_BYTES) throw new InvalidArgumentError('chunk ids are 32 bytes');
+  return req.ids;
+}
+
+export function replicationHandlers(engine: StorageEngine): ReplicationSourceServer {
+  const authorize = makeAuthorizer(engine);
+  const unary =
+    <Req, Res>(fn: (req: Req) => Promise<Res> | Res) =>
+    (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>): void => {
+      authorize(call)
+        .then(() => fn(call.request))
+        .then(
+          (res) => callback(null, res),
+          (e: unknown) => callback(toServiceError(e) as grpc.ServiceError),
+        );
+    };
+  const visibleVm = (name: string) => {
+    const vm = engine.getVm(name);
+    if (vm.importing) throw new NotFoundError('vm', name);
+    return vm;
+  };
+  return {
+    getSnapshot: unary((req) => {
+      const ref = parseRef(req.ref);
+      const vm = visibleVm(ref.vm);
+      const snaps = engine.listSnapshots(vm.id);
+      const snapshot = ref.snapshot === undefined || ref.snapshot === 'latest' ? snaps[snaps.length - 1] : engine.getSnapshot(req.ref).snapshot;
+      if (!snapshot) throw new NotFoundError('snapshot', `${vm.name}@latest`, `VM '${vm.name}' has no snapshots at site ${engine.site}`);
+      return { site: engine.site, vm: vmToWire(vm, snaps.length), snapshot: snapshotToWire(snapshot, vm.name) };
+    }),
+    listSnapshots: unary((req) => {
+      const vm = visibleVm(req.vm);
+      return { snapshots: engine.listSnapshots(vm.id).map((s) => snapshotToWire(s, vm.name)) };
+    }),
+    chunkSizes: unary(async (req) => ({ storedBytes: await engine.chunkSizes(checkIds(req)) })),
+    fetchChunks: (call) => {
+      void (async () => {
+        try {
+          await authorize(call);
+          const ids = checkIds(call.request);
+          for (let i = 0; i < ids.length && !call.cancelled; ) {
+            // Read up to 64 records at a time; send them in messages of at most BATCH_BYTES.
+            const slice = ids.slice(i, i + 64);
+            i += slice.length;
+            const records = await engine.chunkRecords(slice);
+            let batch: { id: Buffer; record: Buffer; node: boolean }[] = [];
+            let bytes = 0;
+            for (const [k, record] of records.entries()) {
+              if (bytes + record.length > BATCH_BYTES && batch.length > 0) {
+                if (!call.write({ chunks: batch })) await once(call, 'drain');
+                batch = [];
+                bytes = 0;
+              }
+              batch.push({ id: slice[k] as Buffer, record, node: false });
+              bytes += record.length;
+            }
+            if (batch.length > 0 && !call.write({ chunks: batch })) await once(call, 'drain');
+          }
+          call.end();
+        } catch (e) {
+          call.destroy(toServiceError(e) as grpc.ServiceError);
+        }
+      })();
+    },
+  };
+}
+
+export interface StartedEndpoint {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/** Binds the replication endpoint on `address` with mTLS (client certificates required). */
+export async function startReplicationEndpoint(engine: StorageEngine, address: string, tls: EndpointTls): Promise<StartedEndpoint> {
+  const [cert, key, ca] = await Promise.all([readFile(tls.certFile), readFile(tls.keyFile), readFile(tls.caFile)]);
+  const server = new grpc.Server({ 'grpc.max_send_message_length': 8 * 1024 * 1024 });
+  server.addService(ReplicationSourceService, replicationHandlers(engine));
+  const creds = grpc.ServerCredentials.createSsl(ca, [{ private_key: key, cert_chain: cert }], true);
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync(address, creds, (err, p) => (err ? reject(err) : resolve(p))));
+  return {
+    port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), 5000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,40 @@
+import { InvalidArgumentError, NotFoundError, validateVmName, type SiteRecord } from '@vmferry/core';
+import { keys } from '@vmferry/store-rocksdb';
+import type { EngineContext } from './context.js';
+
+const ADDRESS = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+
+/** Validates a site record; every bad field is named at once. */
+export function validateSite(site: SiteRecord): SiteRecord {
+  const problems: string[] = [];
+  try {
+    validateVmName(site.name);
+  } catch {
+    problems.push(`site name '${site.name}' must be 1-63 letters, digits, '.', '_' or '-'`);
+  }
+  if (site.replicationAddress && !ADDRESS.test(site.replicationAddress)) problems.push(`replication address '${site.replicationAddress}' must be HOST:PORT`);
+  if (site.nodeAddress && !ADDRESS.test(site.nodeAddress)) problems.push(`node address '${site.nodeAddress}' must be HOST:PORT`);
+  if (!site.replicationAddress && !site.nodeAddress) problems.push('a site needs a replication address (to pull from it) or a node address (to replicate to it)');
+  if (site.replicationAddress && !site.identity) problems.push('a site with a replication address needs its certificate identity (--identity)');
+  if (problems.length > 0) throw new InvalidArgumentError(`bad site '${site.name}': ${problems.join('; ')}`);
+  return site;
+}
+
+export async function putSite(ctx: EngineContext, site: SiteRecord): Promise<SiteRecord> {
+  validateSite(site);
+  await ctx.db.commit((b) => b.tryPut(keys.siteKey(site.name), Buffer.from(JSON.stringify(site))), { durable: true });
+  return site;
+}
+
+export async function listSites(ctx: EngineContext): Promise<SiteRecord[]> {
+  const out: SiteRecord[] = [];
+  for await (const { value } of ctx.db.entries(keys.prefixRange(keys.SITE_PREFIX))) out.push(JSON.parse(value.toString()) as SiteRecord);
+  return out;
+}
+
+export async function deleteSite(ctx: EngineContext, name: string): Promise<SiteRecord> {
+  const found = (await listSites(ctx)).find((s) => s.name === name);
+  if (!found) throw new NotFoundError('site', name, `site '${name}' is not known here`);
+  await ctx.db.commit((b) => b.tryDelete(keys.siteKey(name)), { durable: true });
+  return found;
+}
