@@ -25,7 +25,7 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
     ...(config.codecThreads === undefined ? {} : { codecThreads: config.codecThreads }),
   });
   let server;
-  let endpoint;
+  let endpoint: { port: number; stop(): Promise<void> } | undefined;
   try {
     if (config.replicationListen && config.tlsCert && config.tlsKey && config.tlsCa) {
       const { startReplicationEndpoint } = await import('./replication-endpoint.js');
