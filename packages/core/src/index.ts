@@ -9,3 +9,4 @@ export * from './tree-codec.js';
 export * from './tree.js';
 export * from './partition.js';
 export * from './model.js';
+export * from './rate.js';

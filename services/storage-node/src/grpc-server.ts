@@ -111,7 +111,9 @@ export function storageNodeHandlers(engine: StorageEngine, replicationAddress?: 
           if (first) out.write({ offset: req.offset, parts: [], holeLength: 0, diskSize: size });
           call.end();
         } catch (e) {
-          call.destroy(toServiceError(e) as grpc.ServiceError);
+          // emit('error'), not destroy(err): grpc-js sends the status from the error event;
+          // a destroyed stream never sends one and the client waits forever.
+          call.emit('error', toServiceError(e));
         }
       })();
     },
@@ -189,7 +191,9 @@ export function storageNodeHandlers(engine: StorageEngine, replicationAddress?: 
           call.write({ kind: { $case: 'report', value: verifyReportToWire(report) } });
           call.end();
         } catch (e) {
-          call.destroy(toServiceError(e) as grpc.ServiceError);
+          // emit('error'), not destroy(err): grpc-js sends the status from the error event;
+          // a destroyed stream never sends one and the client waits forever.
+          call.emit('error', toServiceError(e));
         }
       })();
     },

@@ -72,7 +72,10 @@ export async function putChunks(ctx: EngineContext, incoming: readonly IncomingC
   for (const [i, c] of fresh.entries()) {
     const d = decoded[i];
     if (!d?.ok) throw new ChunkCorruptError(toHex(c.id), `rejected from the source: ${d?.ok === false ? d.reason : 'undecodable'}`);
-    if (c.node) await checkChildrenPresent(ctx, c.id, d.data, inBatch);
+    if (c.node) {
+      if (c.record[0] !== 0) throw new ChunkCorruptError(toHex(c.id), 'a tree node must be stored raw');
+      await checkChildrenPresent(ctx, c.id, d.data, inBatch);
+    }
     stored.push({ id: c.id, record: c.record, rawLength: d.data.length });
   }
   if (stored.length > 0) {
@@ -93,7 +96,6 @@ export async function putChunks(ctx: EngineContext, incoming: readonly IncomingC
 }
 
 async function checkChildrenPresent(ctx: EngineContext, id: Fingerprint, raw: Buffer, inBatch: ReadonlySet<string>): Promise<void> {
-  if (raw[0] !== 0) throw new ChunkCorruptError(toHex(id), 'a tree node must be stored raw');
   const node = decodeNodeChecked(id, raw);
   const children: Buffer[] = [];
   for (let s = 0; s < node.slots; s++) {

@@ -1,0 +1,251 @@
+/** Sites, links and replication: `vmferry site …`, `vmferry link set-rate`, `vmferry replicate …`. */
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import Bottleneck from 'bottleneck';
+import { formatBytes, formatRate, parseCalendar, rateAt, InvalidArgumentError, type SiteRecord } from '@vmferry/core';
+import type { NodeInfo, Site, StorageNodeClient } from '@vmferry/proto';
+import { printFields, printJson, printTable } from './output.js';
+import { byteProgress } from './progress.js';
+
+interface Globals {
+  node: string;
+  json: boolean;
+}
+
+type Unary<Req, Res> = (req: Req, cb: (err: Error | null, res: Res) => void) => unknown;
+function call<Req, Res>(fn: Unary<Req, Res>, req: Req): Promise<Res> {
+  return new Promise((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+async function withNode<T>(g: Globals, fn: (client: StorageNodeClient) => Promise<T>): Promise<T> {
+  const { connect, describeError } = await import('./client.js');
+  const client = connect(g.node);
+  try {
+    return await fn(client);
+  } catch (e) {
+    throw new Error(describeError(e, g.node));
+  } finally {
+    client.close();
+  }
+}
+
+const sitesOf = async (c: StorageNodeClient): Promise<Site[]> => (await call<object, { sites: Site[] }>((r, cb) => c.listSites(r, cb), {})).sites;
+const infoOf = (c: StorageNodeClient): Promise<NodeInfo> => call<object, NodeInfo>((r, cb) => c.getNodeInfo(r, cb), {});
+
+function siteRow(s: Site): Record<string, string> {
+  return { name: s.name, replication: s.replicationAddress, identity: s.identity, node: s.nodeAddress, bind: s.bindAddress, rate: s.rate || 'unlimited' };
+}
+
+interface TlsOptions {
+  certs?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+}
+
+/** The replicating (target) site's TLS files: --tls-* or DIR/<site>.crt, DIR/<site>.key, DIR/ca.crt. */
+function tlsFor(site: string, o: TlsOptions): { cert: string; key: string; ca: string } {
+  if (o.tlsCert && o.tlsKey && o.tlsCa) return { cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa };
+  if (o.certs) return { cert: join(o.certs, `${site}.crt`), key: join(o.certs, `${site}.key`), ca: join(o.certs, 'ca.crt') };
+  throw new InvalidArgumentError('replication needs TLS: --certs DIR (with SITE.crt, SITE.key, ca.crt) or --tls-cert/--tls-key/--tls-ca');
+}
+
+interface Target {
+  readonly site: string;
+  readonly nodeAddress: string;
+  readonly bindAddress: string;
+}
+
+/** Where each target site's node is, as the --node node knows it (its own site, or a site record). */
+async function resolveTargets(g: Globals, names: string[], bind?: string): Promise<Target[]> {
+  return withNode(g, async (c) => {
+    const info = await infoOf(c);
+    const sites = await sitesOf(c);
+    return names.map((name) => {
+      if (name === info.site) return { site: name, nodeAddress: g.node, bindAddress: bind ?? '' };
+      const s = sites.find((x) => x.name === name);
+      if (!s?.nodeAddress) throw new InvalidArgumentError(`target site '${name}' is not this node's site (${info.site}) and has no node address here: vmferry site add ${name} --node-address HOST:PORT`);
+      return { site: name, nodeAddress: s.nodeAddress, bindAddress: bind ?? s.bindAddress };
+    });
+  });
+}
+
+export function registerReplicationCommands(program: Command): void {
+  const site = program.command('site').description('peer sites: replication address, certificate identity, node, throttle');
+  site
+    .command('add <name>')
+    .description('add or update a peer site')
+    .option('--replication <host:port>', "the site's replication endpoint")
+    .option('--identity <cn>', "the site's certificate identity (subject CN)")
+    .option('--node-address <host:port>', "the site's storage node API (to replicate to it)")
+    .option('--bind <address>', 'local source address to bind when this site pulls (its replication NIC)')
+    .option('--rate <calendar>', "throttle calendar for pulls from it, e.g. 'Mon-Fri 08:00-18:00 50Mbit; * 400Mbit'")
+    .action(async (name: string, o: { replication?: string; identity?: string; nodeAddress?: string; bind?: string; rate?: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      if (o.rate) parseCalendar(o.rate);
+      const s = await withNode(g, (c) =>
+        call<Site, Site>((r, cb) => c.putSite(r, cb), {
+          name,
+          replicationAddress: o.replication ?? '',
+          identity: o.identity ?? '',
+          nodeAddress: o.nodeAddress ?? '',
+          bindAddress: o.bind ?? '',
+          rate: o.rate ?? '',
+        }),
+      );
+      if (g.json) printJson(s);
+      else printTable([siteRow(s)]);
+    });
+  site.command('list').action(async (_o: unknown, cmd: Command) => {
+    const g = cmd.optsWithGlobals<Globals>();
+    const sites = await withNode(g, sitesOf);
+    if (g.json) printJson(sites);
+    else printTable(sites.map(siteRow));
+  });
+  site.command('remove <name>').action(async (name: string, _o: unknown, cmd: Command) => {
+    const g = cmd.optsWithGlobals<Globals>();
+    await withNode(g, (c) => call((r, cb) => c.deleteSite(r, cb), { name }));
+    if (g.json) printJson({ removed: name });
+    else printFields({ removed: name });
+  });
+
+  program
+    .command('link')
+    .description('link throttling')
+    .command('set-rate <site> <calendar>')
+    .description("set the throttle calendar for pulls from SITE, e.g. 'Mon-Fri 08:00-18:00 50Mbit; * 400Mbit' (running transfers follow within a second)")
+    .action(async (name: string, calendar: string, _o: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      const cal = parseCalendar(calendar);
+      const s = await withNode(g, async (c) => {
+        const found = (await sitesOf(c)).find((x) => x.name === name);
+        if (!found) throw new InvalidArgumentError(`site '${name}' is not known here (vmferry site add ${name} …)`);
+        return call<Site, Site>((r, cb) => c.putSite(r, cb), { ...found, rate: calendar });
+      });
+      if (g.json) printJson({ ...s, rateNow: rateAt(cal, new Date()) });
+      else printFields({ site: s.name, calendar: s.rate, 'rate now': formatRate(rateAt(cal, new Date())) });
+    });
+
+  const replicate = program
+    .command('replicate')
+    .description('pull a VM snapshot from a site to one or more sites; only missing chunks move')
+    .argument('<ref>', 'VM (newest snapshot) or VM@SNAPSHOT')
+    // Checked in the action: required options here would also be demanded of `replicate plan`.
+    .option('--from <site>', 'source site (required)')
+    .option('--to <sites>', 'target site(s), comma-separated (required)')
+    .option('--certs <dir>', 'folder with ca.crt and SITE.crt/SITE.key for each target site')
+    .option('--tls-cert <file>')
+    .option('--tls-key <file>')
+    .option('--tls-ca <file>')
+    .option('--bind <address>', 'local source address for the pull (default: the target site record)')
+    .option('--streams <n>', 'parallel chunk streams per session', '4')
+    .option('--sessions-per-link <n>', 'sessions at once on one source link', '2')
+    .action(async (ref: string, opts: TlsOptions & { from?: string; to?: string; bind?: string; streams: string; sessionsPerLink: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      const { from, to } = opts;
+      if (!from || !to) throw new InvalidArgumentError('replicate needs --from SITE and --to SITE[,SITE…]');
+      const o = { ...opts, from, to };
+      const r = await import('@vmferry/replicator');
+      const targets = await resolveTargets(g, o.to.split(',').map((s) => s.trim()).filter(Boolean), o.bind);
+      const fullRef = ref.includes('@') ? ref : `${ref}@latest`;
+      // Sessions per source link are limited and ordered by bottleneck; bytes by the link's bucket.
+      const limiter = new Bottleneck({ maxConcurrent: Math.max(1, Number(o.sessionsPerLink)) });
+      const results = await Promise.all(
+        targets.map((t) =>
+          limiter.schedule(async () => {
+            const node = r.nodeClient(t.nodeAddress);
+            try {
+              const sites = await sitesOf(node);
+              const src = sites.find((s) => s.name === o.from);
+              if (!src) throw new InvalidArgumentError(`site '${o.from}' is not known at site ${t.site} (vmferry --node ${t.nodeAddress} site add ${o.from} …)`);
+              const throttle = new r.LinkThrottle(src.rate, async () => (await sitesOf(node)).find((s) => s.name === o.from)?.rate ?? '').start();
+              const source = r.sourceClient(src as SiteRecord, tlsFor(t.site, o), t.bindAddress || undefined);
+              const progress = byteProgress(`${o.from}→${t.site}`, 1, false);
+              let bar = progress;
+              try {
+                return await r.replicateSnapshot({
+                  source: r.grpcSource(source),
+                  target: r.grpcTarget(node),
+                  sourceSite: o.from,
+                  ref: fullRef,
+                  streams: Number(o.streams),
+                  bucket: throttle.bucket,
+                  onProgress: (p) => {
+                    if (p.phase === 'data' && p.bytesTotal > 0 && bar === progress) bar = byteProgress(`${o.from}→${t.site}`, p.bytesTotal, !g.json);
+                    bar.update(p.bytesDone);
+                  },
+                }).then((res) => ({ target: t.site, ...res }));
+              } finally {
+                bar.stop();
+                throttle.stop();
+                source.close();
+              }
+            } catch (e) {
+              const { describeError } = await import('./client.js');
+              throw new Error(`${o.from} → ${t.site}: ${describeError(e, t.nodeAddress)}`);
+            } finally {
+              node.close();
+            }
+          }),
+        ),
+      );
+      if (g.json) return printJson(results.length === 1 ? results[0] : results);
+      printTable(
+        results.map((x) => ({
+          target: x.target,
+          snapshot: `${x.vmName}@${x.snapshot.id}`,
+          moved: formatBytes(x.bytesReceived),
+          chunks: x.chunksReceived,
+          'tree nodes': x.nodesReceived,
+          'already there': x.chunksSkipped,
+          seconds: x.seconds.toFixed(2),
+        })),
+      );
+    });
+
+  replicate
+    .command('plan <ref>')
+    .description('pre-flight: exactly which bytes are missing at the target, and the ETA under the link calendar')
+    .requiredOption('--from <site>')
+    .requiredOption('--to <site>')
+    .option('--certs <dir>')
+    .option('--tls-cert <file>')
+    .option('--tls-key <file>')
+    .option('--tls-ca <file>')
+    .option('--bind <address>')
+    .action(async (ref: string, o: TlsOptions & { from: string; to: string; bind?: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      const r = await import('@vmferry/replicator');
+      const [t] = await resolveTargets(g, [o.to], o.bind);
+      if (!t) throw new InvalidArgumentError('no target site');
+      const node = r.nodeClient(t.nodeAddress);
+      try {
+        const src = (await sitesOf(node)).find((s) => s.name === o.from);
+        if (!src) throw new InvalidArgumentError(`site '${o.from}' is not known at site ${t.site}`);
+        const source = r.sourceClient(src as SiteRecord, tlsFor(t.site, o), t.bindAddress || undefined);
+        try {
+          const plan = await r.planReplication({
+            source: r.grpcSource(source),
+            target: r.grpcTarget(node),
+            ref: ref.includes('@') ? ref : `${ref}@latest`,
+            calendar: src.rate,
+          });
+          if (g.json) return printJson({ from: o.from, to: t.site, ...plan });
+          printFields({
+            snapshot: `${plan.vmName}@${plan.snapshotId}`,
+            route: `${o.from} → ${t.site}`,
+            'missing chunks': `${plan.missingChunks} (${formatBytes(plan.missingBytes)} stored/compressed)`,
+            'already at target': `${plan.presentChunks} chunks`,
+            'tree nodes to move': `${plan.treeNodes} (${formatBytes(plan.treeNodeBytes)})`,
+            'total to move': formatBytes(plan.totalBytes),
+            'link calendar': plan.rateCalendar,
+            eta: plan.etaSeconds === null ? 'unthrottled link: no estimate' : `${Math.ceil(plan.etaSeconds)} s`,
+          });
+        } finally {
+          source.close();
+        }
+      } finally {
+        node.close();
+      }
+    });
+}

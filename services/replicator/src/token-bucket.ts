@@ -1,0 +1,56 @@
+/*
+ * A token bucket that shapes bytes, shared by every stream on one link or interface.
+ * (bottleneck orders sessions; it cannot shape bytes: STACK.md.) Takers may go into debt
+ * by one message, then wait it off in short sleeps, re-reading the rate each time, so a
+ * new rate (a calendar boundary, `link set-rate`) takes effect within RECHECK_MS.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const RECHECK_MS = 100;
+
+export class TokenBucket {
+  private tokens: number;
+  private last = performance.now();
+
+  /** `rate` bytes/s (Infinity: unlimited); `burstSeconds` of rate may accumulate. */
+  constructor(
+    private rate: number,
+    private readonly burstSeconds = 0.25,
+  ) {
+    this.tokens = Number.isFinite(rate) ? rate * burstSeconds : 0;
+  }
+
+  get bytesPerSecond(): number {
+    return this.rate;
+  }
+
+  setRate(rate: number): void {
+    this.refill();
+    this.rate = rate;
+    if (Number.isFinite(rate)) this.tokens = Math.min(this.tokens, rate * this.burstSeconds);
+  }
+
+  private refill(): void {
+    const now = performance.now();
+    if (Number.isFinite(this.rate)) {
+      this.tokens = Math.min(this.rate * this.burstSeconds, this.tokens + ((now - this.last) / 1000) * this.rate);
+    }
+    this.last = now;
+  }
+
+  /** Resolves once `bytes` may pass. */
+  async take(bytes: number, signal?: AbortSignal): Promise<void> {
+    this.refill();
+    if (!Number.isFinite(this.rate)) return;
+    this.tokens -= bytes;
+    while (this.tokens < 0) {
+      if (!Number.isFinite(this.rate)) {
+        this.tokens = 0;
+        return;
+      }
+      const waitMs = Math.min(RECHECK_MS, (-this.tokens / this.rate) * 1000);
+      await sleep(Math.max(1, waitMs), undefined, signal ? { signal } : undefined);
+      this.refill();
+    }
+  }
+}
