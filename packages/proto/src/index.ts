@@ -5,6 +5,8 @@ export {
   SourceSnapshotRequest,
   SourceSnapshot,
   ChunkSizeList,
+  AckReplicaRequest,
+  AckReplicaResponse,
   type ReplicationSourceServer,
 } from './gen/vmferry/v1/replication.js';
 export { Empty } from './gen/google/protobuf/empty.js';

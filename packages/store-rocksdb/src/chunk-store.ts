@@ -77,11 +77,25 @@ export class ChunkStore implements NodeSource {
 
   /** Stored records for `ids`; rejects with ChunkMissingError for an absent one. */
   async records(ids: readonly Fingerprint[]): Promise<Buffer[]> {
-    const values = await this.db.getMany(ids.map(chunkKey));
+    const values = await this.db.getMany(ids.map(chunkKey)).catch(() => this.recordsOneByOne(ids));
     return values.map((v, i) => {
       if (v === null) throw new ChunkMissingError(toHex(ids[i] as Fingerprint));
       return v;
     });
+  }
+
+  /**
+   * A batch read failed (RocksDB refuses a record whose block or blob checksum does not
+   * match): read each record alone so the damaged chunk is named as ChunkCorruptError.
+   */
+  private recordsOneByOne(ids: readonly Fingerprint[]): Promise<(Buffer | null)[]> {
+    return Promise.all(
+      ids.map((id) =>
+        this.db.get(chunkKey(id)).catch((e: unknown) => {
+          throw new ChunkCorruptError(toHex(id), `the store cannot read it (${e instanceof Error ? e.message : String(e)})`);
+        }),
+      ),
+    );
   }
 
   /** Raw, verified bytes of `ids`, in order. */

@@ -11,6 +11,8 @@
  *   'p' fp[32]                             pin: u64 BE expiry (ms) of a chunk received by an
  *                                          uncommitted replication; GC spares it until then
  *   'S' name                               peer site record (JSON)
+ *   'B' vmId[26] site                      replication base: the newest snapshot id of the VM
+ *                                          that peer `site` holds (kept from deletion)
  *
  * `i` exists so a dedup check reads 8 bytes, not a 64 KiB chunk. Big-endian numbers make
  * iteration order block order.
@@ -69,3 +71,5 @@ export const diskOfDirtyKey = (k: Buffer): number => k.readUInt16BE(1 + ID_BYTES
 export const pinKey = (fp: Buffer): Buffer => key('p', fp);
 export const siteKey = (name: string): Buffer => key('S', name);
 export const SITE_PREFIX = key('S');
+export const baseKey = (vmId: string, site: string): Buffer => key('B', vmId, site);
+export const basePrefix = (vmId: string): Buffer => key('B', vmId);

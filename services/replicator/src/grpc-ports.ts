@@ -2,6 +2,8 @@
 import { once } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
 import type {
+  AckReplicaRequest,
+  AckReplicaResponse,
   ChunkBatch,
   ChunkIdList,
   ChunkRecord,
@@ -30,6 +32,9 @@ export function grpcSource(client: ReplicationSourceClient): SourcePort {
         signal?.removeEventListener('abort', abort);
         call.cancel();
       }
+    },
+    ack: async (vmId, snapshotId) => {
+      await unary<AckReplicaRequest, AckReplicaResponse>((r, cb) => client.ackReplica(r, cb), { vmId, snapshotId });
     },
     sizes: async (ids) => (await unary<ChunkIdList, ChunkSizeList>((r, cb) => client.chunkSizes(r, cb), { ids: [...ids] })).storedBytes,
   };

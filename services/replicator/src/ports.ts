@@ -6,6 +6,8 @@ export interface SourcePort {
   /** Stored records of `ids`, in batches, in order. */
   fetch(ids: readonly Buffer[], signal?: AbortSignal): AsyncIterable<ChunkRecord[]>;
   sizes(ids: readonly Buffer[]): Promise<number[]>;
+  /** Tells the source this site now holds the snapshot (its incremental base). */
+  ack(vmId: string, snapshotId: string): Promise<void>;
 }
 
 export interface PutStream {

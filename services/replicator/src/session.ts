@@ -55,6 +55,8 @@ export interface SessionResult {
   readonly nodesReceived: number;
   /** Data chunks the target already had (moved nothing). */
   readonly chunksSkipped: number;
+  /** Whether the source recorded this snapshot as the pair's base (protected from deletion). */
+  readonly baseRecordedAtSource: boolean;
   readonly seconds: number;
 }
 
@@ -140,6 +142,12 @@ export async function replicateSnapshot(o: SessionOptions): Promise<SessionResul
   phase = 'commit';
   report();
   const committed = await o.target.commit(info.site, info.vm, snapshot);
+  // The source keeps this snapshot (the pair's base) from deletion; a failed ack only weakens
+  // that protection, so it does not fail the session.
+  const baseRecorded = await o.source.ack(info.vm.id, snapshot.id).then(
+    () => true,
+    () => false,
+  );
   phase = 'done';
   report();
   return {
@@ -149,6 +157,7 @@ export async function replicateSnapshot(o: SessionOptions): Promise<SessionResul
     chunksReceived: chunksDone - nodeRecords.length,
     nodesReceived: nodeRecords.length,
     chunksSkipped: dataIds.size - missingData.length,
+    baseRecordedAtSource: baseRecorded,
     seconds: (performance.now() - started) / 1000,
   };
 }

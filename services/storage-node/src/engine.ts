@@ -11,6 +11,7 @@ import { computeStats, type NodeStats } from './stats.js';
 import { verifyStore, type VerifyReport } from './verify.js';
 import { commitReplica, missingChunks, putChunks, type IncomingChunk, type PutResult } from './replication-target.js';
 import { deleteSite, listSites, putSite } from './sites.js';
+import { recordBase } from './replication-bases.js';
 import { keys } from '@vmferry/store-rocksdb';
 import { createVm, deleteVm, diskOf, resolveVm, type CreateVmInput } from './vms.js';
 
@@ -167,6 +168,11 @@ export class StorageEngine {
   async chunkSizes(ids: readonly Buffer[]): Promise<number[]> {
     const records = await this.ctx.db.getMany(ids.map((id) => keys.chunkIndexKey(id)));
     return records.map((r) => (r ? r.readUInt32LE(0) : 0));
+  }
+
+  /** A peer `site` reports it now holds `snapshotId` of `vmId` (its incremental base). */
+  recordReplicationBase(site: string, vmId: string, snapshotId: string): Promise<void> {
+    return recordBase(this.ctx, site, vmId, snapshotId);
   }
 
   putSite(site: SiteRecord): Promise<SiteRecord> {

@@ -87,6 +87,14 @@ export function replicationHandlers(engine: StorageEngine): ReplicationSourceSer
       return { snapshots: engine.listSnapshots(vm.id).map((s) => snapshotToWire(s, vm.name)) };
     }),
     chunkSizes: unary(async (req) => ({ storedBytes: await engine.chunkSizes(checkIds(req)) })),
+    ackReplica: (call, callback) => {
+      authorize(call)
+        .then((site) => engine.recordReplicationBase(site, call.request.vmId, call.request.snapshotId))
+        .then(
+          () => callback(null, {}),
+          (e: unknown) => callback(toServiceError(e) as grpc.ServiceError),
+        );
+    },
     fetchChunks: (call) => {
       void (async () => {
         try {

@@ -32,6 +32,7 @@ import {
 import { ChunkStore, keys } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 import { buildVm, diskOf, resolveVm } from './vms.js';
+import { assertNotBase } from './replication-bases.js';
 
 export interface SnapshotOptions {
   readonly label?: string;
@@ -123,7 +124,10 @@ export async function createSnapshot(ctx: EngineContext, vmNameOrId: string, opt
 
 export async function deleteSnapshot(ctx: EngineContext, ref: string): Promise<SnapshotRecord> {
   const { vm, snapshot } = resolveSnapshotRef(ctx, ref);
-  await ctx.vmLock(vm.id).exclusive(() => ctx.catalog.commit((tx) => tx.deleteSnapshot(vm.id, snapshot.id), { durable: true }));
+  await ctx.vmLock(vm.id).exclusive(async () => {
+    await assertNotBase(ctx, vm, snapshot);
+    await ctx.catalog.commit((tx) => tx.deleteSnapshot(vm.id, snapshot.id), { durable: true });
+  });
   return snapshot;
 }
 

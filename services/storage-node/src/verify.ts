@@ -26,15 +26,24 @@ export async function verifyStore(ctx: EngineContext, onProgress: (checked: numb
   const present = new Set<string>();
   let checked = 0;
   let batch: Fingerprint[] = [];
+  const checkIds = async (ids: Fingerprint[]): Promise<void> => {
+    const records = await ctx.chunks.records(ids);
+    const decoded = await ctx.chunks.pool.decode(records, ids);
+    decoded.forEach((d, i) => {
+      if (!d.ok) bad.set(toHex(ids[i] as Fingerprint), d.reason);
+    });
+  };
   const check = async (): Promise<void> => {
     if (batch.length === 0) return;
-    const records = await ctx.chunks.records(batch);
-    const decoded = await ctx.chunks.pool.decode(records, batch);
-    decoded.forEach((d, i) => {
-      if (!d.ok) bad.set(toHex(batch[i] as Fingerprint), d.reason);
-    });
-    checked += batch.length;
+    const ids = batch;
     batch = [];
+    // A record the store cannot read fails the whole batch: then check chunk by chunk.
+    await checkIds(ids).catch(async () => {
+      for (const id of ids) {
+        await checkIds([id]).catch((e: unknown) => bad.set(toHex(id), e instanceof Error ? e.message : String(e)));
+      }
+    });
+    checked += ids.length;
     onProgress(checked);
   };
   for await (const entry of ctx.chunks.index()) {

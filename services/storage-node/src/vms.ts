@@ -77,6 +77,8 @@ export async function deleteVm(ctx: EngineContext, nameOrId: string): Promise<Vm
         for (const s of snaps) tx.deleteSnapshot(vm.id, s.id);
         const dirty = keys.prefixRange(keys.dirtyVmPrefix(vm.id));
         tx.batch.tryDeleteRange(dirty.gte, dirty.lt);
+        const bases = keys.prefixRange(keys.basePrefix(vm.id));
+        tx.batch.tryDeleteRange(bases.gte, bases.lt);
         tx.deleteVm(vm.id);
       },
       { durable: true },

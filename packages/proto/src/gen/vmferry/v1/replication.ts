@@ -26,6 +26,14 @@ export const protobufPackage = "vmferry.v1";
 
 export const protobufFileName = "vmferry/v1/replication.proto";
 
+export interface AckReplicaRequest {
+  vmId: string;
+  snapshotId: string;
+}
+
+export interface AckReplicaResponse {
+}
+
 export interface SourceSnapshotRequest {
   ref: string;
 }
@@ -39,6 +47,151 @@ export interface SourceSnapshot {
 export interface ChunkSizeList {
   storedBytes: number[];
 }
+
+function createBaseAckReplicaRequest(): AckReplicaRequest {
+  return { vmId: "", snapshotId: "" };
+}
+
+export const AckReplicaRequest: MessageFns<AckReplicaRequest> = {
+  encode(message: AckReplicaRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vmId !== "") {
+      writer.uint32(10).string(message.vmId);
+    }
+    if (message.snapshotId !== "") {
+      writer.uint32(18).string(message.snapshotId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AckReplicaRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAckReplicaRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vmId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.snapshotId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AckReplicaRequest {
+    return {
+      vmId: isSet(object.vmId)
+        ? globalThis.String(object.vmId)
+        : isSet(object.vm_id)
+        ? globalThis.String(object.vm_id)
+        : "",
+      snapshotId: isSet(object.snapshotId)
+        ? globalThis.String(object.snapshotId)
+        : isSet(object.snapshot_id)
+        ? globalThis.String(object.snapshot_id)
+        : "",
+    };
+  },
+
+  toJSON(message: AckReplicaRequest): unknown {
+    const obj: any = {};
+    if (message.vmId !== "") {
+      obj.vmId = message.vmId;
+    }
+    if (message.snapshotId !== "") {
+      obj.snapshotId = message.snapshotId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AckReplicaRequest>): AckReplicaRequest {
+    return AckReplicaRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AckReplicaRequest>): AckReplicaRequest {
+    const message = createBaseAckReplicaRequest();
+    message.vmId = object.vmId ?? "";
+    message.snapshotId = object.snapshotId ?? "";
+    return message;
+  },
+};
+
+function createBaseAckReplicaResponse(): AckReplicaResponse {
+  return {};
+}
+
+export const AckReplicaResponse: MessageFns<AckReplicaResponse> = {
+  encode(_: AckReplicaResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AckReplicaResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAckReplicaResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): AckReplicaResponse {
+    return {};
+  },
+
+  toJSON(_: AckReplicaResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<AckReplicaResponse>): AckReplicaResponse {
+    return AckReplicaResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<AckReplicaResponse>): AckReplicaResponse {
+    const message = createBaseAckReplicaResponse();
+    return message;
+  },
+};
 
 function createBaseSourceSnapshotRequest(): SourceSnapshotRequest {
   return { ref: "" };
@@ -340,6 +493,20 @@ export const ReplicationSourceService = {
     responseSerialize: (value: ChunkSizeList): Buffer => Buffer.from(ChunkSizeList.encode(value).finish()),
     responseDeserialize: (value: Buffer): ChunkSizeList => ChunkSizeList.decode(value),
   },
+  /**
+   * After a commit, the puller tells the source which snapshot it now holds, so the source
+   * keeps that snapshot (the pair's incremental base) from deletion. Bookkeeping only: it
+   * writes no data and deletes nothing.
+   */
+  ackReplica: {
+    path: "/vmferry.v1.ReplicationSource/AckReplica" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AckReplicaRequest): Buffer => Buffer.from(AckReplicaRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AckReplicaRequest => AckReplicaRequest.decode(value),
+    responseSerialize: (value: AckReplicaResponse): Buffer => Buffer.from(AckReplicaResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AckReplicaResponse => AckReplicaResponse.decode(value),
+  },
 } as const;
 
 export interface ReplicationSourceServer extends UntypedServiceImplementation {
@@ -350,6 +517,12 @@ export interface ReplicationSourceServer extends UntypedServiceImplementation {
   fetchChunks: handleServerStreamingCall<ChunkIdList, ChunkBatch>;
   /** Stored sizes of `ids` (0 when absent), for pre-flight plans. */
   chunkSizes: handleUnaryCall<ChunkIdList, ChunkSizeList>;
+  /**
+   * After a commit, the puller tells the source which snapshot it now holds, so the source
+   * keeps that snapshot (the pair's incremental base) from deletion. Bookkeeping only: it
+   * writes no data and deletes nothing.
+   */
+  ackReplica: handleUnaryCall<AckReplicaRequest, AckReplicaResponse>;
 }
 
 export interface ReplicationSourceClient extends Client {
@@ -406,6 +579,26 @@ export interface ReplicationSourceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ChunkSizeList) => void,
+  ): ClientUnaryCall;
+  /**
+   * After a commit, the puller tells the source which snapshot it now holds, so the source
+   * keeps that snapshot (the pair's incremental base) from deletion. Bookkeeping only: it
+   * writes no data and deletes nothing.
+   */
+  ackReplica(
+    request: AckReplicaRequest,
+    callback: (error: ServiceError | null, response: AckReplicaResponse) => void,
+  ): ClientUnaryCall;
+  ackReplica(
+    request: AckReplicaRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AckReplicaResponse) => void,
+  ): ClientUnaryCall;
+  ackReplica(
+    request: AckReplicaRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AckReplicaResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,40 @@
+/*
+ * Retention safety for replication pairs: the newest snapshot both sides of a pair hold is
+ * the next incremental's base. Deleting it on either side would force a full resend, so it
+ * is refused with the reason. The source learns its peers' bases from their acks after each
+ * commit; a replica's newest snapshot is the base on the target side.
+ */
+import { FailedPreconditionError, NotFoundError, type SnapshotRecord, type VmRecord } from '@vmferry/core';
+import { keys } from '@vmferry/store-rocksdb';
+import type { EngineContext } from './context.js';
+
+export async function recordBase(ctx: EngineContext, site: string, vmId: string, snapshotId: string): Promise<void> {
+  const vm = ctx.catalog.vmById(vmId);
+  if (!vm || !ctx.catalog.snapshot(vmId, snapshotId)) throw new NotFoundError('snapshot', `${vmId}@${snapshotId}`);
+  await ctx.db.commit((b) => b.tryPut(keys.baseKey(vmId, site), Buffer.from(snapshotId)), { durable: true });
+}
+
+export async function basesOf(ctx: EngineContext, vmId: string): Promise<{ site: string; snapshotId: string }[]> {
+  const prefix = keys.basePrefix(vmId);
+  const out: { site: string; snapshotId: string }[] = [];
+  for await (const { key, value } of ctx.db.entries(keys.prefixRange(prefix))) {
+    out.push({ site: key.subarray(prefix.length).toString('latin1'), snapshotId: value.toString() });
+  }
+  return out;
+}
+
+/** Throws FailedPreconditionError when `snapshot` is a replication pair's incremental base. */
+export async function assertNotBase(ctx: EngineContext, vm: VmRecord, snapshot: SnapshotRecord): Promise<void> {
+  const held = (await basesOf(ctx, vm.id)).find((b) => b.snapshotId === snapshot.id);
+  if (held) {
+    throw new FailedPreconditionError(
+      `snapshot ${vm.name}@${snapshot.label ?? snapshot.id} is the newest one site ${held.site} holds: the base of the next incremental replication. Replicate a newer snapshot to ${held.site} first, then delete this one.`,
+    );
+  }
+  const snaps = ctx.catalog.snapshots(vm.id);
+  if (vm.replicaOf && snaps[snaps.length - 1]?.id === snapshot.id) {
+    throw new FailedPreconditionError(
+      `snapshot ${vm.name}@${snapshot.label ?? snapshot.id} is this replica's newest: the base of the next incremental pull from ${vm.replicaOf}. Delete the replica VM to drop it all.`,
+    );
+  }
+}
