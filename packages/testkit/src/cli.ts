@@ -8,11 +8,12 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-export function runCli(node: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+export function runCli(node: string, args: readonly string[], env: NodeJS.ProcessEnv = {}, wrap: readonly string[] = []): Promise<CliResult> {
+  const [cmd, ...rest] = [...wrap, process.execPath, VMFERRY_BIN, '--node', node, ...args] as [string, ...string[]];
   return new Promise((resolve) => {
     execFile(
-      process.execPath,
-      [VMFERRY_BIN, '--node', node, ...args],
+      cmd,
+      rest,
       { env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
@@ -23,8 +24,8 @@ export function runCli(node: string, args: readonly string[], env: NodeJS.Proces
 }
 
 /** Runs the CLI with --json and parses its document; throws with stderr when it fails. */
-export async function cliJson<T = unknown>(node: string, args: readonly string[]): Promise<T> {
-  const r = await runCli(node, ['--json', ...args]);
+export async function cliJson<T = unknown>(node: string, args: readonly string[], wrap: readonly string[] = []): Promise<T> {
+  const r = await runCli(node, ['--json', ...args], {}, wrap);
   if (r.code !== 0) throw new Error(`vmferry ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
   return JSON.parse(r.stdout) as T;
 }

@@ -1,3 +1,4 @@
 export { startNodeProcess, VMFERRY_BIN, type NodeProcess, type NodeProcessOptions } from './node-process.js';
 export { runCli, cliJson, type CliResult } from './cli.js';
 export { buildExtImage, makeContentTree, sha256File, type ExtImageOptions } from './disk-images.js';
+export { createTwoSiteNet, type TwoSiteNet } from './netns.js';

@@ -8,6 +8,8 @@ export const VMFERRY_BIN = join(__dirname, '..', '..', '..', 'cli', 'bin', 'vmfe
 
 export interface NodeProcess {
   readonly address: string;
+  /** The replication endpoint's address, when the node serves one. */
+  readonly replicationAddress?: string;
   readonly child: ChildProcess;
   /** Everything the node printed on stderr so far. */
   log(): string;
@@ -22,14 +24,14 @@ export interface NodeProcessOptions {
   readonly listen?: string;
   readonly extraArgs?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
+  /** A command prefix, e.g. ['ip', 'netns', 'exec', 'siteA'] to run the node in a namespace. */
+  readonly wrap?: readonly string[];
 }
 
 export async function startNodeProcess(options: NodeProcessOptions): Promise<NodeProcess> {
-  const child = spawn(
-    process.execPath,
-    [VMFERRY_BIN, 'node', '--data', options.dataDir, '--listen', options.listen ?? '127.0.0.1:0', ...(options.extraArgs ?? [])],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env } },
-  );
+  const argv = [process.execPath, VMFERRY_BIN, 'node', '--data', options.dataDir, '--listen', options.listen ?? '127.0.0.1:0', ...(options.extraArgs ?? [])];
+  const [cmd, ...args] = [...(options.wrap ?? []), ...argv] as [string, ...string[]];
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env } });
   let stderr = '';
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`storage node did not start in 20 s:\n${stderr}`)), 20_000);
@@ -47,8 +49,10 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
     });
   });
   const exited = once(child, 'exit');
+  const repl = /replication endpoint \(mTLS, read-only\) on (\S+)/.exec(stderr)?.[1];
   return {
     address,
+    ...(repl ? { replicationAddress: repl } : {}),
     child,
     log: () => stderr,
     stop: async () => {
