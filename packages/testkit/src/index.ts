@@ -2,3 +2,5 @@ export { startNodeProcess, VMFERRY_BIN, type NodeProcess, type NodeProcessOption
 export { runCli, cliJson, type CliResult } from './cli.js';
 export { buildExtImage, makeContentTree, sha256File, type ExtImageOptions } from './disk-images.js';
 export { createTwoSiteNet, type TwoSiteNet } from './netns.js';
+export { MINT_CERTS, mintCerts, startSite, pairSites, seededBytes, writeDisk, exportSha, type Site } from './replication-sites.js';
+export { startDelayProxy, type DelayProxy } from './delay-proxy.js';
