@@ -10,3 +10,4 @@ export * from './tree.js';
 export * from './partition.js';
 export * from './model.js';
 export * from './rate.js';
+export * from './policy.js';

@@ -1,0 +1,74 @@
+/*
+ * Connects to NATS and makes sure the streams and buckets exist (idempotent, so every service
+ * can call it at start). Jobs: a work-queue stream with a duplicate window, so a job published
+ * twice under one message id (two schedulers, a restart) is stored once. Events: a limits
+ * stream that the CLI, dashboards and tests follow.
+ */
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { EVENTS_STREAM, JOBS_STREAM, LEADER_BUCKET, POLICY_BUCKET, REGISTRY_BUCKET, STATE_BUCKET } from './names.js';
+
+/** How long a job's message id suppresses a duplicate. */
+export const DUPLICATE_WINDOW_MS = 6 * 3600 * 1000;
+/** A scheduler leader's lease: its key expires this long after the last heartbeat. */
+export const LEADER_TTL_MS = 6000;
+
+export interface Coordination {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly policies: KV;
+  readonly registry: KV;
+  readonly leader: KV;
+  readonly state: KV;
+  close(): Promise<void>;
+}
+
+export async function openCoordination(servers: string, name: string): Promise<Coordination> {
+  const nc = await connect({ servers: servers.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+  const jsm = await jetstreamManager(nc);
+  await ensureStream(jsm, {
+    name: JOBS_STREAM,
+    subjects: ['vmferry.jobs.>'],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+  });
+  await ensureStream(jsm, {
+    name: EVENTS_STREAM,
+    subjects: ['vmferry.events.>'],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_age: nanos(7 * 24 * 3600 * 1000),
+    max_msgs: 1_000_000,
+    discard: DiscardPolicy.Old,
+  });
+  const kvm = new Kvm(nc);
+  const [policies, registry, leader, state] = await Promise.all([
+    kvm.create(POLICY_BUCKET, { history: 5 }),
+    kvm.create(REGISTRY_BUCKET, { history: 1 }),
+    kvm.create(LEADER_BUCKET, { history: 1, ttl: LEADER_TTL_MS }),
+    kvm.create(STATE_BUCKET, { history: 1 }),
+  ]);
+  return {
+    nc,
+    js: jetstream(nc),
+    jsm,
+    policies,
+    registry,
+    leader,
+    state,
+    close: async () => {
+      await nc.drain();
+    },
+  };
+}
+
+async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
+  try {
+    await jsm.streams.info(config.name as string);
+  } catch {
+    await jsm.streams.add(config);
+  }
+}

@@ -1,0 +1,90 @@
+/*
+ * Publishing jobs and events, and consuming jobs: durable pull consumers with explicit ack,
+ * redelivery with backoff (nak with a delay), and a dead-letter event after MAX_DELIVER tries.
+ */
+import { AckPolicy, type JsMsg } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import type { Context } from '@opentelemetry/api';
+import type { Coordination } from './coordination.js';
+import { eventSubject, JOBS_STREAM } from './names.js';
+import { contextFrom, traceHeaders } from './trace.js';
+import type { EventKind, VmferryEvent } from './types.js';
+
+export const MAX_DELIVER = 5;
+export const ACK_WAIT_MS = 120_000;
+/** Redelivery delays after the 1st, 2nd, … failure. */
+export const BACKOFF_MS = [1000, 5000, 15_000, 60_000];
+
+const encoder = new TextEncoder();
+
+/** Publishes a job; `msgId` makes a duplicate (same id within the window) a no-op. */
+export async function publishJob(c: Coordination, subject: string, job: object, msgId: string, ctx?: Context): Promise<{ duplicate: boolean }> {
+  const ack = await c.js.publish(subject, encoder.encode(JSON.stringify(job)), { msgID: msgId, headers: traceHeaders(ctx) });
+  return { duplicate: ack.duplicate };
+}
+
+export async function publishEvent(c: Coordination, kind: EventKind, fields: Omit<VmferryEvent, 'kind' | 'atMs'>): Promise<void> {
+  const event: VmferryEvent = { kind, atMs: Date.now(), ...fields };
+  await c.js.publish(eventSubject(kind), encoder.encode(JSON.stringify(event)));
+}
+
+export interface WorkerHandle {
+  stop(): Promise<void>;
+  /** Resolves when the consume loop has ended. */
+  readonly done: Promise<void>;
+}
+
+/**
+ * Consumes `subject` with the durable consumer `durable`, calling `handle` for each job with
+ * its trace context. Success acks; failure naks with backoff; the MAX_DELIVER-th failure
+ * publishes job.dead-lettered and terminates the message.
+ */
+export async function runWorker<T>(
+  c: Coordination,
+  durable: string,
+  subject: string,
+  handle: (job: T, ctx: Context, msg: JsMsg) => Promise<void>,
+  onError: (e: unknown, job: T | undefined) => void = () => undefined,
+): Promise<WorkerHandle> {
+  await c.jsm.consumers.add(JOBS_STREAM, {
+    durable_name: durable,
+    filter_subject: subject,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(ACK_WAIT_MS),
+    max_deliver: MAX_DELIVER,
+  });
+  const consumer = await c.js.consumers.get(JOBS_STREAM, durable);
+  const messages = await consumer.consume({ max_messages: 8 });
+  const done = (async () => {
+    for await (const m of messages) {
+      let job: T | undefined;
+      try {
+        job = m.json<T>();
+        // Keep the message alive while long jobs (replication) run.
+        const keepAlive = setInterval(() => m.working(), ACK_WAIT_MS / 3);
+        try {
+          await handle(job, contextFrom(m.headers), m);
+        } finally {
+          clearInterval(keepAlive);
+        }
+        m.ack();
+      } catch (e) {
+        onError(e, job);
+        const tries = m.info.deliveryCount;
+        if (tries >= MAX_DELIVER) {
+          await publishEvent(c, 'job.dead-lettered', { subject: m.subject, tries, error: e instanceof Error ? e.message : String(e), job }).catch(() => undefined);
+          m.term(e instanceof Error ? e.message : 'failed');
+        } else {
+          m.nak(BACKOFF_MS[Math.min(tries - 1, BACKOFF_MS.length - 1)]);
+        }
+      }
+    }
+  })();
+  return {
+    done,
+    stop: async () => {
+      await messages.close();
+      await done;
+    },
+  };
+}

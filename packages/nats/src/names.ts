@@ -1,0 +1,25 @@
+/** Every NATS name vmferry uses: streams, subjects, KV buckets and keys. */
+export const JOBS_STREAM = 'VMFERRY_JOBS';
+export const EVENTS_STREAM = 'VMFERRY_EVENTS';
+
+export const snapshotJobSubject = (site: string): string => `vmferry.jobs.snapshot.${site}`;
+export const replicateJobSubject = (targetSite: string): string => `vmferry.jobs.replicate.${targetSite}`;
+export const eventSubject = (kind: string): string => `vmferry.events.${kind}`;
+
+/** Policies: key `default`, and `vm.<vmId>` for a VM's override. */
+export const POLICY_BUCKET = 'vmferry-policies';
+export const DEFAULT_POLICY_KEY = 'default';
+export const vmPolicyKey = (vmId: string): string => `vm.${vmId}`;
+
+/** Inventory: `vm.<site>.<vmId>` → VmEntry; `site.<site>` → SiteEntry. */
+export const REGISTRY_BUCKET = 'vmferry-registry';
+export const registryVmKey = (site: string, vmId: string): string => `vm.${site}.${vmId}`;
+export const registrySiteKey = (site: string): string => `site.${site}`;
+
+/** Leader lease for schedulers (the bucket's TTL expires a dead leader's key). */
+export const LEADER_BUCKET = 'vmferry-leader';
+export const SCHEDULER_LEADER_KEY = 'scheduler';
+
+/** Replication state per (VM, target): `rpo.<vmId>.<targetSite>` → ReplicationState. */
+export const STATE_BUCKET = 'vmferry-state';
+export const rpoKey = (vmId: string, target: string): string => `rpo.${vmId}.${target}`;

@@ -1,0 +1,71 @@
+/** Messages on the coordination plane (JSON). */
+import type { ConsistencyMode } from '@vmferry/core';
+
+export interface SnapshotJob {
+  readonly kind: 'snapshot';
+  readonly vmId: string;
+  readonly vmName: string;
+  readonly site: string;
+  readonly schedule: string;
+  /** Slot time (ms since epoch). */
+  readonly slot: number;
+  readonly consistency: ConsistencyMode;
+  readonly requireVmConsistency?: boolean;
+}
+
+export interface ReplicateJob {
+  readonly kind: 'replicate';
+  readonly vmId: string;
+  readonly vmName: string;
+  readonly snapshotId: string;
+  readonly sourceSite: string;
+  readonly targetSite: string;
+  /** Remote retention for the replica (keep newest N replicated snapshots). */
+  readonly keep?: number;
+}
+
+export interface VmEntry {
+  readonly vmId: string;
+  readonly name: string;
+  readonly site: string;
+  readonly replicaOf?: string;
+  readonly updatedAtMs: number;
+}
+
+export interface SiteEntry {
+  readonly site: string;
+  readonly nodeAddress: string;
+  readonly updatedAtMs: number;
+}
+
+export interface ReplicationState {
+  readonly vmId: string;
+  readonly vmName: string;
+  readonly sourceSite: string;
+  readonly targetSite: string;
+  readonly snapshotId: string;
+  /** When the replicated snapshot was taken at the source. */
+  readonly snapshotCreatedAtMs: number;
+  readonly replicatedAtMs: number;
+}
+
+export type EventKind =
+  | 'snapshot.created'
+  | 'snapshot.deleted'
+  | 'snapshot.failed'
+  | 'quiesce.fallback'
+  | 'replication.queued'
+  | 'replication.progress'
+  | 'replication.done'
+  | 'replication.failed'
+  | 'schedule.missed'
+  | 'job.dead-lettered';
+
+export interface VmferryEvent {
+  readonly kind: EventKind;
+  readonly atMs: number;
+  readonly site?: string;
+  readonly vmId?: string;
+  readonly vmName?: string;
+  readonly [field: string]: unknown;
+}
