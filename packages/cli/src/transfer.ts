@@ -79,7 +79,7 @@ export async function writeFile(
   result.catch(() => undefined);
   let done = 0;
   try {
-    await send(stream, { kind: { $case: 'header', value: target } });
+    await send(stream, { kind: { $case: 'header', value: { ...target, length: (await stat(file)).size } } });
     for await (const data of pieces(file)) {
       await send(stream, { kind: { $case: 'data', value: data } });
       done += data.length;

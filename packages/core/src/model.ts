@@ -42,7 +42,9 @@ export interface SnapshotRecord {
   readonly createdAtMs: number;
   readonly label?: string;
   readonly consistency: Consistency;
-  /** manual, schedule:NAME, clone, replica:SITE/ID. */
+  /** Why a requested VM-consistent snapshot fell back to crash-consistent. */
+  readonly consistencyNote?: string;
+  /** manual, schedule:NAME@SLOT, clone, replica:SITE/ID. */
   readonly origin: string;
   readonly disks: readonly SnapshotDisk[];
   /** Blocks written since the previous snapshot (what this one cost). */

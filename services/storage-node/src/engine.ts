@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { FailedPreconditionError, InvalidArgumentError, parseRef, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
+import { checkExtent, FailedPreconditionError, InvalidArgumentError, parseRef, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
 import { Catalog, ChunkStore, CodecPool, Database } from '@vmferry/store-rocksdb';
 import { EngineContext, type EngineOptions } from './context.js';
 import { readExtents, snapshotView, type Extent } from './disk-reader.js';
@@ -87,11 +87,13 @@ export class StorageEngine {
     return deleteVm(this.ctx, nameOrId);
   }
 
-  /** A writer appending at `offset` of the live vDisk; call end() to finish. */
-  openWriter(vmNameOrId: string, diskIndex: number, offset: number): ExtentWriter {
+  /** A writer appending at `offset` of the live vDisk (`length` bytes, when known); call end() to finish. */
+  openWriter(vmNameOrId: string, diskIndex: number, offset: number, length = 0): ExtentWriter {
     const vm = resolveVm(this.ctx, vmNameOrId);
     if (vm.importing) throw new FailedPreconditionError(`VM '${vm.name}' is still importing`);
     assertWritable(vm);
+    // A declared length is checked up front: a write that would end past the disk writes nothing.
+    if (length > 0) checkExtent(diskOf(vm, diskIndex), offset, length, 'write');
     return new ExtentWriter(this.ctx, vm, diskIndex, offset);
   }
 

@@ -75,7 +75,7 @@ export function storageNodeHandlers(engine: StorageEngine, replicationAddress?: 
             const kind = msg.kind;
             if (kind?.$case === 'header') {
               if (writer) throw new InvalidArgumentError('write stream sent a second header');
-              writer = engine.openWriter(kind.value.vm, kind.value.diskIndex, kind.value.offset);
+              writer = engine.openWriter(kind.value.vm, kind.value.diskIndex, kind.value.offset, kind.value.length);
             } else if (kind?.$case === 'data') {
               if (!writer) throw new InvalidArgumentError('write stream must start with a header');
               await writer.write(kind.value);

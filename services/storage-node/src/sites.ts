@@ -14,7 +14,9 @@ export function validateSite(site: SiteRecord): SiteRecord {
   }
   if (site.replicationAddress && !ADDRESS.test(site.replicationAddress)) problems.push(`replication address '${site.replicationAddress}' must be HOST:PORT`);
   if (site.nodeAddress && !ADDRESS.test(site.nodeAddress)) problems.push(`node address '${site.nodeAddress}' must be HOST:PORT`);
-  if (!site.replicationAddress && !site.nodeAddress) problems.push('a site needs a replication address (to pull from it) or a node address (to replicate to it)');
+  if (!site.replicationAddress && !site.nodeAddress && !site.identity) {
+    problems.push('a site needs a replication address (to pull from it), a node address (to replicate to it) or a certificate identity (to let it pull from here)');
+  }
   if (site.replicationAddress && !site.identity) problems.push('a site with a replication address needs its certificate identity (--identity)');
   if (problems.length > 0) throw new InvalidArgumentError(`bad site '${site.name}': ${problems.join('; ')}`);
   return site;

@@ -23,6 +23,7 @@ import {
   applyUpdates,
   validateLabel,
   validateVmName,
+  type Consistency,
   type EncodedNode,
   type LeafUpdate,
   type SnapshotDisk,
@@ -37,6 +38,9 @@ import { assertNotBase } from './replication-bases.js';
 export interface SnapshotOptions {
   readonly label?: string;
   readonly origin?: string;
+  /** 'vm' when the caller quiesced the guest around this call. */
+  readonly consistency?: Consistency;
+  readonly consistencyNote?: string;
 }
 
 async function dirtyUpdates(ctx: EngineContext, vmId: string, disk: number): Promise<LeafUpdate[]> {
@@ -101,7 +105,8 @@ export async function createSnapshot(ctx: EngineContext, vmNameOrId: string, opt
       vmId: vm.id,
       createdAtMs: Date.now(),
       ...(options.label === undefined ? {} : { label: options.label }),
-      consistency: 'crash',
+      consistency: options.consistency ?? 'crash',
+      ...(options.consistencyNote ? { consistencyNote: options.consistencyNote } : {}),
       origin: options.origin ?? 'manual',
       disks,
       dirtyBlocks,

@@ -144,6 +144,11 @@ export interface WriteDiskHeader {
   vm: string;
   diskIndex: number;
   offset: number;
+  /**
+   * Total bytes the stream will carry, when known: checked against the disk before any is
+   * written, so a write that would run past the end changes nothing. 0: unknown.
+   */
+  length: number;
 }
 
 export interface WriteDiskRequest {
@@ -191,6 +196,8 @@ export interface Snapshot {
   origin: string;
   disks: DiskState[];
   dirtyBlocks: number;
+  /** Why a requested VM-consistent snapshot fell back to crash-consistent. */
+  consistencyNote: string;
 }
 
 export interface CreateSnapshotRequest {
@@ -2133,7 +2140,7 @@ export const ListVmsResponse: MessageFns<ListVmsResponse> = {
 };
 
 function createBaseWriteDiskHeader(): WriteDiskHeader {
-  return { vm: "", diskIndex: 0, offset: 0 };
+  return { vm: "", diskIndex: 0, offset: 0, length: 0 };
 }
 
 export const WriteDiskHeader: MessageFns<WriteDiskHeader> = {
@@ -2146,6 +2153,9 @@ export const WriteDiskHeader: MessageFns<WriteDiskHeader> = {
     }
     if (message.offset !== 0) {
       writer.uint32(24).uint64(message.offset);
+    }
+    if (message.length !== 0) {
+      writer.uint32(32).uint64(message.length);
     }
     return writer;
   },
@@ -2187,6 +2197,14 @@ export const WriteDiskHeader: MessageFns<WriteDiskHeader> = {
             message.offset = longToNumber(reader.uint64());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.length = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2208,6 +2226,7 @@ export const WriteDiskHeader: MessageFns<WriteDiskHeader> = {
         ? globalThis.Number(object.disk_index)
         : 0,
       offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
     };
   },
 
@@ -2222,6 +2241,9 @@ export const WriteDiskHeader: MessageFns<WriteDiskHeader> = {
     if (message.offset !== 0) {
       obj.offset = Math.round(message.offset);
     }
+    if (message.length !== 0) {
+      obj.length = Math.round(message.length);
+    }
     return obj;
   },
 
@@ -2233,6 +2255,7 @@ export const WriteDiskHeader: MessageFns<WriteDiskHeader> = {
     message.vm = object.vm ?? "";
     message.diskIndex = object.diskIndex ?? 0;
     message.offset = object.offset ?? 0;
+    message.length = object.length ?? 0;
     return message;
   },
 };
@@ -2829,6 +2852,7 @@ function createBaseSnapshot(): Snapshot {
     origin: "",
     disks: [],
     dirtyBlocks: 0,
+    consistencyNote: "",
   };
 }
 
@@ -2860,6 +2884,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     }
     if (message.dirtyBlocks !== 0) {
       writer.uint32(72).uint32(message.dirtyBlocks);
+    }
+    if (message.consistencyNote !== "") {
+      writer.uint32(82).string(message.consistencyNote);
     }
     return writer;
   },
@@ -2949,6 +2976,14 @@ export const Snapshot: MessageFns<Snapshot> = {
             message.dirtyBlocks = reader.uint32();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.consistencyNote = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2990,6 +3025,11 @@ export const Snapshot: MessageFns<Snapshot> = {
         : isSet(object.dirty_blocks)
         ? globalThis.Number(object.dirty_blocks)
         : 0,
+      consistencyNote: isSet(object.consistencyNote)
+        ? globalThis.String(object.consistencyNote)
+        : isSet(object.consistency_note)
+        ? globalThis.String(object.consistency_note)
+        : "",
     };
   },
 
@@ -3022,6 +3062,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     if (message.dirtyBlocks !== 0) {
       obj.dirtyBlocks = Math.round(message.dirtyBlocks);
     }
+    if (message.consistencyNote !== "") {
+      obj.consistencyNote = message.consistencyNote;
+    }
     return obj;
   },
 
@@ -3039,6 +3082,7 @@ export const Snapshot: MessageFns<Snapshot> = {
     message.origin = object.origin ?? "";
     message.disks = object.disks?.map((e) => DiskState.fromPartial(e)) || [];
     message.dirtyBlocks = object.dirtyBlocks ?? 0;
+    message.consistencyNote = object.consistencyNote ?? "";
     return message;
   },
 };
