@@ -76,7 +76,9 @@ export function registerCommands(program: Command): void {
     .option('--tls-cert <file>', "this site's certificate (PEM)")
     .option('--tls-key <file>', "this site's private key (PEM)")
     .option('--tls-ca <file>', 'the CA that signs peer sites (PEM)')
-    .action(async (opts: { data: string; listen: string; site?: string; maxSnapshots?: string; prometheusPort?: string; replicationListen?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string }) => {
+    .option('--nats <url>', 'coordinate through NATS: registry, scheduled snapshot jobs, events (env VMFERRY_NATS)')
+    .option('--hypervisors <file>', 'JSON: per VM name (or "*") a quiesce adapter: {"type":"qmp","socket":…} or {"type":"exec","freeze":…,"thaw":…}')
+    .action(async (opts: { data: string; listen: string; site?: string; maxSnapshots?: string; prometheusPort?: string; replicationListen?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string; nats?: string; hypervisors?: string }) => {
       const { configFromEnv, runStorageNode } = await import('@vmferry/storage-node');
       const config = configFromEnv({
         dataDir: opts.data,
@@ -88,6 +90,8 @@ export function registerCommands(program: Command): void {
         tlsCert: opts.tlsCert,
         tlsKey: opts.tlsKey,
         tlsCa: opts.tlsCa,
+        nats: opts.nats,
+        hypervisors: opts.hypervisors,
       });
       const node = await runStorageNode(config, (line) => process.stderr.write(`${line}\n`));
       let stopping = false;

@@ -6,6 +6,7 @@
 import { Command, Option } from 'commander';
 import { registerCommands } from './commands.js';
 import { registerReplicationCommands } from './replicate-commands.js';
+import { registerCoordinationCommands } from './coordination-commands.js';
 
 const program = new Command();
 program
@@ -13,11 +14,11 @@ program
   .description('Per-VM snapshots, clones and replication on a deduplicated chunk store')
   .addOption(new Option('--node <host:port>', 'storage node address').env('VMFERRY_NODE').default('127.0.0.1:7400'))
   .option('--json', 'print one JSON document on stdout', false)
-  .enablePositionalOptions()
   .showHelpAfterError();
 
 registerCommands(program);
 registerReplicationCommands(program);
+registerCoordinationCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`vmferry: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -206,15 +206,19 @@ export function registerReplicationCommands(program: Command): void {
   replicate
     .command('plan <ref>')
     .description('pre-flight: exactly which bytes are missing at the target, and the ETA under the link calendar')
-    .requiredOption('--from <site>')
-    .requiredOption('--to <site>')
+    // Options given after `plan` may be parsed by `replicate` itself: read them merged.
+    .option('--from <site>', 'source site (required)')
+    .option('--to <site>', 'target site (required)')
     .option('--certs <dir>')
     .option('--tls-cert <file>')
     .option('--tls-key <file>')
     .option('--tls-ca <file>')
     .option('--bind <address>')
-    .action(async (ref: string, o: TlsOptions & { from: string; to: string; bind?: string }, cmd: Command) => {
+    .action(async (ref: string, _opts: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
+      const merged = cmd.optsWithGlobals<TlsOptions & { from?: string; to?: string; bind?: string }>();
+      if (!merged.from || !merged.to) throw new InvalidArgumentError('replicate plan needs --from SITE and --to SITE');
+      const o = { ...merged, from: merged.from, to: merged.to };
       const r = await import('@vmferry/replicator');
       const [t] = await resolveTargets(g, [o.to], o.bind);
       if (!t) throw new InvalidArgumentError('no target site');

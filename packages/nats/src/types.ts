@@ -11,6 +11,11 @@ export interface SnapshotJob {
   readonly slot: number;
   readonly consistency: ConsistencyMode;
   readonly requireVmConsistency?: boolean;
+  /** Retention of this schedule's snapshots at the VM's site. */
+  readonly keep: number;
+  readonly maxAgeMs?: number;
+  /** Sites the new snapshot replicates to, with their remote retention. */
+  readonly replicateTo: readonly { readonly site: string; readonly keep?: number }[];
 }
 
 export interface ReplicateJob {

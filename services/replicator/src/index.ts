@@ -6,3 +6,4 @@ export { grpcSource, grpcTarget } from './grpc-ports.js';
 export { boundTarget } from './bind-resolver.js';
 export type { SourcePort, TargetPort, PutStream } from './ports.js';
 export { LinkThrottle } from './link-throttle.js';
+export { startReplicatorService, type ReplicatorServiceOptions } from './service.js';

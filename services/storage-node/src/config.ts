@@ -22,6 +22,8 @@ const schema = z
     tlsCert: z.string().optional(),
     tlsKey: z.string().optional(),
     tlsCa: z.string().optional(),
+    nats: z.string().regex(/^nats:\/\/\S+$/, 'nats must be a nats:// URL (comma-separate several)').optional(),
+    hypervisors: z.string().optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -60,6 +62,8 @@ export function configFromEnv(overrides: Record<string, unknown>, env: NodeJS.Pr
     tlsCert: env.VMFERRY_TLS_CERT,
     tlsKey: env.VMFERRY_TLS_KEY,
     tlsCa: env.VMFERRY_TLS_CA,
+    nats: env.VMFERRY_NATS,
+    hypervisors: env.VMFERRY_HYPERVISORS,
     ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
   });
 }

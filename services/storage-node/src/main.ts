@@ -40,6 +40,20 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
     throw e;
   }
   const address = withPort(config.listen, server.port);
+  let coordinator: { stop(): Promise<void> } | undefined;
+  if (config.nats) {
+    const { NodeCoordinator } = await import('./coordination-worker.js');
+    const { loadQuiescers } = await import('./quiesce.js');
+    const quiescerFor = config.hypervisors ? await loadQuiescers(config.hypervisors) : undefined;
+    coordinator = await NodeCoordinator.start(engine, {
+      natsUrl: config.nats,
+      site: config.site,
+      nodeAddress: address,
+      ...(quiescerFor ? { quiescerFor } : {}),
+      log,
+    });
+    log(`coordinating through NATS at ${config.nats}: snapshot jobs for site ${config.site}`);
+  }
   log(`vmferry storage node (site ${config.site}) listening on ${address}, data in ${config.dataDir}`);
   if (telemetry.prometheusPort) log(`prometheus metrics on :${telemetry.prometheusPort}/metrics`);
   const started = server;
@@ -47,6 +61,7 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
     address,
     port: server.port,
     stop: async () => {
+      await coordinator?.stop();
       await started.stop();
       await endpoint?.stop();
       await engine.close();

@@ -1,0 +1,134 @@
+/*
+ * The replicator as a service: consumes the replication jobs addressed to its site from
+ * NATS and runs sessions, one at a time per VM (one cursor per source/target pair and VM)
+ * and at most `sessionsPerLink` per source link (bottleneck), each link's bytes shaped by its
+ * calendar. Reports progress, done and failed events, records each VM's replication state
+ * (for RPO) and applies the replica's remote retention.
+ */
+import Bottleneck from 'bottleneck';
+import { context, trace } from '@opentelemetry/api';
+import type { SiteRecord } from '@vmferry/core';
+import { openCoordination, publishEvent, replicateJobSubject, rpoKey, runWorker, type ReplicateJob, type ReplicationState, type WorkerHandle } from '@vmferry/nats';
+import type { Site, StorageNodeClient, ListSnapshotsResponse, SiteList } from '@vmferry/proto';
+import { nodeClient, sourceClient, unary, type TlsFiles } from './clients.js';
+import { grpcSource, grpcTarget } from './grpc-ports.js';
+import { LinkThrottle } from './link-throttle.js';
+import { replicateSnapshot } from './session.js';
+
+const tracer = trace.getTracer('vmferry-replicator');
+const PROGRESS_EVERY_MS = 1000;
+
+export interface ReplicatorServiceOptions {
+  readonly natsUrl: string;
+  readonly site: string;
+  readonly nodeAddress: string;
+  readonly tls: TlsFiles;
+  readonly bindAddress?: string;
+  readonly streams?: number;
+  readonly sessionsPerLink?: number;
+  readonly log?: (line: string) => void;
+}
+
+async function sites(node: StorageNodeClient): Promise<Site[]> {
+  return (await unary<object, SiteList>((r, cb) => node.listSites(r, cb), {})).sites;
+}
+
+export async function startReplicatorService(o: ReplicatorServiceOptions): Promise<{ stop(): Promise<void> }> {
+  const c = await openCoordination(o.natsUrl, `vmferry-replicator-${o.site}`);
+  const node = nodeClient(o.nodeAddress);
+  const links = new Bottleneck.Group({ maxConcurrent: o.sessionsPerLink ?? 2 });
+  const perVm = new Map<string, Promise<unknown>>();
+  const log = o.log ?? (() => undefined);
+
+  const replicate = async (job: ReplicateJob): Promise<void> => {
+    const src = (await sites(node)).find((s) => s.name === job.sourceSite);
+    if (!src) throw new Error(`site ${job.sourceSite} is not known at ${o.site}: add it with vmferry site add`);
+    const throttle = new LinkThrottle(src.rate, async () => (await sites(node)).find((s) => s.name === job.sourceSite)?.rate ?? '').start();
+    const client = sourceClient(src as SiteRecord, o.tls, o.bindAddress || src.bindAddress || undefined);
+    let lastProgress = 0;
+    try {
+      const result = await replicateSnapshot({
+        source: grpcSource(client),
+        target: grpcTarget(node),
+        sourceSite: job.sourceSite,
+        ref: `${job.vmId}@${job.snapshotId}`,
+        ...(o.streams ? { streams: o.streams } : {}),
+        bucket: throttle.bucket,
+        onProgress: (p) => {
+          if (p.phase !== 'data' || Date.now() - lastProgress < PROGRESS_EVERY_MS) return;
+          lastProgress = Date.now();
+          void publishEvent(c, 'replication.progress', { site: o.site, vmId: job.vmId, vmName: job.vmName, snapshotId: job.snapshotId, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }).catch(() => undefined);
+        },
+      });
+      const state: ReplicationState = {
+        vmId: job.vmId,
+        vmName: job.vmName,
+        sourceSite: job.sourceSite,
+        targetSite: o.site,
+        snapshotId: job.snapshotId,
+        snapshotCreatedAtMs: result.snapshot.createdAtMs,
+        replicatedAtMs: Date.now(),
+      };
+      await c.state.put(rpoKey(job.vmId, o.site), JSON.stringify(state));
+      await publishEvent(c, 'replication.done', {
+        site: o.site,
+        vmId: job.vmId,
+        vmName: job.vmName,
+        snapshotId: job.snapshotId,
+        sourceSite: job.sourceSite,
+        bytesReceived: result.bytesReceived,
+        chunksReceived: result.chunksReceived,
+        chunksSkipped: result.chunksSkipped,
+        seconds: result.seconds,
+      });
+      if (job.keep !== undefined) await remoteRetention(job.vmId, job.keep);
+    } finally {
+      throttle.stop();
+      client.close();
+    }
+  };
+
+  /** Keeps the replica's newest `keep` snapshots; its newest (the pair's base) is never deleted. */
+  const remoteRetention = async (vmId: string, keep: number): Promise<void> => {
+    const { snapshots } = await unary<{ vm: string }, ListSnapshotsResponse>((r, cb) => node.listSnapshots(r, cb), { vm: vmId });
+    for (const s of snapshots.slice(0, Math.max(0, snapshots.length - keep))) {
+      await unary((r, cb) => node.deleteSnapshot(r, cb), { ref: `${vmId}@${s.id}` })
+        .then(() => publishEvent(c, 'snapshot.deleted', { site: o.site, vmId, snapshotId: s.id, reason: 'remote retention' }))
+        .catch(() => undefined);
+    }
+  };
+
+  const worker: WorkerHandle = await runWorker<ReplicateJob>(
+    c,
+    `replicate-${o.site}`,
+    replicateJobSubject(o.site),
+    async (job, ctx) => {
+      const span = tracer.startSpan(`replicate ${job.vmName}@${job.snapshotId} ${job.sourceSite}→${o.site}`, {}, ctx);
+      // One session at a time per VM; at most sessionsPerLink per source link.
+      const previous = perVm.get(job.vmId) ?? Promise.resolve();
+      // The session runs in the job's trace (from the NATS headers): its gRPC calls carry it on.
+      const run = context.with(trace.setSpan(ctx, span), () =>
+        previous.catch(() => undefined).then(() => links.key(job.sourceSite).schedule(() => replicate(job))),
+      );
+      perVm.set(job.vmId, run);
+      try {
+        await run;
+      } catch (e) {
+        await publishEvent(c, 'replication.failed', { site: o.site, vmId: job.vmId, vmName: job.vmName, snapshotId: job.snapshotId, sourceSite: job.sourceSite, error: (e as Error).message }).catch(() => undefined);
+        throw e;
+      } finally {
+        if (perVm.get(job.vmId) === run) perVm.delete(job.vmId);
+        span.end();
+      }
+    },
+    (e, job) => log(`replication of ${job?.vmName ?? '?'} failed: ${(e as Error).message}`),
+  );
+  log(`replicator for site ${o.site}: consuming ${replicateJobSubject(o.site)} into ${o.nodeAddress}`);
+  return {
+    stop: async () => {
+      await worker.stop();
+      node.close();
+      await c.close();
+    },
+  };
+}

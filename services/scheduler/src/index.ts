@@ -1,0 +1,2 @@
+export { Scheduler, TICK_MS, type SchedulerOptions, type TickReport } from './scheduler.js';
+export { PolicyView } from './policy-view.js';

@@ -1,0 +1,142 @@
+/*
+ * The scheduler: turns the default policy, per-VM overrides and the VM inventory into
+ * snapshot jobs, one per (VM, schedule, slot).
+ *
+ * Only the lease holder publishes (LeaderLease); a follower keeps its watches warm and takes
+ * over within the lease TTL. Each job's message id is its slot (slotJobId), so a job that two
+ * schedulers, a restart or a failover publish twice is stored once, and the storage node
+ * also skips a slot it already snapshotted. After downtime only the latest slot is published:
+ * one snapshot now, not one per missed slot (and a schedule.missed event says how many).
+ */
+import { effectivePolicy, latestSlot, newId, nextSlot, parseDuration, slotJobId, type ProtectionPolicy, type Schedule } from '@vmferry/core';
+import { LeaderLease, publishEvent, publishJob, SCHEDULER_LEADER_KEY, snapshotJobSubject, type Coordination, type SnapshotJob, type VmEntry } from '@vmferry/nats';
+import { PolicyView } from './policy-view.js';
+
+export const TICK_MS = 500;
+/** Jobs published concurrently (PubAcks awaited in parallel). */
+const PUBLISH_CONCURRENCY = 512;
+
+export interface SchedulerOptions {
+  readonly id?: string;
+  readonly tickMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface TickReport {
+  readonly published: number;
+  readonly duplicates: number;
+  readonly ms: number;
+}
+
+export class Scheduler {
+  readonly id: string;
+  readonly view: PolicyView;
+  private readonly lease: LeaderLease;
+  private readonly published = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
+  private readonly log: (line: string) => void;
+  /** Called after every tick that published something (benchmarks and tests listen). */
+  onTick: (r: TickReport) => void = () => undefined;
+
+  constructor(
+    private readonly c: Coordination,
+    private readonly options: SchedulerOptions = {},
+  ) {
+    this.id = options.id ?? `scheduler-${newId()}`;
+    this.log = options.log ?? (() => undefined);
+    this.view = new PolicyView(c);
+    this.lease = new LeaderLease(c.leader, SCHEDULER_LEADER_KEY, this.id, (leading) => {
+      this.log(`${this.id}: ${leading ? 'leader now' : 'follower now'}`);
+      // A new leader does not know what its predecessor published: republish latest slots
+      // (message ids make that harmless).
+      if (leading) this.published.clear();
+    });
+  }
+
+  get isLeader(): boolean {
+    return this.lease.isLeader;
+  }
+
+  async start(): Promise<void> {
+    await this.view.start();
+    await this.lease.start();
+    this.timer = setInterval(() => void this.tick(), this.options.tickMs ?? TICK_MS);
+    void this.tick();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.view.stop();
+    await this.lease.stop();
+  }
+
+  /** One pass: publish every due slot not yet published by this leader. */
+  async tick(now = Date.now()): Promise<TickReport | undefined> {
+    if (!this.lease.isLeader || this.ticking) return undefined;
+    this.ticking = true;
+    const started = performance.now();
+    try {
+      const due: { job: SnapshotJob; key: string; missed: number }[] = [];
+      for (const vm of this.view.vms.values()) {
+        if (vm.replicaOf) continue; // replicas follow their source, never their own schedules
+        const policy = effectivePolicy(this.view.defaultPolicy, this.view.overrides.get(vm.vmId));
+        if (!policy) continue;
+        for (const s of policy.schedules) {
+          const slot = latestSlot(s, now, policy.timeZone);
+          if (slot === undefined) continue;
+          const key = `${vm.vmId}/${s.name}`;
+          const last = this.published.get(key);
+          if (last === slot) continue;
+          due.push({ job: jobFor(vm, s, slot, policy), key, missed: last === undefined ? 0 : missedSlots(s, last, slot, policy.timeZone) });
+        }
+      }
+      let duplicates = 0;
+      for (let i = 0; i < due.length; i += PUBLISH_CONCURRENCY) {
+        await Promise.all(
+          due.slice(i, i + PUBLISH_CONCURRENCY).map(async (d) => {
+            const r = await publishJob(this.c, snapshotJobSubject(d.job.site), d.job, slotJobId(d.job.vmId, d.job.schedule, d.job.slot));
+            if (r.duplicate) duplicates++;
+            this.published.set(d.key, d.job.slot);
+            if (d.missed > 0) {
+              await publishEvent(this.c, 'schedule.missed', { site: d.job.site, vmId: d.job.vmId, vmName: d.job.vmName, schedule: d.job.schedule, missedSlots: d.missed });
+            }
+          }),
+        );
+      }
+      const report = { published: due.length - duplicates, duplicates, ms: performance.now() - started };
+      if (due.length > 0) this.onTick(report);
+      return report;
+    } catch (e) {
+      this.log(`${this.id}: tick failed: ${(e as Error).message}`);
+      return undefined;
+    } finally {
+      this.ticking = false;
+    }
+  }
+}
+
+function jobFor(vm: VmEntry, s: Schedule, slot: number, policy: ProtectionPolicy): SnapshotJob {
+  return {
+    keep: s.keep,
+    ...(s.maxAge ? { maxAgeMs: parseDuration(s.maxAge) } : {}),
+    replicateTo: (policy.replication ?? [])
+      .filter((t) => t.schedules === undefined || t.schedules.includes(s.name))
+      .map((t) => ({ site: t.site, ...(t.keep === undefined ? {} : { keep: t.keep }) })),
+    kind: 'snapshot',
+    vmId: vm.vmId,
+    vmName: vm.name,
+    site: vm.site,
+    schedule: s.name,
+    slot,
+    consistency: s.consistency ?? 'crash',
+    ...(s.requireVmConsistency ? { requireVmConsistency: true } : {}),
+  };
+}
+
+/** Slots strictly between `last` and `slot` (skipped while no scheduler ran). */
+function missedSlots(s: Schedule, last: number, slot: number, timeZone?: string): number {
+  let n = 0;
+  for (let t = nextSlot(s, last, timeZone); t !== undefined && t < slot && n < 10_000; t = nextSlot(s, t, timeZone)) n++;
+  return n;
+}

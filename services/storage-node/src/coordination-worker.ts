@@ -1,0 +1,170 @@
+/*
+ * The storage node on the coordination plane (NATS): it keeps its VMs in the registry the
+ * scheduler reads, consumes its site's snapshot jobs (quiescing when asked, applying the
+ * schedule's retention, queueing replication), and reports events.
+ *
+ * Idempotent by slot: a job whose slot already has a snapshot (a redelivery after a crash
+ * between snapshot and ack) takes no second one; replication jobs are re-queued under the
+ * same message ids, so duplicates collapse.
+ */
+import { context, trace, type Context } from '@opentelemetry/api';
+import type { SnapshotRecord, VmRecord } from '@vmferry/core';
+import {
+  openCoordination,
+  publishEvent,
+  publishJob,
+  registrySiteKey,
+  registryVmKey,
+  replicateJobSubject,
+  runWorker,
+  snapshotJobSubject,
+  type Coordination,
+  type ReplicateJob,
+  type SnapshotJob,
+  type VmEntry,
+  type WorkerHandle,
+} from '@vmferry/nats';
+import type { StorageEngine } from './engine.js';
+import { withQuiesce, type Quiescer } from './quiesce.js';
+
+const REGISTRY_SYNC_MS = 1000;
+const tracer = trace.getTracer('vmferry-storage-node');
+
+export interface CoordinationOptions {
+  readonly natsUrl: string;
+  readonly site: string;
+  /** This node's API address, published so replicators and the CLI can find it. */
+  readonly nodeAddress: string;
+  readonly quiescerFor?: (vmName: string) => Quiescer | undefined;
+  readonly log?: (line: string) => void;
+}
+
+export const scheduleOrigin = (schedule: string, slot: number): string => `schedule:${schedule}@${slot}`;
+
+export class NodeCoordinator {
+  private synced = new Map<string, string>();
+  private timer: NodeJS.Timeout | undefined;
+  private worker: WorkerHandle | undefined;
+
+  private constructor(
+    readonly c: Coordination,
+    private readonly engine: StorageEngine,
+    private readonly o: CoordinationOptions,
+  ) {}
+
+  static async start(engine: StorageEngine, o: CoordinationOptions): Promise<NodeCoordinator> {
+    const c = await openCoordination(o.natsUrl, `vmferry-node-${o.site}`);
+    const n = new NodeCoordinator(c, engine, o);
+    await c.registry.put(registrySiteKey(o.site), JSON.stringify({ site: o.site, nodeAddress: o.nodeAddress, updatedAtMs: Date.now() }));
+    for await (const key of await c.registry.keys(`vm.${o.site}.*`)) n.synced.set(key, '');
+    await n.syncRegistry();
+    n.timer = setInterval(() => void n.syncRegistry().catch((e: unknown) => o.log?.(`registry sync failed: ${String(e)}`)), REGISTRY_SYNC_MS);
+    n.worker = await runWorker<SnapshotJob>(
+      c,
+      `snapshot-${o.site}`,
+      snapshotJobSubject(o.site),
+      (job, ctx) => n.snapshotJob(job, ctx),
+      (e, job) => o.log?.(`snapshot job for ${job?.vmName ?? '?'} failed: ${(e as Error).message}`),
+    );
+    return n;
+  }
+
+  /** Puts new or changed local VMs into the registry and removes deleted ones. */
+  async syncRegistry(): Promise<void> {
+    const seen = new Set<string>();
+    for (const vm of this.engine.listVms()) {
+      const key = registryVmKey(this.o.site, vm.id);
+      seen.add(key);
+      const entry: VmEntry = { vmId: vm.id, name: vm.name, site: this.o.site, ...(vm.replicaOf ? { replicaOf: vm.replicaOf } : {}), updatedAtMs: Date.now() };
+      const signature = `${vm.name}|${vm.replicaOf ?? ''}`;
+      if (this.synced.get(key) === signature) continue;
+      await this.c.registry.put(key, JSON.stringify(entry));
+      this.synced.set(key, signature);
+    }
+    for (const key of [...this.synced.keys()]) {
+      if (!seen.has(key)) {
+        await this.c.registry.delete(key);
+        this.synced.delete(key);
+      }
+    }
+  }
+
+  private async snapshotJob(job: SnapshotJob, parent: Context): Promise<void> {
+    await tracer.startActiveSpan(`snapshot ${job.vmName}/${job.schedule}`, {}, parent, async (span) => {
+      try {
+        let vm: VmRecord;
+        try {
+          vm = this.engine.getVm(job.vmId);
+        } catch {
+          return; // deleted since the job was queued: nothing to protect
+        }
+        if (vm.replicaOf || vm.importing) return;
+        const origin = scheduleOrigin(job.schedule, job.slot);
+        let snapshot = this.engine.listSnapshots(vm.id).find((s) => s.origin === origin);
+        if (!snapshot) {
+          const r = await withQuiesce(this.o.quiescerFor?.(vm.name), vm, job.consistency, job.requireVmConsistency ?? false, (consistency, note) =>
+            this.engine.createSnapshot(vm.id, { origin, consistency, ...(note ? { consistencyNote: note } : {}) }),
+          );
+          snapshot = r.value;
+          if (job.consistency === 'vm' && r.consistency === 'crash') {
+            await publishEvent(this.c, 'quiesce.fallback', { site: this.o.site, vmId: vm.id, vmName: vm.name, snapshotId: snapshot.id, reason: r.note });
+          }
+          await publishEvent(this.c, 'snapshot.created', {
+            site: this.o.site,
+            vmId: vm.id,
+            vmName: vm.name,
+            snapshotId: snapshot.id,
+            schedule: job.schedule,
+            slot: job.slot,
+            consistency: snapshot.consistency,
+            dirtyBlocks: snapshot.dirtyBlocks,
+          });
+        }
+        await this.applyRetention(vm, job);
+        await this.queueReplication(vm, snapshot, job, context.active());
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  /** Keep-N and maximum age for the job's schedule; never a replication pair's base. */
+  private async applyRetention(vm: VmRecord, job: SnapshotJob): Promise<void> {
+    const prefix = `schedule:${job.schedule}@`;
+    const mine = this.engine.listSnapshots(vm.id).filter((s) => s.origin.startsWith(prefix));
+    const now = Date.now();
+    const doomed = mine.filter((s, i) => i < mine.length - job.keep || (job.maxAgeMs !== undefined && now - s.createdAtMs > job.maxAgeMs && i < mine.length - 1));
+    for (const s of doomed) {
+      try {
+        await this.engine.deleteSnapshot(`${vm.name}@${s.id}`);
+        await publishEvent(this.c, 'snapshot.deleted', { site: this.o.site, vmId: vm.id, vmName: vm.name, snapshotId: s.id, reason: `retention of schedule ${job.schedule}` });
+      } catch {
+        // A replication base (or a snapshot being replicated) is kept; a later run retries.
+      }
+    }
+  }
+
+  private async queueReplication(vm: VmRecord, snapshot: SnapshotRecord, job: SnapshotJob, ctx: Context): Promise<void> {
+    for (const t of job.replicateTo) {
+      const repl: ReplicateJob = {
+        kind: 'replicate',
+        vmId: vm.id,
+        vmName: vm.name,
+        snapshotId: snapshot.id,
+        sourceSite: this.o.site,
+        targetSite: t.site,
+        ...(t.keep === undefined ? {} : { keep: t.keep }),
+      };
+      const r = await publishJob(this.c, replicateJobSubject(t.site), repl, `repl.${vm.id}.${snapshot.id}.${t.site}`, ctx);
+      if (!r.duplicate) {
+        await publishEvent(this.c, 'replication.queued', { site: this.o.site, vmId: vm.id, vmName: vm.name, snapshotId: snapshot.id, targetSite: t.site });
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.worker?.stop();
+    await this.c.close();
+  }
+}
