@@ -7,8 +7,8 @@ import { existsSync } from 'node:fs';
 
 const purpose = process.argv[2] ?? 'test';
 const tools = {
-  test: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs' },
-  demo: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs' },
+  test: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', 'nats-server': 'nats-server', openssl: 'openssl', 'qemu-system-x86_64': 'qemu-system-x86', ip: 'iproute2', tc: 'iproute2' },
+  demo: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', 'nats-server': 'nats-server', openssl: 'openssl' },
   bench: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', zstd: 'zstd', b3sum: 'b3sum', restic: 'restic' },
 }[purpose];
 

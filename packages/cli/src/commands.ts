@@ -66,7 +66,7 @@ function withClient<A extends unknown[]>(fn: (client: StorageNodeClient, g: Glob
 export function registerCommands(program: Command): void {
   program
     .command('node')
-    .description('run a storage node')
+    .description('run a storage node (with global --nats URL: join the coordination plane)')
     .requiredOption('--data <dir>', 'data folder (created if missing)')
     .option('--listen <host:port>', 'API address', '127.0.0.1:7400')
     .option('--site <name>', 'this site\'s name')
@@ -76,9 +76,10 @@ export function registerCommands(program: Command): void {
     .option('--tls-cert <file>', "this site's certificate (PEM)")
     .option('--tls-key <file>', "this site's private key (PEM)")
     .option('--tls-ca <file>', 'the CA that signs peer sites (PEM)')
-    .option('--nats <url>', 'coordinate through NATS: registry, scheduled snapshot jobs, events (env VMFERRY_NATS)')
     .option('--hypervisors <file>', 'JSON: per VM name (or "*") a quiesce adapter: {"type":"qmp","socket":…} or {"type":"exec","freeze":…,"thaw":…}')
-    .action(async (opts: { data: string; listen: string; site?: string; maxSnapshots?: string; prometheusPort?: string; replicationListen?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string; nats?: string; hypervisors?: string }) => {
+    .action(async (opts: { data: string; listen: string; site?: string; maxSnapshots?: string; prometheusPort?: string; replicationListen?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string; hypervisors?: string }, cmd: Command) => {
+      // --nats is global (the coordination commands share it): named here, the node joins NATS.
+      const { nats } = cmd.optsWithGlobals<{ nats?: string }>();
       const { configFromEnv, runStorageNode } = await import('@vmferry/storage-node');
       const config = configFromEnv({
         dataDir: opts.data,
@@ -90,7 +91,7 @@ export function registerCommands(program: Command): void {
         tlsCert: opts.tlsCert,
         tlsKey: opts.tlsKey,
         tlsCa: opts.tlsCa,
-        nats: opts.nats,
+        nats,
         hypervisors: opts.hypervisors,
       });
       const node = await runStorageNode(config, (line) => process.stderr.write(`${line}\n`));

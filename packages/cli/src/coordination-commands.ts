@@ -20,10 +20,17 @@ import {
 import type { Coordination, ReplicationState, VmEntry, VmferryEvent } from '@vmferry/nats';
 import { printFields, printJson, printTable } from './output.js';
 
+const DEFAULT_NATS = 'nats://127.0.0.1:4222';
+
 interface Globals {
   node: string;
   json: boolean;
   nats: string;
+}
+
+function globalsOf(cmd: Command): Globals {
+  const g = cmd.optsWithGlobals<Omit<Globals, 'nats'> & { nats?: string }>();
+  return { ...g, nats: g.nats ?? DEFAULT_NATS };
 }
 
 async function withNats<T>(g: Globals, fn: (c: Coordination) => Promise<T>): Promise<T> {
@@ -81,14 +88,15 @@ function describeSchedules(p: ProtectionPolicy | undefined): string {
 }
 
 export function registerCoordinationCommands(program: Command): void {
-  program.addOption(new Option('--nats <url>', 'NATS server(s)').env('VMFERRY_NATS').default('nats://127.0.0.1:4222'));
+  // No default here: `vmferry node` coordinates only when NATS is named (flag or env).
+  program.addOption(new Option('--nats <url>', `NATS server(s) (default ${DEFAULT_NATS} for the coordination commands)`).env('VMFERRY_NATS'));
 
   program
     .command('scheduler')
     .description('run a scheduler (leader-elected: run two for failover)')
     .option('--id <id>', 'this scheduler\'s name')
     .action(async (o: { id?: string }, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Globals>();
+      const g = globalsOf(cmd);
       const { startTelemetry } = await import('@vmferry/telemetry');
       const telemetry = startTelemetry({ serviceName: 'vmferry-scheduler' });
       const { openCoordination } = await import('@vmferry/nats');
@@ -121,7 +129,7 @@ export function registerCoordinationCommands(program: Command): void {
     .option('--streams <n>', 'parallel streams per session', '4')
     .option('--sessions-per-link <n>', 'sessions at once per source link', '2')
     .action(async (o: { site: string; certs?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string; bind?: string; streams: string; sessionsPerLink: string }, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Globals>();
+      const g = globalsOf(cmd);
       const tls =
         o.tlsCert && o.tlsKey && o.tlsCa
           ? { cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa }
@@ -154,7 +162,7 @@ export function registerCoordinationCommands(program: Command): void {
 
   const policy = program.command('policy').description('protection policies: the default for every VM, per-VM overrides');
   policy.command('show [vm]').action(async (vm: string | undefined, _o: unknown, cmd: Command) => {
-    const g = cmd.optsWithGlobals<Globals>();
+    const g = globalsOf(cmd);
     await withNats(g, async (c) => {
       const base = await defaultPolicy(c);
       if (!vm) {
@@ -174,7 +182,7 @@ export function registerCoordinationCommands(program: Command): void {
     .command('set-default <json-or-file>')
     .description('e.g. \'{"schedules":[{"name":"hourly","cron":"0 * * * *","keep":24}],"replication":[{"site":"siteB","rpo":"2h"}]}\'')
     .action(async (arg: string, _o: unknown, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Globals>();
+      const g = globalsOf(cmd);
       const p = (await readJson(arg)) as ProtectionPolicy;
       if (!Array.isArray(p.schedules)) throw new InvalidArgumentError('a policy needs "schedules": [...]');
       await withNats(g, async (c) => {
@@ -188,7 +196,7 @@ export function registerCoordinationCommands(program: Command): void {
     .command('set <vm> <json-or-file>')
     .description('override for one VM, e.g. \'{"mode":"add","schedules":[{"name":"fast","every":"5m","keep":12}]}\'')
     .action(async (vm: string, arg: string, _o: unknown, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Globals>();
+      const g = globalsOf(cmd);
       const o = (await readJson(arg)) as VmPolicyOverride;
       await withNats(g, async (c) => {
         validateOverride(o, await knownSites(c));
@@ -199,7 +207,7 @@ export function registerCoordinationCommands(program: Command): void {
       });
     });
   policy.command('reset <vm>').description('drop a VM\'s override: the default applies again').action(async (vm: string, _o: unknown, cmd: Command) => {
-    const g = cmd.optsWithGlobals<Globals>();
+    const g = globalsOf(cmd);
     await withNats(g, async (c) => {
       const entry = await resolveVmId(c, vm);
       await c.policies.delete(`vm.${entry.vmId}`);
@@ -208,7 +216,7 @@ export function registerCoordinationCommands(program: Command): void {
     });
   });
   policy.command('exclude <vm>').description('take a VM out of scheduled protection').action(async (vm: string, _o: unknown, cmd: Command) => {
-    const g = cmd.optsWithGlobals<Globals>();
+    const g = globalsOf(cmd);
     await withNats(g, async (c) => {
       const entry = await resolveVmId(c, vm);
       await c.policies.put(`vm.${entry.vmId}`, JSON.stringify({ exclude: true }));
@@ -221,7 +229,7 @@ export function registerCoordinationCommands(program: Command): void {
     .command('status')
     .description('protected, late and unprotected VMs: replication age against each target\'s RPO')
     .action(async (_o: unknown, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Globals>();
+      const g = globalsOf(cmd);
       await withNats(g, async (c) => {
         const base = await defaultPolicy(c);
         const now = Date.now();
@@ -263,7 +271,7 @@ export function registerCoordinationCommands(program: Command): void {
     .option('--follow', 'keep printing new events')
     .option('--since <duration>', 'how far back to start', '1h')
     .action(async (o: { follow?: boolean; since: string }, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Globals>();
+      const g = globalsOf(cmd);
       const { DeliverPolicy } = await import('@nats-io/jetstream');
       await withNats(g, async (c) => {
         const consumer = await c.js.consumers.get('VMFERRY_EVENTS', {

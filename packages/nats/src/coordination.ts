@@ -25,9 +25,14 @@ export interface Coordination {
   close(): Promise<void>;
 }
 
-export async function openCoordination(servers: string, name: string): Promise<Coordination> {
+/**
+ * `domain`: the JetStream domain holding vmferry's streams, for a site whose NATS server is a
+ * leaf node of the hub that runs JetStream (deploy/nats). Default: VMFERRY_JS_DOMAIN or none.
+ */
+export async function openCoordination(servers: string, name: string, domain: string | undefined = process.env.VMFERRY_JS_DOMAIN || undefined): Promise<Coordination> {
   const nc = await connect({ servers: servers.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
-  const jsm = await jetstreamManager(nc);
+  const jsOpts = domain ? { domain } : {};
+  const jsm = await jetstreamManager(nc, jsOpts);
   await ensureStream(jsm, {
     name: JOBS_STREAM,
     subjects: ['vmferry.jobs.>'],
@@ -44,7 +49,8 @@ export async function openCoordination(servers: string, name: string): Promise<C
     max_msgs: 1_000_000,
     discard: DiscardPolicy.Old,
   });
-  const kvm = new Kvm(nc);
+  const js = jetstream(nc, jsOpts);
+  const kvm = new Kvm(js);
   const [policies, registry, leader, state] = await Promise.all([
     kvm.create(POLICY_BUCKET, { history: 5 }),
     kvm.create(REGISTRY_BUCKET, { history: 1 }),
@@ -53,7 +59,7 @@ export async function openCoordination(servers: string, name: string): Promise<C
   ]);
   return {
     nc,
-    js: jetstream(nc),
+    js,
     jsm,
     policies,
     registry,

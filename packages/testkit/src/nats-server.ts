@@ -36,6 +36,10 @@ export interface NatsOptions {
   /** Extra configuration text appended to the server's config file (leafnodes, gateways…). */
   readonly config?: string;
   readonly name?: string;
+  /** Run JetStream here (default true); false for a site's leaf server that uses the hub's. */
+  readonly jetstream?: boolean;
+  /** JetStream domain name, so leaf-node clients can reach this server's JetStream. */
+  readonly domain?: string;
 }
 
 export async function startNatsServer(options: NatsOptions = {}): Promise<NatsServer> {
@@ -44,7 +48,9 @@ export async function startNatsServer(options: NatsOptions = {}): Promise<NatsSe
   const conf = join(dir, 'nats.conf');
   writeFileSync(
     conf,
-    `server_name: ${options.name ?? `vmferry-${port}`}\nlisten: 127.0.0.1:${port}\njetstream { store_dir: "${join(dir, 'js')}" }\n${options.config ?? ''}\n`,
+    `server_name: ${options.name ?? `vmferry-${port}`}\nlisten: 127.0.0.1:${port}\n` +
+      (options.jetstream === false ? '' : `jetstream { store_dir: "${join(dir, 'js')}"${options.domain ? `, domain: ${options.domain}` : ''} }\n`) +
+      `${options.config ?? ''}\n`,
   );
   let child!: ChildProcess;
   const launch = async (): Promise<void> => {
