@@ -56,10 +56,11 @@ export function api(c: StorageNodeClient) {
 }
 
 /** A person-readable message for a failed call (the server's own words where it sent any). */
-export function describeError(e: unknown, node: string): string {
+export function describeError(e: unknown, node: string, what = `the storage node at ${node}`): string {
   const err = e as Partial<grpc.ServiceError>;
   if (err.code === grpc.status.UNAVAILABLE) {
-    return `cannot reach the storage node at ${node} (is it running? set --node or VMFERRY_NODE)`;
+    const why = err.details && !/^No connection established/.test(err.details) ? `: ${err.details}` : '';
+    return `cannot reach ${what}${why} (UNAVAILABLE; is it running? check --node / VMFERRY_NODE, addresses and certificates)`;
   }
   if (typeof err.code === 'number' && err.details) return `${err.details} (${grpc.status[err.code]})`;
   return e instanceof Error ? e.message : String(e);

@@ -182,7 +182,8 @@ export function registerReplicationCommands(program: Command): void {
               }
             } catch (e) {
               const { describeError } = await import('./client.js');
-              throw new Error(`${o.from} → ${t.site}: ${describeError(e, t.nodeAddress)}`);
+              // A session talks to two servers: name both when one cannot be reached.
+              throw new Error(`${o.from} → ${t.site}: ${describeError(e, t.nodeAddress, `site ${o.from}'s replication endpoint or site ${t.site}'s node (${t.nodeAddress})`)}`);
             } finally {
               node.close();
             }

@@ -23,8 +23,8 @@ export function parseRate(text: string): number {
   if (/^(unlimited|max)$/i.test(t)) return UNLIMITED;
   const m = /^(\d+(?:\.\d+)?)\s*([kKmMgG]i?)?(bit(?:\/s)?|bps|B\/s|Bps)$/i.exec(t);
   const unit = m?.[3] ?? '';
-  const bits = /^bit/i.test(unit) || unit === 'bps';
-  const bytes = unit === 'B/s' || unit === 'Bps' || unit === 'b/s';
+  const bits = /^bit/i.test(unit) || unit === 'bps' || unit === 'b/s';
+  const bytes = unit === 'B/s' || unit === 'Bps';
   const prefix = PREFIX[(m?.[2] ?? '').toLowerCase()];
   if (!m || prefix === undefined || (!bits && !bytes)) {
     throw new InvalidArgumentError(`'${text}' is not a rate (examples: 50Mbit, 400Mbps, 10MB/s, unlimited)`);

@@ -36,7 +36,7 @@ export interface WorkerHandle {
 
 /**
  * Consumes `subject` with the durable consumer `durable`, calling `handle` for each job with
- * its trace context. Success acks; failure naks with backoff; the MAX_DELIVER-th failure
+ * its trace context, at most `concurrency` at a time. Success acks; failure naks with backoff; the MAX_DELIVER-th failure
  * publishes job.dead-lettered and terminates the message.
  */
 export async function runWorker<T>(
@@ -45,6 +45,7 @@ export async function runWorker<T>(
   subject: string,
   handle: (job: T, ctx: Context, msg: JsMsg) => Promise<void>,
   onError: (e: unknown, job: T | undefined) => void = () => undefined,
+  concurrency = 1,
 ): Promise<WorkerHandle> {
   await c.jsm.consumers.add(JOBS_STREAM, {
     durable_name: durable,
@@ -54,31 +55,40 @@ export async function runWorker<T>(
     max_deliver: MAX_DELIVER,
   });
   const consumer = await c.js.consumers.get(JOBS_STREAM, durable);
-  const messages = await consumer.consume({ max_messages: 8 });
-  const done = (async () => {
-    for await (const m of messages) {
-      let job: T | undefined;
+  const messages = await consumer.consume({ max_messages: Math.max(8, concurrency * 2) });
+  const inFlight = new Set<Promise<void>>();
+  const handleOne = async (m: JsMsg): Promise<void> => {
+    let job: T | undefined;
+    try {
+      job = m.json<T>();
+      // Keep the message alive while long jobs (replication) run.
+      const keepAlive = setInterval(() => m.working(), ACK_WAIT_MS / 3);
       try {
-        job = m.json<T>();
-        // Keep the message alive while long jobs (replication) run.
-        const keepAlive = setInterval(() => m.working(), ACK_WAIT_MS / 3);
-        try {
-          await handle(job, contextFrom(m.headers), m);
-        } finally {
-          clearInterval(keepAlive);
-        }
-        m.ack();
-      } catch (e) {
-        onError(e, job);
-        const tries = m.info.deliveryCount;
-        if (tries >= MAX_DELIVER) {
-          await publishEvent(c, 'job.dead-lettered', { subject: m.subject, tries, error: e instanceof Error ? e.message : String(e), job }).catch(() => undefined);
-          m.term(e instanceof Error ? e.message : 'failed');
-        } else {
-          m.nak(BACKOFF_MS[Math.min(tries - 1, BACKOFF_MS.length - 1)]);
-        }
+        await handle(job, contextFrom(m.headers), m);
+      } finally {
+        clearInterval(keepAlive);
+      }
+      m.ack();
+    } catch (e) {
+      onError(e, job);
+      const tries = m.info.deliveryCount;
+      if (tries >= MAX_DELIVER) {
+        await publishEvent(c, 'job.dead-lettered', { subject: m.subject, tries, error: e instanceof Error ? e.message : String(e), job }).catch(() => undefined);
+        // A bare +TERM: nats-server 2.9 ignores '+TERM <reason>' (reasons came in 2.10).
+        m.term();
+      } else {
+        m.nak(BACKOFF_MS[Math.min(tries - 1, BACKOFF_MS.length - 1)]);
       }
     }
+  };
+  const done = (async () => {
+    for await (const m of messages) {
+      // Up to `concurrency` jobs at once (handlers serialise what must not overlap).
+      while (inFlight.size >= concurrency) await Promise.race(inFlight);
+      const p: Promise<void> = handleOne(m).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    await Promise.all(inFlight);
   })();
   return {
     done,

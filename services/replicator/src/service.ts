@@ -122,6 +122,8 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
       }
     },
     (e, job) => log(`replication of ${job?.vmName ?? '?'} failed: ${(e as Error).message}`),
+    // Sessions of different VMs overlap (per-link limits and per-VM order are kept above).
+    8,
   );
   log(`replicator for site ${o.site}: consuming ${replicateJobSubject(o.site)} into ${o.nodeAddress}`);
   return {

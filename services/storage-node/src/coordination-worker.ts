@@ -28,6 +28,8 @@ import type { StorageEngine } from './engine.js';
 import { withQuiesce, type Quiescer } from './quiesce.js';
 
 const REGISTRY_SYNC_MS = 1000;
+/** Snapshot jobs run at once (different VMs; one VM's snapshots serialise on its lock). */
+const SNAPSHOT_CONCURRENCY = 32;
 const tracer = trace.getTracer('vmferry-storage-node');
 
 export interface CoordinationOptions {
@@ -65,6 +67,7 @@ export class NodeCoordinator {
       snapshotJobSubject(o.site),
       (job, ctx) => n.snapshotJob(job, ctx),
       (e, job) => o.log?.(`snapshot job for ${job?.vmName ?? '?'} failed: ${(e as Error).message}`),
+      SNAPSHOT_CONCURRENCY,
     );
     return n;
   }

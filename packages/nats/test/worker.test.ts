@@ -1,0 +1,293 @@
+/*
+ * The job plane against a real nats-server: message-id dedup, the worker's ack / nak-with-
+ * backoff / dead-letter behaviour, and trace context through NATS headers.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { context, propagation, ROOT_CONTEXT, trace, TraceFlags, type Context, type SpanContext } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { startNatsServer, type NatsServer } from '@vmferry/testkit';
+import {
+  BACKOFF_MS,
+  contextFrom,
+  EVENTS_STREAM,
+  eventSubject,
+  JOBS_STREAM,
+  MAX_DELIVER,
+  openCoordination,
+  publishJob,
+  runWorker,
+  traceHeaders,
+  type Coordination,
+  type VmferryEvent,
+} from '../src/index.js';
+
+interface TestJob {
+  readonly n: number;
+}
+
+let server: NatsServer;
+let c: Coordination;
+
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+async function messagesOn(subject: string): Promise<number> {
+  const info = await c.jsm.streams.info(JOBS_STREAM, { subjects_filter: subject });
+  return info.state.subjects?.[subject] ?? 0;
+}
+
+before(async () => {
+  server = await startNatsServer();
+  c = await openCoordination(server.url, 'worker-test');
+});
+
+after(async () => {
+  await c?.close();
+  await server?.stop();
+});
+
+describe('publishJob', () => {
+  test('the same message id twice stores one message', async () => {
+    const subject = 'vmferry.jobs.test-dedup';
+    const first = await publishJob(c, subject, { n: 1 }, 'dedup-1');
+    const second = await publishJob(c, subject, { n: 2 }, 'dedup-1');
+    assert.deepEqual(first, { duplicate: false });
+    assert.deepEqual(second, { duplicate: true });
+    assert.equal(await messagesOn(subject), 1);
+    // The stored one is the first.
+    const stored = await c.jsm.streams.getMessage(JOBS_STREAM, { last_by_subj: subject });
+    assert.deepEqual(stored?.json<TestJob>(), { n: 1 });
+    // A different id is a different job.
+    assert.deepEqual(await publishJob(c, subject, { n: 3 }, 'dedup-2'), { duplicate: false });
+    assert.equal(await messagesOn(subject), 2);
+  });
+
+  test('the duplicate window covers the whole stream, not just one subject', async () => {
+    await publishJob(c, 'vmferry.jobs.test-dedup-a', { n: 1 }, 'dedup-shared');
+    const r = await publishJob(c, 'vmferry.jobs.test-dedup-b', { n: 1 }, 'dedup-shared');
+    assert.equal(r.duplicate, true);
+    assert.equal(await messagesOn('vmferry.jobs.test-dedup-b'), 0);
+  });
+});
+
+describe('runWorker', () => {
+  test('acks successful jobs: they leave the work queue and are not redelivered', async () => {
+    const subject = 'vmferry.jobs.test-ack';
+    for (let n = 0; n < 5; n++) await publishJob(c, subject, { n }, `ack-${n}`);
+    const seen: { n: number; tries: number }[] = [];
+    const errors: unknown[] = [];
+    const w = await runWorker<TestJob>(
+      c,
+      'test-ack',
+      subject,
+      async (job, _ctx, msg) => {
+        seen.push({ n: job.n, tries: msg.info.deliveryCount });
+      },
+      (e) => errors.push(e),
+    );
+    try {
+      await waitFor('5 jobs', () => seen.length >= 5);
+      await waitFor('acks to reach the server', async () => {
+        const ci = await c.jsm.consumers.info(JOBS_STREAM, 'test-ack');
+        return ci.num_ack_pending === 0 && ci.num_pending === 0;
+      });
+      assert.equal(await messagesOn(subject), 0, 'work-queue messages are removed when acked');
+      await sleep(500);
+      assert.deepEqual(
+        seen.map((s) => s.n).sort(),
+        [0, 1, 2, 3, 4],
+      );
+      assert.ok(
+        seen.every((s) => s.tries === 1),
+        JSON.stringify(seen),
+      );
+      assert.deepEqual(errors, []);
+      const ci = await c.jsm.consumers.info(JOBS_STREAM, 'test-ack');
+      assert.equal(ci.num_redelivered, 0);
+    } finally {
+      await w.stop();
+    }
+    // done resolves once stopped
+    await w.done;
+  });
+
+  test('a job failing twice is redelivered with backoff and acked on the 3rd delivery', async () => {
+    const subject = 'vmferry.jobs.test-retry';
+    const deliveries: { tries: number; atMs: number }[] = [];
+    const errors: { message: string; job: TestJob | undefined }[] = [];
+    let succeeded = false;
+    const w = await runWorker<TestJob>(
+      c,
+      'test-retry',
+      subject,
+      async (_job, _ctx, msg) => {
+        deliveries.push({ tries: msg.info.deliveryCount, atMs: Date.now() });
+        if (msg.info.deliveryCount < 3) throw new Error(`transient failure ${msg.info.deliveryCount}`);
+        succeeded = true;
+      },
+      (e, job) => errors.push({ message: (e as Error).message, job }),
+    );
+    try {
+      await publishJob(c, subject, { n: 42 }, 'retry-1');
+      await waitFor('the 3rd delivery', () => succeeded, 15_000);
+      await waitFor('the ack', async () => (await c.jsm.consumers.info(JOBS_STREAM, 'test-retry')).num_ack_pending === 0);
+      assert.deepEqual(
+        deliveries.map((d) => d.tries),
+        [1, 2, 3],
+      );
+      const gap = (i: number): number => (deliveries[i]?.atMs ?? NaN) - (deliveries[i - 1]?.atMs ?? NaN);
+      // nak with delay: BACKOFF_MS[0] after the 1st failure, BACKOFF_MS[1] after the 2nd.
+      assert.ok(gap(1) >= (BACKOFF_MS[0] as number) - 100, `1st redelivery after ${gap(1)} ms`);
+      assert.ok(gap(2) >= (BACKOFF_MS[1] as number) - 100, `2nd redelivery after ${gap(2)} ms`);
+      assert.ok(gap(2) < (BACKOFF_MS[2] as number), `2nd redelivery after ${gap(2)} ms`);
+      assert.deepEqual(errors, [
+        { message: 'transient failure 1', job: { n: 42 } },
+        { message: 'transient failure 2', job: { n: 42 } },
+      ]);
+      assert.equal(await messagesOn(subject), 0);
+      // No 4th delivery.
+      await sleep(1000);
+      assert.equal(deliveries.length, 3);
+    } finally {
+      await w.stop();
+    }
+  });
+
+  test(`a job failing ${MAX_DELIVER} times is dead-lettered (event) and not delivered again`, async () => {
+    // The real backoff (1 + 5 + 15 + 60 s) is too slow for a test. The handler naks the message
+    // itself (no delay) before throwing: a JsMsg is acked once, so the worker's own delayed nak
+    // is a no-op and the redelivery is immediate. On the last delivery it only throws, so the
+    // worker's dead-letter path runs unchanged.
+    const subject = 'vmferry.jobs.test-dead';
+    const tries: number[] = [];
+    const w = await runWorker<TestJob>(c, 'test-dead', subject, async (_job, _ctx, msg) => {
+      tries.push(msg.info.deliveryCount);
+      if (msg.info.deliveryCount < MAX_DELIVER) msg.nak();
+      throw new Error(`permanent failure ${msg.info.deliveryCount}`);
+    });
+    try {
+      const started = Date.now();
+      await publishJob(c, subject, { n: 7 }, 'dead-1');
+      const deadSubject = eventSubject('job.dead-lettered');
+      let event: VmferryEvent | undefined;
+      await waitFor(
+        'the job.dead-lettered event',
+        async () => {
+          const m = await c.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: deadSubject }).catch(() => null);
+          const e = m?.json<VmferryEvent>();
+          if (e?.['subject'] === subject) event = e;
+          return event !== undefined;
+        },
+        20_000,
+      );
+      assert.ok(event);
+      assert.equal(event.kind, 'job.dead-lettered');
+      assert.equal(event['tries'], MAX_DELIVER);
+      assert.equal(event['error'], `permanent failure ${MAX_DELIVER}`);
+      assert.deepEqual(event['job'], { n: 7 });
+      assert.ok(event.atMs >= started);
+      assert.deepEqual(tries, [1, 2, 3, 4, 5]);
+      // Terminated: no 6th delivery, nothing pending.
+      await sleep(1500);
+      assert.deepEqual(tries, [1, 2, 3, 4, 5]);
+      const ci = await c.jsm.consumers.info(JOBS_STREAM, 'test-dead');
+      // The term reached the server: not pending, and gone from the work queue.
+      assert.equal(ci.num_ack_pending, 0);
+      assert.equal(ci.num_pending, 0);
+      assert.equal(await messagesOn(subject), 0);
+    } finally {
+      await w.stop();
+    }
+  });
+});
+
+describe('runWorker concurrency', () => {
+  for (const concurrency of [1, 3]) {
+    test(`runs at most ${concurrency} handler(s) at once`, async () => {
+      const subject = `vmferry.jobs.test-conc-${concurrency}`;
+      for (let n = 0; n < 6; n++) await publishJob(c, subject, { n }, `conc-${concurrency}-${n}`);
+      let running = 0;
+      let peak = 0;
+      let finished = 0;
+      const w = await runWorker<TestJob>(
+        c,
+        `test-conc-${concurrency}`,
+        subject,
+        async () => {
+          running++;
+          peak = Math.max(peak, running);
+          await sleep(200);
+          running--;
+          finished++;
+        },
+        undefined,
+        concurrency,
+      );
+      try {
+        await waitFor('6 jobs', () => finished >= 6);
+        assert.equal(peak, concurrency);
+      } finally {
+        await w.stop();
+      }
+    });
+  }
+});
+
+describe('trace context', () => {
+  const span: SpanContext = {
+    traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    spanId: '00f067aa0ba902b7',
+    traceFlags: TraceFlags.SAMPLED,
+    isRemote: false,
+  };
+
+  before(() => {
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  });
+
+  after(() => {
+    propagation.disable();
+  });
+
+  test('traceHeaders() writes traceparent; contextFrom() reads it back', () => {
+    const ctx = trace.setSpanContext(ROOT_CONTEXT, span);
+    const h = traceHeaders(ctx);
+    assert.equal(h.get('traceparent'), `00-${span.traceId}-${span.spanId}-01`);
+    const back = trace.getSpanContext(contextFrom(h));
+    assert.deepEqual(back && { traceId: back.traceId, spanId: back.spanId, traceFlags: back.traceFlags, isRemote: back.isRemote }, { ...span, isRemote: true });
+    // No headers (or none with a trace): the active context, without a span.
+    assert.equal(contextFrom(undefined), context.active());
+    assert.equal(trace.getSpanContext(contextFrom(traceHeaders(ROOT_CONTEXT))), undefined);
+  });
+
+  test('a job published with a context reaches the worker with that trace', async () => {
+    const subject = 'vmferry.jobs.test-trace';
+    const got: Context[] = [];
+    const w = await runWorker<TestJob>(c, 'test-trace', subject, async (_job, ctx) => {
+      got.push(ctx);
+    });
+    try {
+      await publishJob(c, subject, { n: 1 }, 'trace-1', trace.setSpanContext(ROOT_CONTEXT, span));
+      // Without a context: the publisher's active one (no span here), so no trace.
+      await publishJob(c, subject, { n: 2 }, 'trace-2');
+      await waitFor('both jobs', () => got.length >= 2);
+      const traced = got.map((ctx) => trace.getSpanContext(ctx));
+      const withSpan = traced.filter((s) => s !== undefined);
+      assert.equal(withSpan.length, 1, 'exactly one of the jobs carried a trace');
+      assert.equal(withSpan[0]?.traceId, span.traceId);
+      assert.equal(withSpan[0]?.spanId, span.spanId);
+      assert.equal(withSpan[0]?.traceFlags, TraceFlags.SAMPLED);
+      assert.equal(withSpan[0]?.isRemote, true);
+    } finally {
+      await w.stop();
+    }
+  });
+});
