@@ -3,7 +3,8 @@
  * lease bucket's TTL (LEADER_TTL_MS) expires a key LEADER_TTL_MS after its last write. The
  * leader heartbeats with compare-and-swap (update at the revision it last wrote) every
  * third of the TTL; a follower tries create() on the same beat and wins once the dead
- * leader's key has expired. A leader whose heartbeat fails steps down at once.
+ * leader's key has expired. A leader whose heartbeat fails steps down at once, and renews at
+ * its last revision when it can (it still holds the lease if no one else took it).
  */
 import type { KV } from '@nats-io/kv';
 import { LEADER_TTL_MS } from './coordination.js';
@@ -39,13 +40,20 @@ export class LeaderLease {
 
   private async beat(): Promise<void> {
     const value = JSON.stringify({ id: this.id, atMs: Date.now() });
-    try {
-      if (this.leading) {
+    // A holder that lost contact (a NATS restart) first tries to renew at its last revision:
+    // if nobody took the lease meanwhile, that succeeds and it leads again at once.
+    if (this.revision > 0) {
+      try {
         this.revision = await this.kv.update(this.key, value, this.revision);
-      } else {
-        this.revision = await this.kv.create(this.key, value);
         this.set(true);
+        return;
+      } catch {
+        this.revision = 0;
       }
+    }
+    try {
+      this.revision = await this.kv.create(this.key, value);
+      this.set(true);
     } catch {
       this.set(false);
     }
