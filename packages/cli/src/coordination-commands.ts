@@ -288,7 +288,7 @@ export function registerCoordinationCommands(program: Command): void {
           const { kind, atMs, site, vmName, ...rest } = e;
           const extra = Object.entries(rest)
             .filter(([k]) => k !== 'vmId')
-            .map(([k, v]) => `${k}=${typeof v === 'number' && /bytes/i.test(k) ? formatBytes(v) : typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+            .map(([k, v]) => `${k}=${typeof v === 'number' && /bytes/i.test(k) ? formatBytes(v) : typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v)}`)
             .join(' ');
           process.stdout.write(`${new Date(atMs).toISOString()}  ${kind.padEnd(20)} ${site ?? ''} ${vmName ?? ''} ${extra}\n`);
         };

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import Bottleneck from 'bottleneck';
-import { formatBytes, formatRate, parseCalendar, rateAt, InvalidArgumentError, type SiteRecord } from '@vmferry/core';
+import { formatBytes, formatRate, parseCalendar, rateAt, InvalidArgumentError } from '@vmferry/core';
 import type { NodeInfo, Site, StorageNodeClient } from '@vmferry/proto';
 import { printFields, printJson, printTable } from './output.js';
 import { byteProgress } from './progress.js';
@@ -159,7 +159,7 @@ export function registerReplicationCommands(program: Command): void {
               const src = sites.find((s) => s.name === o.from);
               if (!src) throw new InvalidArgumentError(`site '${o.from}' is not known at site ${t.site} (vmferry --node ${t.nodeAddress} site add ${o.from} …)`);
               const throttle = new r.LinkThrottle(src.rate, async () => (await sitesOf(node)).find((s) => s.name === o.from)?.rate ?? '').start();
-              const source = r.sourceClient(src as SiteRecord, tlsFor(t.site, o), t.bindAddress || undefined);
+              const source = r.sourceClient(src, tlsFor(t.site, o), t.bindAddress || undefined);
               const progress = byteProgress(`${o.from}→${t.site}`, 1, false);
               let bar = progress;
               try {
@@ -227,7 +227,7 @@ export function registerReplicationCommands(program: Command): void {
       try {
         const src = (await sitesOf(node)).find((s) => s.name === o.from);
         if (!src) throw new InvalidArgumentError(`site '${o.from}' is not known at site ${t.site}`);
-        const source = r.sourceClient(src as SiteRecord, tlsFor(t.site, o), t.bindAddress || undefined);
+        const source = r.sourceClient(src, tlsFor(t.site, o), t.bindAddress || undefined);
         try {
           const plan = await r.planReplication({
             source: r.grpcSource(source),

@@ -73,7 +73,7 @@ export async function openCoordination(servers: string, name: string, domain: st
 
 async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
   try {
-    await jsm.streams.info(config.name as string);
+    await jsm.streams.info(config.name);
   } catch {
     await jsm.streams.add(config);
   }

@@ -59,7 +59,7 @@ let registered = false;
 /** The channel target and options that make a channel connect from `localAddress`. */
 export function boundTarget(address: string, localAddress?: string): { target: string; options: grpc.ChannelOptions } {
   if (!registered) {
-    grpc.experimental.registerResolver(BIND_SCHEME, BindResolver as unknown as Parameters<typeof grpc.experimental.registerResolver>[1]);
+    grpc.experimental.registerResolver(BIND_SCHEME, BindResolver);
     registered = true;
   }
   return { target: `${BIND_SCHEME}:${address}`, options: localAddress ? { [LOCAL_ADDRESS_OPTION]: localAddress } : {} };

@@ -44,9 +44,8 @@ export function grpcTarget(client: StorageNodeClient): TargetPort {
   return {
     missing: async (ids) => (await unary<ChunkIdList, ChunkIdList>((r, cb) => client.missingChunks(r, cb), { ids: [...ids] })).ids,
     put(): PutStream {
-      let result!: Promise<PutChunksResult>;
       let call!: grpc.ClientWritableStream<ChunkBatch>;
-      result = new Promise((resolve, reject) => {
+      const result = new Promise<PutChunksResult>((resolve, reject) => {
         call = client.putChunks((err, r) => (err ? reject(err) : resolve(r)));
       });
       result.catch(() => undefined);

@@ -7,7 +7,6 @@
  */
 import Bottleneck from 'bottleneck';
 import { context, trace } from '@opentelemetry/api';
-import type { SiteRecord } from '@vmferry/core';
 import { openCoordination, publishEvent, replicateJobSubject, rpoKey, runWorker, type ReplicateJob, type ReplicationState, type WorkerHandle } from '@vmferry/nats';
 import type { Site, StorageNodeClient, ListSnapshotsResponse, SiteList } from '@vmferry/proto';
 import { nodeClient, sourceClient, unary, type TlsFiles } from './clients.js';
@@ -44,7 +43,7 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
     const src = (await sites(node)).find((s) => s.name === job.sourceSite);
     if (!src) throw new Error(`site ${job.sourceSite} is not known at ${o.site}: add it with vmferry site add`);
     const throttle = new LinkThrottle(src.rate, async () => (await sites(node)).find((s) => s.name === job.sourceSite)?.rate ?? '').start();
-    const client = sourceClient(src as SiteRecord, o.tls, o.bindAddress || src.bindAddress || undefined);
+    const client = sourceClient(src, o.tls, o.bindAddress || src.bindAddress || undefined);
     let lastProgress = 0;
     try {
       const result = await replicateSnapshot({

@@ -233,7 +233,7 @@ export async function startGrpcServer(engine: StorageEngine, address: string, re
     'grpc.max_send_message_length': MAX_RECEIVE_MESSAGE_BYTES,
   });
   const service = { ...StorageNodeService, readDisk: { ...StorageNodeService.readDisk, responseSerialize: encodeExtent } };
-  server.addService(service as unknown as grpc.ServiceDefinition, storageNodeHandlers(engine, replicationAddress) as unknown as grpc.UntypedServiceImplementation);
+  server.addService(service, storageNodeHandlers(engine, replicationAddress));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );

@@ -206,7 +206,7 @@ describe('bad input', () => {
     assert.equal(res.code, grpc.status.RESOURCE_EXHAUSTED, res.message);
     // The same bytes in 1 MiB messages are accepted (the limit is per message).
     const small = await writeMessages(c, { vm: 'v', diskIndex: 0, offset: 0 }, [random(MiB)]);
-    assert.ok(!isServiceError(small), String(small));
+    assert.ok(!isServiceError(small), isServiceError(small) ? small.message : '');
     assert.equal(small.bytesWritten, MiB);
     await cliJson(addr, ['restore', 'v@s1']);
     assert.equal(await exportHash(addr, 'v', dir), liveHash);
