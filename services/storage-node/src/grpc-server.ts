@@ -7,6 +7,7 @@ import { StorageNodeService, type StorageNodeServer } from '@vmferry/proto';
 import { siteFromWire, siteToWire, snapshotFromWire, snapshotToWire, statsToWire, verifyReportToWire, vmFromWire, vmToWire } from './convert.js';
 import type { StorageEngine } from './engine.js';
 import { toServiceError } from './grpc-errors.js';
+import { bind, shutdown } from './grpc-listen.js';
 import { encodeExtent, type ExtentMessage } from './wire-extent.js';
 
 /** Largest message the node accepts; clients send data in ≤ 1 MiB pieces. */
@@ -234,20 +235,7 @@ export async function startGrpcServer(engine: StorageEngine, address: string, re
   });
   const service = { ...StorageNodeService, readDisk: { ...StorageNodeService.readDisk, responseSerialize: encodeExtent } };
   server.addService(service, storageNodeHandlers(engine, replicationAddress));
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  const port = await bind(server, address, grpc.ServerCredentials.createInsecure());
   raiseReceiveWindow(server);
-  return {
-    server,
-    port,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), 5000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      }),
-  };
+  return { server, port, stop: () => shutdown(server) };
 }

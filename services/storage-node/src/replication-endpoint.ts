@@ -12,6 +12,7 @@ import { ReplicationSourceService, type ChunkIdList, type ReplicationSourceServe
 import { snapshotToWire, vmToWire } from './convert.js';
 import type { StorageEngine } from './engine.js';
 import { toServiceError } from './grpc-errors.js';
+import { bind, shutdown } from './grpc-listen.js';
 
 /** Largest ChunkBatch message sent (the client's default receive limit is 4 MiB). */
 const BATCH_BYTES = 2 * 1024 * 1024;
@@ -138,16 +139,6 @@ export async function startReplicationEndpoint(engine: StorageEngine, address: s
   const server = new grpc.Server({ 'grpc.max_send_message_length': 8 * 1024 * 1024 });
   server.addService(ReplicationSourceService, replicationHandlers(engine));
   const creds = grpc.ServerCredentials.createSsl(ca, [{ private_key: key, cert_chain: cert }], true);
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync(address, creds, (err, p) => (err ? reject(err) : resolve(p))));
-  return {
-    port,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), 5000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      }),
-  };
+  const port = await bind(server, address, creds);
+  return { port, stop: () => shutdown(server) };
 }
