@@ -3,8 +3,11 @@
  * lease bucket's TTL (LEADER_TTL_MS) expires a key LEADER_TTL_MS after its last write. The
  * leader heartbeats with compare-and-swap (update at the revision it last wrote) every
  * third of the TTL; a follower tries create() on the same beat and wins once the dead
- * leader's key has expired. A leader whose heartbeat fails steps down at once, and renews at
- * its last revision when it can (it still holds the lease if no one else took it).
+ * leader's key has expired.
+ *
+ * One heartbeat runs at a time (a slow one during a NATS outage must not overlap the next).
+ * A holder that lost contact takes the lease back at once when the key still carries its own
+ * id (nobody took it meanwhile). stop() waits for a heartbeat in flight, then releases.
  */
 import type { KV } from '@nats-io/kv';
 import { LEADER_TTL_MS } from './coordination.js';
@@ -13,6 +16,8 @@ export class LeaderLease {
   private revision = 0;
   private timer: NodeJS.Timeout | undefined;
   private leading = false;
+  private beating: Promise<void> | undefined;
+  private stopped = false;
 
   constructor(
     private readonly kv: KV,
@@ -27,8 +32,8 @@ export class LeaderLease {
   }
 
   async start(): Promise<void> {
-    await this.beat();
-    this.timer = setInterval(() => void this.beat(), this.beatMs);
+    await this.tick();
+    this.timer = setInterval(() => void this.tick(), this.beatMs);
   }
 
   private set(leading: boolean): void {
@@ -38,10 +43,14 @@ export class LeaderLease {
     }
   }
 
+  private tick(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    this.beating ??= this.beat().finally(() => (this.beating = undefined));
+    return this.beating;
+  }
+
   private async beat(): Promise<void> {
     const value = JSON.stringify({ id: this.id, atMs: Date.now() });
-    // A holder that lost contact (a NATS restart) first tries to renew at its last revision:
-    // if nobody took the lease meanwhile, that succeeds and it leads again at once.
     if (this.revision > 0) {
       try {
         this.revision = await this.kv.update(this.key, value, this.revision);
@@ -54,14 +63,28 @@ export class LeaderLease {
     try {
       this.revision = await this.kv.create(this.key, value);
       this.set(true);
+      return;
     } catch {
-      this.set(false);
+      // Held by someone: maybe by us, from before a lost heartbeat.
     }
+    try {
+      const held = await this.kv.get(this.key);
+      if (held && held.operation === 'PUT' && held.json<{ id: string }>().id === this.id) {
+        this.revision = await this.kv.update(this.key, value, held.revision);
+        this.set(true);
+        return;
+      }
+    } catch {
+      // NATS unreachable or raced: not leading this beat.
+    }
+    this.set(false);
   }
 
   /** Stops heartbeating and, when leading, releases the lease so another takes over now. */
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    await this.beating;
     if (this.leading) {
       this.set(false);
       await this.kv.delete(this.key, { previousSeq: this.revision }).catch(() => undefined);
