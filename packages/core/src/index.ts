@@ -11,3 +11,4 @@ export * from './partition.js';
 export * from './model.js';
 export * from './rate.js';
 export * from './policy.js';
+export * from './packing.js';

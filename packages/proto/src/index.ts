@@ -6,6 +6,11 @@ export {
   SourceSnapshot,
   ChunkSizeList,
   AckReplicaRequest,
+  PageSetPart,
+  PageSetHandle,
+  FetchPackedRequest,
+  PackedChunk,
+  PackedBatch,
   AckReplicaResponse,
   type ReplicationSourceServer,
 } from './gen/vmferry/v1/replication.js';

@@ -1,6 +1,6 @@
 /** SourcePort and TargetPort over grpc-js clients. */
 import { once } from 'node:events';
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import type {
   AckReplicaRequest,
   AckReplicaResponse,
@@ -9,6 +9,11 @@ import type {
   ChunkRecord,
   ChunkSizeList,
   CommitReplicaRequest,
+  ListSnapshotsResponse,
+  PackedBatch,
+  PageSetHandle,
+  PageSetPart,
+  VmRequest,
   PutChunksResult,
   ReplicationSourceClient,
   Snapshot,
@@ -36,6 +41,35 @@ export function grpcSource(client: ReplicationSourceClient): SourcePort {
     ack: async (vmId, snapshotId) => {
       await unary<AckReplicaRequest, AckReplicaResponse>((r, cb) => client.ackReplica(r, cb), { vmId, snapshotId });
     },
+    async openPageSet(hashes) {
+      try {
+        let call!: grpc.ClientWritableStream<PageSetPart>;
+        const result = new Promise<PageSetHandle>((resolve, reject) => {
+          call = client.openPageSet((err, r) => (err ? reject(err) : resolve(r)));
+        });
+        result.catch(() => undefined);
+        for (let i = 0; i < hashes.length; i += 65536) {
+          if (!call.write({ hashes: Buffer.concat(hashes.slice(i, i + 65536)) })) await Promise.race([once(call, 'drain'), result]);
+        }
+        call.end();
+        return (await result).token;
+      } catch (e) {
+        // An older source without packed transfer: fall back to stored chunks.
+        if ((e as grpc.ServiceError).code === grpc.status.UNIMPLEMENTED) return undefined;
+        throw e;
+      }
+    },
+    async *fetchPacked(ids, pageSet, signal) {
+      const call = client.fetchPacked({ ids: [...ids], pageSet: pageSet ?? '' });
+      const abort = (): void => call.cancel();
+      signal?.addEventListener('abort', abort, { once: true });
+      try {
+        for await (const batch of call as AsyncIterable<PackedBatch>) yield batch;
+      } finally {
+        signal?.removeEventListener('abort', abort);
+        call.cancel();
+      }
+    },
     sizes: async (ids) => (await unary<ChunkIdList, ChunkSizeList>((r, cb) => client.chunkSizes(r, cb), { ids: [...ids] })).storedBytes,
   };
 }
@@ -59,6 +93,22 @@ export function grpcTarget(client: StorageNodeClient): TargetPort {
         },
         cancel: () => call.cancel(),
       };
+    },
+    snapshots: async (vmId) => {
+      try {
+        return (await unary<VmRequest, ListSnapshotsResponse>((r, cb) => client.listSnapshots(r, cb), { vm: vmId })).snapshots;
+      } catch (e) {
+        if ((e as grpc.ServiceError).code === grpc.status.NOT_FOUND) return [];
+        throw e;
+      }
+    },
+    async *readChunks(ids) {
+      const call = client.readChunks({ ids: [...ids] });
+      try {
+        for await (const batch of call as AsyncIterable<ChunkBatch>) yield batch.chunks.map((c) => ({ id: c.id, raw: c.record }));
+      } finally {
+        call.cancel();
+      }
     },
     commit: (sourceSite, vm, snapshot) => unary<CommitReplicaRequest, Snapshot>((r, cb) => client.commitReplica(r, cb), { sourceSite, vm, snapshot }),
   };

@@ -13,8 +13,10 @@
  * Resuming is re-running: whatever arrived before a break is present (and pinned), so the
  * next run asks for, and moves, only the rest. Incremental runs cost O(changed × height).
  */
-import { ChunkCorruptError, childAt, decodeNodeChecked, fingerprint, isHole, toHex, fromHex } from '@vmferry/core';
-import type { ChunkRecord, Snapshot } from '@vmferry/proto';
+import { Decompressor } from 'zstd-napi';
+import { ChunkCorruptError, childAt, decodeNodeChecked, fingerprint, isHole, referencedPages, toHex, fromHex, unpackChunks } from '@vmferry/core';
+import type { ChunkRecord, PackedBatch, Snapshot, Vm } from '@vmferry/proto';
+import { pageIndexFor, type PageIndex } from './page-index.js';
 import type { SourcePort, TargetPort } from './ports.js';
 import type { TokenBucket } from './token-bucket.js';
 
@@ -45,6 +47,8 @@ export interface SessionOptions {
   readonly bucket?: TokenBucket;
   readonly onProgress?: (p: Progress) => void;
   readonly signal?: AbortSignal;
+  /** Packed transfer (page references + batch compression) when the source offers it; default true. */
+  readonly packed?: boolean;
 }
 
 export interface SessionResult {
@@ -57,6 +61,9 @@ export interface SessionResult {
   readonly chunksSkipped: number;
   /** Whether the source recorded this snapshot as the pair's base (protected from deletion). */
   readonly baseRecordedAtSource: boolean;
+  /** Whether data chunks travelled packed, and how many base pages they could reference. */
+  readonly packed: boolean;
+  readonly basePages: number;
   readonly seconds: number;
 }
 
@@ -90,12 +97,17 @@ export async function replicateSnapshot(o: SessionOptions): Promise<SessionResul
   let chunksTotal = 0;
   let phase: Phase = 'metadata';
   const report = (): void => o.onProgress?.({ phase, bytesDone, bytesTotal, chunksDone, chunksTotal });
-  const received = async (records: readonly ChunkRecord[]): Promise<void> => {
-    const bytes = records.reduce((n, r) => n + r.record.length, 0);
-    await o.bucket?.take(bytes, o.signal);
-    bytesDone += bytes;
+  const count = (records: readonly ChunkRecord[]): void => {
+    bytesDone += records.reduce((n, r) => n + r.record.length, 0);
     chunksDone += records.length;
     report();
+  };
+  const received = async (records: readonly ChunkRecord[]): Promise<void> => {
+    await o.bucket?.take(
+      records.reduce((n, r) => n + r.record.length, 0),
+      o.signal,
+    );
+    count(records);
   };
 
   report();
@@ -115,12 +127,35 @@ export async function replicateSnapshot(o: SessionOptions): Promise<SessionResul
   chunksTotal = chunksDone + missingData.length;
   phase = 'data';
   report();
-  await pool(batches(missingData, FETCH_BATCH), streams, async (ids) => {
+  // Packed when the source can: page references against this site's newest snapshot of the
+  // VM (the base), literals compressed per batch. Otherwise chunks in their stored form.
+  const packing = o.packed === false || missingData.length === 0 ? undefined : await openPacking(o, info.vm);
+  // Throttled links are paced by request: each batch's bytes are taken from the link's bucket
+  // *before* it is asked for, in batches of about a quarter second of the rate, so the
+  // source never has more than that in flight per stream, whatever the HTTP/2 windows allow.
+  const sizeOf = new Map(missingData.map((id, i) => [toHex(id), sizes[i] ?? 0]));
+  const paced = o.bucket !== undefined && Number.isFinite(o.bucket.bytesPerSecond);
+  const avg = missingData.length ? (bytesTotal - bytesDone) / missingData.length || 1 : 1;
+  const batchSize = paced ? Math.max(1, Math.min(FETCH_BATCH, Math.floor(((o.bucket?.bytesPerSecond ?? 0) * 0.25) / avg))) : FETCH_BATCH;
+  await pool(batches(missingData, batchSize), streams, async (ids) => {
     const put = o.target.put();
     try {
-      for await (const records of o.source.fetch(ids, o.signal)) {
-        await received(records);
-        await put.write(records);
+      if (paced) await o.bucket?.take(ids.reduce((n, id) => n + (sizeOf.get(toHex(id)) ?? 0), 0), o.signal);
+      if (packing) {
+        for await (const batch of o.source.fetchPacked(ids, packing.token, o.signal)) {
+          const wire = batch.literals.length + batch.chunks.reduce((n, c) => n + c.id.length + c.pageRefs.length + 4, 0);
+          if (!paced) await o.bucket?.take(wire, o.signal);
+          bytesDone += wire;
+          chunksDone += batch.chunks.length;
+          report();
+          await put.write(await unpack(batch, packing.index));
+        }
+      } else {
+        for await (const records of o.source.fetch(ids, o.signal)) {
+          if (paced) count(records);
+          else await received(records);
+          await put.write(records);
+        }
       }
       await put.end();
     } catch (e) {
@@ -158,6 +193,8 @@ export async function replicateSnapshot(o: SessionOptions): Promise<SessionResul
     nodesReceived: nodeRecords.length,
     chunksSkipped: dataIds.size - missingData.length,
     baseRecordedAtSource: baseRecorded,
+    packed: packing !== undefined,
+    basePages: packing?.index?.pages.size ?? 0,
     seconds: (performance.now() - started) / 1000,
   };
 }
@@ -193,7 +230,7 @@ export async function walkMissing(
           }
           const node = decodeNodeChecked(r.id, raw);
           const list = nodesByLevel.get(node.level) ?? [];
-          list.push({ id: r.id, record: r.record, node: true });
+          list.push({ id: r.id, record: r.record, node: true, compress: false });
           nodesByLevel.set(node.level, list);
           for (let s = 0; s < node.slots; s++) {
             const child = childAt(node, s);
@@ -209,3 +246,38 @@ export async function walkMissing(
 }
 
 export { missingIn };
+
+/**
+ * The snapshot this site already holds that the new one most likely shares pages with: the
+ * VM's newest replica here, else (a clone's first replication) the snapshot it was cloned from.
+ */
+async function baseSnapshot(target: TargetPort, vm: Vm): Promise<Snapshot | undefined> {
+  const own = await target.snapshots(vm.id);
+  if (own.length > 0) return own[own.length - 1];
+  if (!vm.clonedFrom) return undefined;
+  return (await target.snapshots(vm.clonedFrom.vmId)).find((s) => s.id === vm.clonedFrom?.snapshotId);
+}
+
+interface Packing {
+  readonly token: string | undefined;
+  readonly index: PageIndex | undefined;
+}
+
+/** Builds (or reuses) the base's page index and uploads it; undefined when the source cannot pack. */
+async function openPacking(o: SessionOptions, vm: Vm): Promise<Packing | undefined> {
+  const base = await baseSnapshot(o.target, vm);
+  const index = base ? await pageIndexFor(o.target, base) : undefined;
+  const token = await o.source.openPageSet(index ? index.hashes() : []);
+  if (token === undefined) return undefined;
+  return { token, index };
+}
+
+/** Rebuilds a packed batch into raw records for the node (which verifies and compresses them). */
+async function unpack(batch: PackedBatch, index: PageIndex | undefined): Promise<ChunkRecord[]> {
+  const literals = batch.literals[0] === 1 ? decompressor.decompress(batch.literals.subarray(1)) : batch.literals.subarray(1);
+  await index?.load(referencedPages(batch.chunks));
+  const chunks = unpackChunks(batch.chunks, literals, (h) => index?.page(h));
+  return chunks.map((c) => ({ id: c.id, record: Buffer.concat([Buffer.of(0), c.raw]), node: false, compress: true }));
+}
+
+const decompressor = new Decompressor();

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { SiteRecord } from '@vmferry/core';
 import { cliJson, exportSha, mintCerts, pairSites, runCli, seededBytes, startSite, writeDisk, type Site } from '@vmferry/testkit';
+import { Decompressor } from 'zstd-napi';
 import { grpcSource, grpcTarget, nodeClient, replicateSnapshot, sourceClient, type Phase, type SourcePort } from '../src/index.js';
 
 const MiB = 1024 * 1024;
@@ -79,7 +80,8 @@ describe('replication integrity', () => {
         },
       };
       await assert.rejects(
-        replicateSnapshot({ source: liar, target: grpcTarget(node), sourceSite: 'siteA', ref: 'liar@s1', onProgress: (p) => (phase = p.phase) }),
+        // Stored-form transfer: the target node re-hashes each chunk and answers DATA_LOSS.
+        replicateSnapshot({ source: liar, target: grpcTarget(node), sourceSite: 'siteA', ref: 'liar@s1', packed: false, onProgress: (p) => (phase = p.phase) }),
         (e: unknown) => {
           assert.equal((e as grpc.ServiceError).code, grpc.status.DATA_LOSS, String(e));
           return true;
@@ -103,6 +105,47 @@ describe('replication integrity', () => {
     assert.equal(await exportSha(b.api, 'liar@s1'), await exportSha(a.api, 'liar@s1'));
   });
 
+  test('a packed transfer whose literal bytes were altered is caught before anything is stored', async () => {
+    await cliJson(a.api, ['vm', 'create', 'liar2', '--disk', '32M']);
+    await writeDisk(a.api, 'liar2', 0, seededBytes('integrity-liar2', 6 * MiB));
+    await cliJson(a.api, ['snapshot', 'create', 'liar2', '--label', 's1']);
+    const site: SiteRecord = { name: 'siteA', replicationAddress: a.repl, identity: 'siteA', nodeAddress: '', bindAddress: '', rate: '' };
+    const tls = { cert: join(certs, 'siteB.crt'), key: join(certs, 'siteB.key'), ca: join(certs, 'ca.crt') };
+    const src = sourceClient(site, tls);
+    const node = nodeClient(b.api);
+    try {
+      const honest = grpcSource(src);
+      let flipped = 0;
+      const liar: SourcePort = {
+        ...honest,
+        async *fetchPacked(ids, pageSet, signal) {
+          for await (const batch of honest.fetchPacked(ids, pageSet, signal)) {
+            if (flipped === 0 && batch.literals.length > 1) {
+              // Re-send the literals raw (codec 0) with one byte changed: a well-formed lie.
+              const raw = batch.literals[0] === 1 ? new Decompressor().decompress(batch.literals.subarray(1)) : batch.literals.subarray(1);
+              const bad = Buffer.from(raw);
+              bad[Math.floor(bad.length / 2)] = (bad[Math.floor(bad.length / 2)] ?? 0) ^ 0xff;
+              flipped++;
+              yield { ...batch, literals: Buffer.concat([Buffer.of(0), bad]) };
+            } else yield batch;
+          }
+        },
+      };
+      await assert.rejects(replicateSnapshot({ source: liar, target: grpcTarget(node), sourceSite: 'siteA', ref: 'liar2@s1' }), (e: unknown) => {
+        assert.equal((e as { code?: string }).code, 'data-loss', String(e));
+        return true;
+      });
+      assert.equal(flipped, 1, 'the liar did lie');
+      assert.ok(!(await vms(b)).includes('liar2'), 'no replica VM after a corrupt packed transfer');
+      const ok = await replicateSnapshot({ source: honest, target: grpcTarget(node), sourceSite: 'siteA', ref: 'liar2@s1' });
+      assert.ok(ok.packed, 'the honest run travelled packed');
+    } finally {
+      src.close();
+      node.close();
+    }
+    assert.equal(await exportSha(b.api, 'liar2@s1'), await exportSha(a.api, 'liar2@s1'));
+  });
+
   test('the source crashes mid-transfer: no partial replica; after a restart, re-running resumes and completes', async () => {
     await cliJson(a.api, ['vm', 'create', 'big', '--disk', '96M']);
     await writeDisk(a.api, 'big', 0, seededBytes('integrity-big', 64 * MiB));
@@ -115,8 +158,8 @@ describe('replication integrity', () => {
     await sleep(1500);
     await a.proc.kill();
     const failed = await run;
-    assert.notEqual(failed.code, 0, 'the run whose source crashed fails');
-    assert.deepEqual(await vms(b), ['liar'], 'no partial replica VM');
+    assert.notEqual(failed.code, 0, `the run whose source crashed fails: ${failed.stdout.slice(-300)}`);
+    assert.deepEqual(await vms(b), ['liar', 'liar2'], 'no partial replica VM');
     const snaps = await runCli(b.api, ['snapshot', 'list', 'big']);
     assert.notEqual(snaps.code, 0);
 
@@ -130,7 +173,7 @@ describe('replication integrity', () => {
     assert.ok(r.bytesReceived < full.totalBytes, `resumed run moved ${r.bytesReceived} of ${full.totalBytes}`);
     assert.ok(Math.abs(r.bytesReceived - rest.totalBytes) <= 0.1 * rest.totalBytes + 64 * 1024, `moved ${r.bytesReceived}, plan said ${rest.totalBytes}`);
     assert.ok(r.chunksSkipped > 0);
-    assert.deepEqual((await vms(b)).sort(), ['big', 'liar']);
+    assert.deepEqual((await vms(b)).sort(), ['big', 'liar', 'liar2']);
     assert.equal(await exportSha(b.api, 'big@s1'), await exportSha(a.api, 'big@s1'));
   });
 });

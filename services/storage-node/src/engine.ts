@@ -166,6 +166,16 @@ export class StorageEngine {
     return this.ctx.chunks.records(ids);
   }
 
+  /** Raw, verified bytes of `ids` (tree nodes or data), in order. */
+  rawChunks(ids: readonly Buffer[]): Promise<Buffer[]> {
+    return this.ctx.chunks.get(ids);
+  }
+
+  /** Stored records (codec byte + zstd, or raw when zstd saves little) of `raws`. */
+  encodeRecords(raws: readonly Buffer[]): Promise<Buffer[]> {
+    return this.ctx.chunks.pool.encode(raws);
+  }
+
   /** Stored sizes of `ids` (0 when absent). */
   async chunkSizes(ids: readonly Buffer[]): Promise<number[]> {
     const records = await this.ctx.db.getMany(ids.map((id) => keys.chunkIndexKey(id)));

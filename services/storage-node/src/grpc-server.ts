@@ -166,6 +166,21 @@ export function storageNodeHandlers(engine: StorageEngine, replicationAddress?: 
         }
       })();
     },
+    readChunks: (call) => {
+      void (async () => {
+        try {
+          const ids = call.request.ids;
+          for (let i = 0; i < ids.length && !call.cancelled; i += 32) {
+            const slice = ids.slice(i, i + 32);
+            const raws = await engine.rawChunks(slice);
+            await writeWithBackpressure(call, { chunks: raws.map((raw, k) => ({ id: slice[k] as Buffer, record: raw, node: false, compress: false })) });
+          }
+          call.end();
+        } catch (e) {
+          call.emit('error', toServiceError(e));
+        }
+      })();
+    },
     commitReplica: unary(async (req) => {
       if (!req.vm || !req.snapshot) throw new InvalidArgumentError('commit needs the VM and the snapshot');
       const s = await engine.commitReplica(req.sourceSite, vmFromWire(req.vm), snapshotFromWire(req.snapshot));

@@ -7,8 +7,9 @@
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
-import { FINGERPRINT_BYTES, InvalidArgumentError, NotFoundError, parseRef, VmferryError } from '@vmferry/core';
-import { ReplicationSourceService, type ChunkIdList, type ReplicationSourceServer } from '@vmferry/proto';
+import { randomUUID } from 'node:crypto';
+import { FailedPreconditionError, FINGERPRINT_BYTES, InvalidArgumentError, NotFoundError, PAGE_HASH_BYTES, packChunks, parseRef, VmferryError } from '@vmferry/core';
+import { ReplicationSourceService, type ChunkIdList, type PageSetPart, type ReplicationSourceServer } from '@vmferry/proto';
 import { snapshotToWire, vmToWire } from './convert.js';
 import type { StorageEngine } from './engine.js';
 import { toServiceError } from './grpc-errors.js';
@@ -59,6 +60,7 @@ function checkIds(req: ChunkIdList): Buffer[] {
 
 export function replicationHandlers(engine: StorageEngine): ReplicationSourceServer {
   const authorize = makeAuthorizer(engine);
+  const pageSets = new PageSets();
   const unary =
     <Req, Res>(fn: (req: Req) => Promise<Res> | Res) =>
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>): void => {
@@ -96,6 +98,45 @@ export function replicationHandlers(engine: StorageEngine): ReplicationSourceSer
           (e: unknown) => callback(toServiceError(e) as grpc.ServiceError),
         );
     },
+    openPageSet: (call, callback) => {
+      void (async () => {
+        try {
+          const site = await authorize(call);
+          const set = new Set<string>();
+          for await (const part of call as AsyncIterable<PageSetPart>) {
+            if (part.hashes.length % PAGE_HASH_BYTES !== 0) throw new InvalidArgumentError('page hashes are 8 bytes each');
+            for (let o = 0; o < part.hashes.length; o += PAGE_HASH_BYTES) set.add(part.hashes.toString('hex', o, o + PAGE_HASH_BYTES));
+            if (set.size > MAX_PAGE_SET) throw new InvalidArgumentError(`a page set holds at most ${MAX_PAGE_SET} pages`);
+          }
+          callback(null, { token: pageSets.add(site, set), pages: set.size });
+        } catch (e) {
+          callback(toServiceError(e) as grpc.ServiceError);
+        }
+      })();
+    },
+    fetchPacked: (call) => {
+      void (async () => {
+        try {
+          const site = await authorize(call);
+          const ids = checkIds({ ids: call.request.ids });
+          const set = call.request.pageSet ? pageSets.get(call.request.pageSet, site) : new Set<string>();
+          for (let i = 0; i < ids.length && !call.cancelled; i += PACKED_BATCH_CHUNKS) {
+            const slice = ids.slice(i, i + PACKED_BATCH_CHUNKS);
+            const raws = await engine.rawChunks(slice);
+            const packed = packChunks(
+              slice.map((id, k) => ({ id, raw: raws[k] as Buffer })),
+              (h) => set.has(h),
+            );
+            const [literals] = await engine.encodeRecords([packed.literals]);
+            const msg = { chunks: packed.chunks, literals: literals ?? Buffer.alloc(0) };
+            if (!call.write(msg)) await once(call, 'drain');
+          }
+          call.end();
+        } catch (e) {
+          call.emit('error', toServiceError(e));
+        }
+      })();
+    },
     fetchChunks: (call) => {
       void (async () => {
         try {
@@ -106,7 +147,7 @@ export function replicationHandlers(engine: StorageEngine): ReplicationSourceSer
             const slice = ids.slice(i, i + 64);
             i += slice.length;
             const records = await engine.chunkRecords(slice);
-            let batch: { id: Buffer; record: Buffer; node: boolean }[] = [];
+            let batch: { id: Buffer; record: Buffer; node: boolean; compress: boolean }[] = [];
             let bytes = 0;
             for (const [k, record] of records.entries()) {
               if (bytes + record.length > BATCH_BYTES && batch.length > 0) {
@@ -114,18 +155,46 @@ export function replicationHandlers(engine: StorageEngine): ReplicationSourceSer
                 batch = [];
                 bytes = 0;
               }
-              batch.push({ id: slice[k] as Buffer, record, node: false });
+              batch.push({ id: slice[k] as Buffer, record, node: false, compress: false });
               bytes += record.length;
             }
             if (batch.length > 0 && !call.write({ chunks: batch })) await once(call, 'drain');
           }
           call.end();
         } catch (e) {
-          call.destroy(toServiceError(e) as grpc.ServiceError);
+          call.emit('error', toServiceError(e));
         }
       })();
     },
   };
+}
+
+/** Chunks packed per message (64 × 64 KiB = 4 MiB raw before compression). */
+const PACKED_BATCH_CHUNKS = 64;
+/** Largest page set a peer may upload (8 bytes each: 128 MiB), about 64 GiB of base data. */
+const MAX_PAGE_SET = 16 * 1024 * 1024;
+const PAGE_SET_TTL_MS = 30 * 60 * 1000;
+
+/** Page sets uploaded by peers, held in memory for a session (by token, for the same peer). */
+class PageSets {
+  private readonly sets = new Map<string, { site: string; set: Set<string>; expires: number }>();
+
+  add(site: string, set: Set<string>): string {
+    const now = Date.now();
+    for (const [t, v] of this.sets) if (v.expires < now) this.sets.delete(t);
+    const token = randomUUID();
+    this.sets.set(token, { site, set, expires: now + PAGE_SET_TTL_MS });
+    return token;
+  }
+
+  get(token: string, site: string): Set<string> {
+    const v = this.sets.get(token);
+    if (!v || v.site !== site || v.expires < Date.now()) {
+      throw new FailedPreconditionError('unknown or expired page set: open a new one (OpenPageSet)');
+    }
+    v.expires = Date.now() + PAGE_SET_TTL_MS;
+    return v.set;
+  }
 }
 
 export interface StartedEndpoint {

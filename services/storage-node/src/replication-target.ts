@@ -35,6 +35,8 @@ export interface IncomingChunk {
   readonly id: Buffer;
   readonly record: Buffer;
   readonly node: boolean;
+  /** The record is raw (rebuilt by the replicator from packed pages): compress before storing. */
+  readonly compress?: boolean;
 }
 
 function checkIds(ids: readonly Buffer[]): void {
@@ -69,15 +71,23 @@ export async function putChunks(ctx: EngineContext, incoming: readonly IncomingC
   );
   const stored: StoredChunk[] = [];
   const inBatch = new Set(unique.map((c) => toHex(c.id)));
+  const toCompress: { index: number; raw: Buffer }[] = [];
   for (const [i, c] of fresh.entries()) {
     const d = decoded[i];
     if (!d?.ok) throw new ChunkCorruptError(toHex(c.id), `rejected from the source: ${d?.ok === false ? d.reason : 'undecodable'}`);
     if (c.node) {
       if (c.record[0] !== 0) throw new ChunkCorruptError(toHex(c.id), 'a tree node must be stored raw');
       await checkChildrenPresent(ctx, c.id, d.data, inBatch);
+    } else if (c.compress) {
+      toCompress.push({ index: stored.length, raw: d.data });
     }
     stored.push({ id: c.id, record: c.record, rawLength: d.data.length });
   }
+  const compressed = await ctx.chunks.pool.encode(toCompress.map((t) => t.raw));
+  toCompress.forEach((t, k) => {
+    const s = stored[t.index] as StoredChunk;
+    stored[t.index] = { ...s, record: compressed[k] as Buffer };
+  });
   if (stored.length > 0) {
     await ctx.db.commit((b) => {
       ctx.chunks.addPuts(b, stored);

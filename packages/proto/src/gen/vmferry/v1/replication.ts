@@ -13,6 +13,8 @@ import {
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type ClientWritableStream,
+  type handleClientStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -25,6 +27,41 @@ import { ChunkBatch, ChunkIdList, ListSnapshotsResponse, Snapshot, Vm, VmRequest
 export const protobufPackage = "vmferry.v1";
 
 export const protobufFileName = "vmferry/v1/replication.proto";
+
+export interface PageSetPart {
+  /** 8-byte page hashes (the first 8 bytes of BLAKE3 of a 4 KiB page), concatenated. */
+  hashes: Buffer;
+}
+
+export interface PageSetHandle {
+  token: string;
+  pages: number;
+}
+
+export interface FetchPackedRequest {
+  ids: Buffer[];
+  /** From OpenPageSet; empty: no page references, literals only. */
+  pageSet: string;
+}
+
+export interface PackedChunk {
+  id: Buffer;
+  rawLength: number;
+  /**
+   * Per 4 KiB page of the chunk, 8 bytes: the page's hash when sent as a reference, zeros
+   * when the page is a literal. A short last page is always a literal.
+   */
+  pageRefs: Buffer;
+}
+
+export interface PackedBatch {
+  chunks: PackedChunk[];
+  /**
+   * The literal pages of the batch's chunks, in order, as a stored record (codec byte, then
+   * one zstd frame or the raw bytes).
+   */
+  literals: Buffer;
+}
 
 export interface AckReplicaRequest {
   vmId: string;
@@ -47,6 +84,441 @@ export interface SourceSnapshot {
 export interface ChunkSizeList {
   storedBytes: number[];
 }
+
+function createBasePageSetPart(): PageSetPart {
+  return { hashes: Buffer.alloc(0) };
+}
+
+export const PageSetPart: MessageFns<PageSetPart> = {
+  encode(message: PageSetPart, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hashes.length !== 0) {
+      writer.uint32(10).bytes(message.hashes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PageSetPart {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePageSetPart();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hashes = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PageSetPart {
+    return { hashes: isSet(object.hashes) ? Buffer.from(bytesFromBase64(object.hashes)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: PageSetPart): unknown {
+    const obj: any = {};
+    if (message.hashes.length !== 0) {
+      obj.hashes = base64FromBytes(message.hashes);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PageSetPart>): PageSetPart {
+    return PageSetPart.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PageSetPart>): PageSetPart {
+    const message = createBasePageSetPart();
+    message.hashes = object.hashes ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBasePageSetHandle(): PageSetHandle {
+  return { token: "", pages: 0 };
+}
+
+export const PageSetHandle: MessageFns<PageSetHandle> = {
+  encode(message: PageSetHandle, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== "") {
+      writer.uint32(10).string(message.token);
+    }
+    if (message.pages !== 0) {
+      writer.uint32(16).uint64(message.pages);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PageSetHandle {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePageSetHandle();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pages = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PageSetHandle {
+    return {
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
+      pages: isSet(object.pages) ? globalThis.Number(object.pages) : 0,
+    };
+  },
+
+  toJSON(message: PageSetHandle): unknown {
+    const obj: any = {};
+    if (message.token !== "") {
+      obj.token = message.token;
+    }
+    if (message.pages !== 0) {
+      obj.pages = Math.round(message.pages);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PageSetHandle>): PageSetHandle {
+    return PageSetHandle.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PageSetHandle>): PageSetHandle {
+    const message = createBasePageSetHandle();
+    message.token = object.token ?? "";
+    message.pages = object.pages ?? 0;
+    return message;
+  },
+};
+
+function createBaseFetchPackedRequest(): FetchPackedRequest {
+  return { ids: [], pageSet: "" };
+}
+
+export const FetchPackedRequest: MessageFns<FetchPackedRequest> = {
+  encode(message: FetchPackedRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ids) {
+      writer.uint32(10).bytes(v!);
+    }
+    if (message.pageSet !== "") {
+      writer.uint32(18).string(message.pageSet);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchPackedRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchPackedRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ids.push(Buffer.from(reader.bytes()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageSet = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FetchPackedRequest {
+    return {
+      ids: globalThis.Array.isArray(object?.ids) ? object.ids.map((e: any) => Buffer.from(bytesFromBase64(e))) : [],
+      pageSet: isSet(object.pageSet)
+        ? globalThis.String(object.pageSet)
+        : isSet(object.page_set)
+        ? globalThis.String(object.page_set)
+        : "",
+    };
+  },
+
+  toJSON(message: FetchPackedRequest): unknown {
+    const obj: any = {};
+    if (message.ids?.length) {
+      obj.ids = message.ids.map((e) => base64FromBytes(e));
+    }
+    if (message.pageSet !== "") {
+      obj.pageSet = message.pageSet;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FetchPackedRequest>): FetchPackedRequest {
+    return FetchPackedRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FetchPackedRequest>): FetchPackedRequest {
+    const message = createBaseFetchPackedRequest();
+    message.ids = object.ids?.map((e) => e) || [];
+    message.pageSet = object.pageSet ?? "";
+    return message;
+  },
+};
+
+function createBasePackedChunk(): PackedChunk {
+  return { id: Buffer.alloc(0), rawLength: 0, pageRefs: Buffer.alloc(0) };
+}
+
+export const PackedChunk: MessageFns<PackedChunk> = {
+  encode(message: PackedChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id.length !== 0) {
+      writer.uint32(10).bytes(message.id);
+    }
+    if (message.rawLength !== 0) {
+      writer.uint32(16).uint32(message.rawLength);
+    }
+    if (message.pageRefs.length !== 0) {
+      writer.uint32(26).bytes(message.pageRefs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PackedChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePackedChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.rawLength = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageRefs = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PackedChunk {
+    return {
+      id: isSet(object.id) ? Buffer.from(bytesFromBase64(object.id)) : Buffer.alloc(0),
+      rawLength: isSet(object.rawLength)
+        ? globalThis.Number(object.rawLength)
+        : isSet(object.raw_length)
+        ? globalThis.Number(object.raw_length)
+        : 0,
+      pageRefs: isSet(object.pageRefs)
+        ? Buffer.from(bytesFromBase64(object.pageRefs))
+        : isSet(object.page_refs)
+        ? Buffer.from(bytesFromBase64(object.page_refs))
+        : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: PackedChunk): unknown {
+    const obj: any = {};
+    if (message.id.length !== 0) {
+      obj.id = base64FromBytes(message.id);
+    }
+    if (message.rawLength !== 0) {
+      obj.rawLength = Math.round(message.rawLength);
+    }
+    if (message.pageRefs.length !== 0) {
+      obj.pageRefs = base64FromBytes(message.pageRefs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PackedChunk>): PackedChunk {
+    return PackedChunk.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PackedChunk>): PackedChunk {
+    const message = createBasePackedChunk();
+    message.id = object.id ?? Buffer.alloc(0);
+    message.rawLength = object.rawLength ?? 0;
+    message.pageRefs = object.pageRefs ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBasePackedBatch(): PackedBatch {
+  return { chunks: [], literals: Buffer.alloc(0) };
+}
+
+export const PackedBatch: MessageFns<PackedBatch> = {
+  encode(message: PackedBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.chunks) {
+      PackedChunk.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.literals.length !== 0) {
+      writer.uint32(18).bytes(message.literals);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PackedBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePackedBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chunks.push(PackedChunk.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.literals = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PackedBatch {
+    return {
+      chunks: globalThis.Array.isArray(object?.chunks) ? object.chunks.map((e: any) => PackedChunk.fromJSON(e)) : [],
+      literals: isSet(object.literals) ? Buffer.from(bytesFromBase64(object.literals)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: PackedBatch): unknown {
+    const obj: any = {};
+    if (message.chunks?.length) {
+      obj.chunks = message.chunks.map((e) => PackedChunk.toJSON(e));
+    }
+    if (message.literals.length !== 0) {
+      obj.literals = base64FromBytes(message.literals);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PackedBatch>): PackedBatch {
+    return PackedBatch.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PackedBatch>): PackedBatch {
+    const message = createBasePackedBatch();
+    message.chunks = object.chunks?.map((e) => PackedChunk.fromPartial(e)) || [];
+    message.literals = object.literals ?? Buffer.alloc(0);
+    return message;
+  },
+};
 
 function createBaseAckReplicaRequest(): AckReplicaRequest {
   return { vmId: "", snapshotId: "" };
@@ -507,6 +979,30 @@ export const ReplicationSourceService = {
     responseSerialize: (value: AckReplicaResponse): Buffer => Buffer.from(AckReplicaResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): AckReplicaResponse => AckReplicaResponse.decode(value),
   },
+  /**
+   * Packed transfer. The puller first uploads the 4 KiB page hashes its site already holds
+   * (of the VM's base snapshot there); FetchPacked then sends each missing chunk as page
+   * references (pages the puller has) and literal pages, the literals of a batch compressed
+   * together as one zstd frame. The puller rebuilds and re-hashes every chunk.
+   */
+  openPageSet: {
+    path: "/vmferry.v1.ReplicationSource/OpenPageSet" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: PageSetPart): Buffer => Buffer.from(PageSetPart.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PageSetPart => PageSetPart.decode(value),
+    responseSerialize: (value: PageSetHandle): Buffer => Buffer.from(PageSetHandle.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PageSetHandle => PageSetHandle.decode(value),
+  },
+  fetchPacked: {
+    path: "/vmferry.v1.ReplicationSource/FetchPacked" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: FetchPackedRequest): Buffer => Buffer.from(FetchPackedRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FetchPackedRequest => FetchPackedRequest.decode(value),
+    responseSerialize: (value: PackedBatch): Buffer => Buffer.from(PackedBatch.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PackedBatch => PackedBatch.decode(value),
+  },
 } as const;
 
 export interface ReplicationSourceServer extends UntypedServiceImplementation {
@@ -523,6 +1019,14 @@ export interface ReplicationSourceServer extends UntypedServiceImplementation {
    * writes no data and deletes nothing.
    */
   ackReplica: handleUnaryCall<AckReplicaRequest, AckReplicaResponse>;
+  /**
+   * Packed transfer. The puller first uploads the 4 KiB page hashes its site already holds
+   * (of the VM's base snapshot there); FetchPacked then sends each missing chunk as page
+   * references (pages the puller has) and literal pages, the literals of a batch compressed
+   * together as one zstd frame. The puller rebuilds and re-hashes every chunk.
+   */
+  openPageSet: handleClientStreamingCall<PageSetPart, PageSetHandle>;
+  fetchPacked: handleServerStreamingCall<FetchPackedRequest, PackedBatch>;
 }
 
 export interface ReplicationSourceClient extends Client {
@@ -600,6 +1104,34 @@ export interface ReplicationSourceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: AckReplicaResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Packed transfer. The puller first uploads the 4 KiB page hashes its site already holds
+   * (of the VM's base snapshot there); FetchPacked then sends each missing chunk as page
+   * references (pages the puller has) and literal pages, the literals of a batch compressed
+   * together as one zstd frame. The puller rebuilds and re-hashes every chunk.
+   */
+  openPageSet(
+    callback: (error: ServiceError | null, response: PageSetHandle) => void,
+  ): ClientWritableStream<PageSetPart>;
+  openPageSet(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PageSetHandle) => void,
+  ): ClientWritableStream<PageSetPart>;
+  openPageSet(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PageSetHandle) => void,
+  ): ClientWritableStream<PageSetPart>;
+  openPageSet(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PageSetHandle) => void,
+  ): ClientWritableStream<PageSetPart>;
+  fetchPacked(request: FetchPackedRequest, options?: Partial<CallOptions>): ClientReadableStream<PackedBatch>;
+  fetchPacked(
+    request: FetchPackedRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<PackedBatch>;
 }
 
 export const ReplicationSourceClient = makeGenericClientConstructor(
@@ -611,6 +1143,14 @@ export const ReplicationSourceClient = makeGenericClientConstructor(
   serviceName: string;
 };
 
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
+
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
 export type DeepPartial<T> = T extends Builtin ? T
@@ -619,6 +1159,17 @@ export type DeepPartial<T> = T extends Builtin ? T
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

@@ -43,6 +43,8 @@ export interface ChunkRecord {
   record: Buffer;
   /** True for a tree node (level >= 0), false for a data block. */
   node: boolean;
+  /** The record is raw (codec 0) as rebuilt by a replicator: compress it before storing. */
+  compress: boolean;
 }
 
 export interface ChunkBatch {
@@ -450,7 +452,7 @@ export const ChunkIdList: MessageFns<ChunkIdList> = {
 };
 
 function createBaseChunkRecord(): ChunkRecord {
-  return { id: Buffer.alloc(0), record: Buffer.alloc(0), node: false };
+  return { id: Buffer.alloc(0), record: Buffer.alloc(0), node: false, compress: false };
 }
 
 export const ChunkRecord: MessageFns<ChunkRecord> = {
@@ -463,6 +465,9 @@ export const ChunkRecord: MessageFns<ChunkRecord> = {
     }
     if (message.node !== false) {
       writer.uint32(24).bool(message.node);
+    }
+    if (message.compress !== false) {
+      writer.uint32(32).bool(message.compress);
     }
     return writer;
   },
@@ -504,6 +509,14 @@ export const ChunkRecord: MessageFns<ChunkRecord> = {
             message.node = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.compress = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -521,6 +534,7 @@ export const ChunkRecord: MessageFns<ChunkRecord> = {
       id: isSet(object.id) ? Buffer.from(bytesFromBase64(object.id)) : Buffer.alloc(0),
       record: isSet(object.record) ? Buffer.from(bytesFromBase64(object.record)) : Buffer.alloc(0),
       node: isSet(object.node) ? globalThis.Boolean(object.node) : false,
+      compress: isSet(object.compress) ? globalThis.Boolean(object.compress) : false,
     };
   },
 
@@ -535,6 +549,9 @@ export const ChunkRecord: MessageFns<ChunkRecord> = {
     if (message.node !== false) {
       obj.node = message.node;
     }
+    if (message.compress !== false) {
+      obj.compress = message.compress;
+    }
     return obj;
   },
 
@@ -546,6 +563,7 @@ export const ChunkRecord: MessageFns<ChunkRecord> = {
     message.id = object.id ?? Buffer.alloc(0);
     message.record = object.record ?? Buffer.alloc(0);
     message.node = object.node ?? false;
+    message.compress = object.compress ?? false;
     return message;
   },
 };
@@ -4929,6 +4947,19 @@ export const StorageNodeService = {
     responseSerialize: (value: Snapshot): Buffer => Buffer.from(Snapshot.encode(value).finish()),
     responseDeserialize: (value: Buffer): Snapshot => Snapshot.decode(value),
   },
+  /**
+   * Raw (decompressed, verified) bytes of chunks this node holds, for the replicator's page
+   * index of a base snapshot. NOT_FOUND for an absent one.
+   */
+  readChunks: {
+    path: "/vmferry.v1.StorageNode/ReadChunks" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ChunkIdList): Buffer => Buffer.from(ChunkIdList.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ChunkIdList => ChunkIdList.decode(value),
+    responseSerialize: (value: ChunkBatch): Buffer => Buffer.from(ChunkBatch.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ChunkBatch => ChunkBatch.decode(value),
+  },
   /** Peer sites this node knows (and whose certificate identities its replication endpoint serves). */
   putSite: {
     path: "/vmferry.v1.StorageNode/PutSite" as const,
@@ -4993,6 +5024,11 @@ export interface StorageNodeServer extends UntypedServiceImplementation {
   putChunks: handleClientStreamingCall<ChunkBatch, PutChunksResult>;
   /** Records a replicated snapshot on the replica VM once its roots are present. */
   commitReplica: handleUnaryCall<CommitReplicaRequest, Snapshot>;
+  /**
+   * Raw (decompressed, verified) bytes of chunks this node holds, for the replicator's page
+   * index of a base snapshot. NOT_FOUND for an absent one.
+   */
+  readChunks: handleServerStreamingCall<ChunkIdList, ChunkBatch>;
   /** Peer sites this node knows (and whose certificate identities its replication endpoint serves). */
   putSite: handleUnaryCall<Site, Site>;
   listSites: handleUnaryCall<Empty, SiteList>;
@@ -5282,6 +5318,16 @@ export interface StorageNodeClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Snapshot) => void,
   ): ClientUnaryCall;
+  /**
+   * Raw (decompressed, verified) bytes of chunks this node holds, for the replicator's page
+   * index of a base snapshot. NOT_FOUND for an absent one.
+   */
+  readChunks(request: ChunkIdList, options?: Partial<CallOptions>): ClientReadableStream<ChunkBatch>;
+  readChunks(
+    request: ChunkIdList,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ChunkBatch>;
   /** Peer sites this node knows (and whose certificate identities its replication endpoint serves). */
   putSite(request: Site, callback: (error: ServiceError | null, response: Site) => void): ClientUnaryCall;
   putSite(

@@ -1,0 +1,90 @@
+/*
+ * The page-hash index of a base snapshot at the receiving site: for every full 4 KiB page of
+ * its data chunks, the page's 8-byte hash → (chunk, page). Uploaded to the source as a page
+ * set so missing chunks can travel as references to pages the target already holds; used
+ * again to rebuild them. Built from the local node when first needed and kept (per base
+ * snapshot) for the next sessions in this process.
+ */
+import { childAt, decodeNodeChecked, fromHex, fullPages, isHole, PAGE_SIZE, toHex } from '@vmferry/core';
+import type { Snapshot } from '@vmferry/proto';
+import type { TargetPort } from './ports.js';
+
+const READ_BATCH = 256;
+/** Base chunks kept in memory for rebuilding (64 KiB each: 64 MiB). */
+const CHUNK_CACHE = 1024;
+
+export class PageIndex {
+  readonly pages = new Map<string, { chunk: Buffer; page: number }>();
+  private readonly cache = new Map<string, Buffer>();
+
+  private constructor(
+    private readonly target: TargetPort,
+    readonly baseId: string,
+  ) {}
+
+  /** Indexes every data chunk reachable from the base snapshot's roots. */
+  static async build(target: TargetPort, base: Snapshot): Promise<PageIndex> {
+    const index = new PageIndex(target, base.id);
+    const data = new Map<string, Buffer>();
+    let frontier = [...new Map(base.disks.map((d) => [d.root, fromHex(d.root)])).values()].filter((r) => !isHole(r));
+    while (frontier.length > 0) {
+      const next = new Map<string, Buffer>();
+      for await (const batch of target.readChunks(frontier)) {
+        for (const { id, raw } of batch) {
+          const node = decodeNodeChecked(id, raw);
+          for (let s = 0; s < node.slots; s++) {
+            const child = childAt(node, s);
+            if (!isHole(child)) (node.level === 0 ? data : next).set(toHex(child), Buffer.from(child));
+          }
+        }
+      }
+      frontier = [...next.values()];
+    }
+    const ids = [...data.values()];
+    for (let i = 0; i < ids.length; i += READ_BATCH) {
+      for await (const batch of target.readChunks(ids.slice(i, i + READ_BATCH))) {
+        for (const { id, raw } of batch) for (const p of fullPages(raw)) index.pages.set(p.hash.toString('hex'), { chunk: id, page: p.index });
+      }
+    }
+    return index;
+  }
+
+  hashes(): Buffer[] {
+    return [...this.pages.keys()].map((h) => Buffer.from(h, 'hex'));
+  }
+
+  /** Loads the base chunks holding `hashes` (a batch's references) into the cache. */
+  async load(hashes: Iterable<string>): Promise<void> {
+    const need = new Map<string, Buffer>();
+    for (const h of hashes) {
+      const at = this.pages.get(h);
+      if (at && !this.cache.has(toHex(at.chunk))) need.set(toHex(at.chunk), at.chunk);
+    }
+    if (need.size === 0) return;
+    for await (const batch of this.target.readChunks([...need.values()])) {
+      for (const { id, raw } of batch) {
+        this.cache.set(toHex(id), raw);
+        if (this.cache.size > CHUNK_CACHE) this.cache.delete(this.cache.keys().next().value as string);
+      }
+    }
+  }
+
+  /** The bytes of a page the index holds (after load()), or undefined. */
+  page(hash: string): Buffer | undefined {
+    const at = this.pages.get(hash);
+    if (!at) return undefined;
+    return this.cache.get(toHex(at.chunk))?.subarray(at.page * PAGE_SIZE, (at.page + 1) * PAGE_SIZE);
+  }
+}
+
+const kept = new Map<string, PageIndex>();
+
+/** The index of `base`, built on first use and kept for later sessions (the two newest). */
+export async function pageIndexFor(target: TargetPort, base: Snapshot): Promise<PageIndex> {
+  const known = kept.get(base.id);
+  if (known) return known;
+  const index = await PageIndex.build(target, base);
+  kept.set(base.id, index);
+  while (kept.size > 2) kept.delete(kept.keys().next().value as string);
+  return index;
+}
