@@ -43,10 +43,24 @@ export function setChild(node: TreeNode, slot: number, fp: Uint8Array): void {
   node.children.set(fp, slot * FINGERPRINT_BYTES);
 }
 
-function nonHoleSlots(node: TreeNode): number[] {
+const WORDS_PER_SLOT = FINGERPRINT_BYTES / 4;
+
+/**
+ * Slots holding a non-hole child. A word-wise scan (a 1 TiB snapshot of scattered writes
+ * touches thousands of 1,024-slot nodes, so this loop is the snapshot's hot path).
+ */
+export function nonHoleSlots(node: TreeNode): number[] {
+  const c = node.children;
+  const words = c.byteOffset % 4 === 0 ? new Uint32Array(c.buffer, c.byteOffset, c.length / 4) : new Uint32Array(Uint8Array.from(c).buffer);
   const out: number[] = [];
   for (let s = 0; s < node.slots; s++) {
-    if (!HOLE.equals(childAt(node, s))) out.push(s);
+    const base = s * WORDS_PER_SLOT;
+    for (let w = 0; w < WORDS_PER_SLOT; w++) {
+      if (words[base + w] !== 0) {
+        out.push(s);
+        break;
+      }
+    }
   }
   return out;
 }
@@ -56,8 +70,7 @@ export function isEmptyNode(node: TreeNode): boolean {
   return nonHoleSlots(node).length === 0;
 }
 
-export function encodeNode(node: TreeNode): Buffer {
-  const used = nonHoleSlots(node);
+export function encodeNode(node: TreeNode, used: readonly number[] = nonHoleSlots(node)): Buffer {
   const sparse = 4 + used.length * SPARSE_ENTRY_BYTES < node.slots * FINGERPRINT_BYTES;
   const body = sparse ? 4 + used.length * SPARSE_ENTRY_BYTES : node.slots * FINGERPRINT_BYTES;
   const out = Buffer.alloc(HEADER_BYTES + body);

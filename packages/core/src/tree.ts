@@ -15,7 +15,7 @@
  * disk's size. This file has no I/O: nodes come and go through the NodeSource port.
  */
 import { fingerprint, HOLE, isHole, toHex, type Fingerprint } from './fingerprint.js';
-import { childAt, decodeNode, emptyNode, encodeNode, isEmptyNode, setChild, type TreeNode } from './tree-codec.js';
+import { childAt, decodeNode, emptyNode, encodeNode, nonHoleSlots, setChild, type TreeNode } from './tree-codec.js';
 
 /** Children per tree node. DO NOT CHANGE: it fixes every tree's shape and so every root. */
 export const TREE_FANOUT = 1024;
@@ -112,8 +112,10 @@ export async function applyUpdates(
       }
       i = j;
     }
-    if (isEmptyNode(node)) return HOLE;
-    const sealed = sealNode(node);
+    const used = nonHoleSlots(node);
+    if (used.length === 0) return HOLE;
+    const bytes = encodeNode(node, used);
+    const sealed = { id: fingerprint(bytes), bytes, level: node.level };
     created.push(sealed);
     return sealed.id;
   };
