@@ -13,15 +13,24 @@ async function send<T>(stream: grpc.ClientWritableStream<T>, msg: T): Promise<vo
   if (!stream.write(msg)) await once(stream, 'drain');
 }
 
-async function* pieces(file: string): AsyncGenerator<Buffer> {
+/**
+ * The file in PIECE_BYTES pieces with their offsets. With `skipZero`, all-zero pieces are
+ * not yielded, and their buffer is reused for the next read (a fresh 4 MiB buffer costs a
+ * thousand page faults; a sparse 16 GiB image is mostly zeros).
+ */
+async function* pieces(file: string, skipZero = false): AsyncGenerator<{ offset: number; data: Buffer }> {
   const fh = await open(file, 'r');
   try {
+    let buf = Buffer.allocUnsafe(PIECE_BYTES);
     for (let position = 0; ; ) {
-      const buf = Buffer.allocUnsafe(PIECE_BYTES);
       const { bytesRead } = await fh.read(buf, 0, PIECE_BYTES, position);
       if (bytesRead === 0) return;
+      const data = bytesRead === PIECE_BYTES ? buf : buf.subarray(0, bytesRead);
+      const offset = position;
       position += bytesRead;
-      yield bytesRead === PIECE_BYTES ? buf : buf.subarray(0, bytesRead);
+      if (skipZero && isZero(data)) continue;
+      yield { offset, data };
+      buf = Buffer.allocUnsafe(PIECE_BYTES);
     }
   } finally {
     await fh.close();
@@ -51,14 +60,13 @@ export async function importImages(
       },
     });
     for (const [diskIndex, file] of images.entries()) {
-      let offset = 0;
-      for await (const data of pieces(file)) {
-        // A new disk reads as zeros: all-zero pieces need not cross the wire.
-        if (!isZero(data)) await send(stream, { kind: { $case: 'data', value: { diskIndex, offset, data } } });
-        offset += data.length;
-        done += data.length;
-        progress.update(done);
+      // A new disk reads as zeros: all-zero pieces need not cross the wire.
+      for await (const { offset, data } of pieces(file, true)) {
+        await send(stream, { kind: { $case: 'data', value: { diskIndex, offset, data } } });
+        progress.update(done + offset + data.length);
       }
+      done += sizes[diskIndex] ?? 0;
+      progress.update(done);
     }
   } finally {
     stream.end();
@@ -80,7 +88,7 @@ export async function writeFile(
   let done = 0;
   try {
     await send(stream, { kind: { $case: 'header', value: { ...target, length: (await stat(file)).size } } });
-    for await (const data of pieces(file)) {
+    for await (const { data } of pieces(file)) {
       await send(stream, { kind: { $case: 'data', value: data } });
       done += data.length;
       progress.update(done);
