@@ -11,6 +11,8 @@
  *   'p' fp[32]                             pin: u64 BE expiry (ms) of a chunk received by an
  *                                          uncommitted replication; GC spares it until then
  *   'S' name                               peer site record (JSON)
+ *   'P' vmId[26] snapId[26] site           replication pending: queued for `site`, not yet acked
+ *                                          (u64 BE ms queued); kept from retention meanwhile
  *   'B' vmId[26] site                      replication base: the newest snapshot id of the VM
  *                                          that peer `site` holds (kept from deletion)
  *
@@ -73,3 +75,6 @@ export const siteKey = (name: string): Buffer => key('S', name);
 export const SITE_PREFIX = key('S');
 export const baseKey = (vmId: string, site: string): Buffer => key('B', vmId, site);
 export const basePrefix = (vmId: string): Buffer => key('B', vmId);
+export const pendingKey = (vmId: string, snapId: string, site: string): Buffer => key('P', vmId, snapId, site);
+export const pendingPrefix = (vmId: string, snapId: string): Buffer => key('P', vmId, snapId);
+export const pendingVmPrefix = (vmId: string): Buffer => key('P', vmId);

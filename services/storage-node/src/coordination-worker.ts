@@ -45,6 +45,7 @@ export const scheduleOrigin = (schedule: string, slot: number): string => `sched
 
 export class NodeCoordinator {
   private synced = new Map<string, string>();
+  private readonly perVm = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private worker: WorkerHandle | undefined;
 
@@ -92,7 +93,17 @@ export class NodeCoordinator {
     }
   }
 
-  private async snapshotJob(job: SnapshotJob, parent: Context): Promise<void> {
+  /** Jobs of one VM run one at a time (the slot check and the snapshot must not interleave). */
+  private snapshotJob(job: SnapshotJob, parent: Context): Promise<void> {
+    const previous = this.perVm.get(job.vmId) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(() => this.runSnapshotJob(job, parent));
+    this.perVm.set(job.vmId, run);
+    return run.finally(() => {
+      if (this.perVm.get(job.vmId) === run) this.perVm.delete(job.vmId);
+    });
+  }
+
+  private async runSnapshotJob(job: SnapshotJob, parent: Context): Promise<void> {
     await tracer.startActiveSpan(`snapshot ${job.vmName}/${job.schedule}`, {}, parent, async (span) => {
       try {
         let vm: VmRecord;
@@ -142,7 +153,7 @@ export class NodeCoordinator {
         await this.engine.deleteSnapshot(`${vm.name}@${s.id}`);
         await publishEvent(this.c, 'snapshot.deleted', { site: this.o.site, vmId: vm.id, vmName: vm.name, snapshotId: s.id, reason: `retention of schedule ${job.schedule}` });
       } catch {
-        // A replication base (or a snapshot being replicated) is kept; a later run retries.
+        // A replication base, or a snapshot still being replicated, is kept; a later run retries.
       }
     }
   }
@@ -158,6 +169,7 @@ export class NodeCoordinator {
         targetSite: t.site,
         ...(t.keep === undefined ? {} : { keep: t.keep }),
       };
+      await this.engine.markReplicationPending(vm.id, snapshot.id, t.site);
       const r = await publishJob(this.c, replicateJobSubject(t.site), repl, `repl.${vm.id}.${snapshot.id}.${t.site}`, ctx);
       if (!r.duplicate) {
         await publishEvent(this.c, 'replication.queued', { site: this.o.site, vmId: vm.id, vmName: vm.name, snapshotId: snapshot.id, targetSite: t.site });

@@ -11,7 +11,7 @@ import { computeStats, type NodeStats } from './stats.js';
 import { verifyStore, type VerifyReport } from './verify.js';
 import { commitReplica, missingChunks, putChunks, type IncomingChunk, type PutResult } from './replication-target.js';
 import { deleteSite, listSites, putSite } from './sites.js';
-import { recordBase } from './replication-bases.js';
+import { recordBase, recordPending } from './replication-bases.js';
 import { keys } from '@vmferry/store-rocksdb';
 import { createVm, deleteVm, diskOf, resolveVm, type CreateVmInput } from './vms.js';
 
@@ -185,6 +185,11 @@ export class StorageEngine {
   /** A peer `site` reports it now holds `snapshotId` of `vmId` (its incremental base). */
   recordReplicationBase(site: string, vmId: string, snapshotId: string): Promise<void> {
     return recordBase(this.ctx, site, vmId, snapshotId);
+  }
+
+  /** The snapshot was queued for replication to `site`: keep it from retention until acked. */
+  markReplicationPending(vmId: string, snapshotId: string, site: string): Promise<void> {
+    return recordPending(this.ctx, vmId, snapshotId, site);
   }
 
   putSite(site: SiteRecord): Promise<SiteRecord> {

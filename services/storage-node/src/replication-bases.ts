@@ -8,10 +8,35 @@ import { FailedPreconditionError, NotFoundError, type SnapshotRecord, type VmRec
 import { keys } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 
+/** A snapshot queued for replication is kept this long at most while waiting for the ack. */
+export const PENDING_TTL_MS = 24 * 3600 * 1000;
+
 export async function recordBase(ctx: EngineContext, site: string, vmId: string, snapshotId: string): Promise<void> {
   const vm = ctx.catalog.vmById(vmId);
   if (!vm || !ctx.catalog.snapshot(vmId, snapshotId)) throw new NotFoundError('snapshot', `${vmId}@${snapshotId}`);
-  await ctx.db.commit((b) => b.tryPut(keys.baseKey(vmId, site), Buffer.from(snapshotId)), { durable: true });
+  await ctx.db.commit(
+    (b) => {
+      b.tryPut(keys.baseKey(vmId, site), Buffer.from(snapshotId));
+      b.tryDelete(keys.pendingKey(vmId, snapshotId, site));
+    },
+    { durable: true },
+  );
+}
+
+/** Marks a snapshot as queued for replication to `site`: retention keeps it until acked. */
+export async function recordPending(ctx: EngineContext, vmId: string, snapshotId: string, site: string): Promise<void> {
+  const at = Buffer.alloc(8);
+  at.writeBigUInt64BE(BigInt(Date.now()));
+  await ctx.db.commit((b) => b.tryPut(keys.pendingKey(vmId, snapshotId, site), at));
+}
+
+async function pendingSites(ctx: EngineContext, vmId: string, snapshotId: string): Promise<string[]> {
+  const prefix = keys.pendingPrefix(vmId, snapshotId);
+  const out: string[] = [];
+  for await (const { key, value } of ctx.db.entries(keys.prefixRange(prefix))) {
+    if (Date.now() - Number(value.readBigUInt64BE(0)) < PENDING_TTL_MS) out.push(key.subarray(prefix.length).toString('latin1'));
+  }
+  return out;
 }
 
 export async function basesOf(ctx: EngineContext, vmId: string): Promise<{ site: string; snapshotId: string }[]> {
@@ -29,6 +54,12 @@ export async function assertNotBase(ctx: EngineContext, vm: VmRecord, snapshot: 
   if (held) {
     throw new FailedPreconditionError(
       `snapshot ${vm.name}@${snapshot.label ?? snapshot.id} is the newest one site ${held.site} holds: the base of the next incremental replication. Replicate a newer snapshot to ${held.site} first, then delete this one.`,
+    );
+  }
+  const pending = await pendingSites(ctx, vm.id, snapshot.id);
+  if (pending.length > 0) {
+    throw new FailedPreconditionError(
+      `snapshot ${vm.name}@${snapshot.label ?? snapshot.id} is being replicated to ${pending.join(', ')}; it is kept until the replica is committed (or for ${PENDING_TTL_MS / 3600000} h)`,
     );
   }
   const snaps = ctx.catalog.snapshots(vm.id);

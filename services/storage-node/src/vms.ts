@@ -77,8 +77,10 @@ export async function deleteVm(ctx: EngineContext, nameOrId: string): Promise<Vm
         for (const s of snaps) tx.deleteSnapshot(vm.id, s.id);
         const dirty = keys.prefixRange(keys.dirtyVmPrefix(vm.id));
         tx.batch.tryDeleteRange(dirty.gte, dirty.lt);
-        const bases = keys.prefixRange(keys.basePrefix(vm.id));
-        tx.batch.tryDeleteRange(bases.gte, bases.lt);
+        for (const prefix of [keys.basePrefix(vm.id), keys.pendingVmPrefix(vm.id)]) {
+          const r = keys.prefixRange(prefix);
+          tx.batch.tryDeleteRange(r.gte, r.lt);
+        }
         tx.deleteVm(vm.id);
       },
       { durable: true },

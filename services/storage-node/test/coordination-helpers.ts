@@ -1,0 +1,2 @@
+export { openCoordination, publishJob, snapshotJobSubject, type Coordination, type SnapshotJob } from '@vmferry/nats';
+export { slotJobId as slotJobIdFor } from '@vmferry/core';
