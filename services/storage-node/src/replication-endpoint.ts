@@ -110,7 +110,7 @@ export function replicationHandlers(engine: StorageEngine): ReplicationSourceSer
           }
           callback(null, { token: pageSets.add(site, set), pages: set.size });
         } catch (e) {
-          callback(toServiceError(e) as grpc.ServiceError);
+          callback(toServiceError(e));
         }
       })();
     },
