@@ -1,5 +1,5 @@
 import { ChunkCorruptError } from './errors.js';
-import { FINGERPRINT_BYTES, HOLE } from './fingerprint.js';
+import { FINGERPRINT_BYTES } from './fingerprint.js';
 
 /*
  * On-disk and on-wire format of a vDisk tree node. DO NOT CHANGE version 1: node fingerprints
