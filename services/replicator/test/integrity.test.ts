@@ -155,7 +155,13 @@ describe('replication integrity', () => {
     // 80 Mbit/s = 10 MB/s: about 7 s for everything; the crash comes at 1.5 s.
     await cliJson(b.api, ['link', 'set-rate', 'siteA', '80Mbit']);
     const run = runCli(b.api, ['--json', 'replicate', 'big@s1', '--from', 'siteA', '--to', 'siteB', '--certs', certs]);
-    await sleep(1500);
+    // Kill the source once a good part (but not all) has arrived: a fixed delay is flaky on a
+    // loaded machine, the target's stored bytes are not.
+    const before = (await cliJson<{ storedBytes: number }>(b.api, ['stats'])).storedBytes;
+    for (let i = 0; i < 100; i++) {
+      await sleep(100);
+      if ((await cliJson<{ storedBytes: number }>(b.api, ['stats'])).storedBytes - before > 16 * MiB) break;
+    }
     await a.proc.kill();
     const failed = await run;
     assert.notEqual(failed.code, 0, `the run whose source crashed fails: ${failed.stdout.slice(-300)}`);
