@@ -107,7 +107,9 @@ describe('SIGKILL during import and snapshot', () => {
       const vms = await cliJson<VmJson[]>(node.address, ['vm', 'list']);
       const names = vms.map((v) => v.name);
       for (const n of names.filter((x) => x.startsWith('imp-'))) {
-        assert.ok(imported.has(n), `VM ${n} is listed but its import was never reported done`);
+        // The node may die after committing an import but before the client heard of it (a
+        // lost reply): such a VM must then be whole. A half import must never be listed.
+        if (!imported.has(n)) assert.equal(await exportHash(node.address, n, dir), imageHash, `VM ${n} is listed but its import is not whole`);
       }
       for (const n of imported) assert.ok(names.includes(n), `reported import ${n} is gone`);
       const last = snapshots[snapshots.length - 1];
