@@ -122,12 +122,14 @@ try {
     const data = join(work, `w${round}.bin`);
     writeFileSync(data, randomBytes(2 * 1024 * 1024));
     vmferry(a.address, 'disk', 'write', 'web', '0', data, '--offset', String(round * 16 * 1024 * 1024 + 4097));
-    const before = vmferryJson(a.address, 'snapshot', 'list', 'web').length;
+    const written = Date.now();
     let done;
     for (let i = 0; i < 60 && !done; i++) {
       await sleep(500);
+      // The first replica of a snapshot taken after the write.
+      const after = new Set(vmferryJson(a.address, 'snapshot', 'list', 'web').filter((x) => x.createdAtMs >= written).map((x) => x.id));
       const events = vmferryJson(a.address, '--nats', natsA.url, 'events', '--since', '5m');
-      done = events.find((e) => e.kind === 'replication.done' && e.vmName === 'web' && !seen.has(e.snapshotId) && vmferryJson(a.address, 'snapshot', 'list', 'web').length >= Math.min(before, 4));
+      done = events.find((e) => e.kind === 'replication.done' && e.vmName === 'web' && after.has(e.snapshotId) && !seen.has(e.snapshotId));
       if (done) seen.add(done.snapshotId);
     }
     if (!done) throw new Error('no replicated snapshot within 30 s');
