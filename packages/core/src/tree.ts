@@ -96,23 +96,32 @@ export async function applyUpdates(
   const rewrite = async (fp: Fingerprint, level: number, index: number, lo: number, hi: number): Promise<Fingerprint> => {
     const slots = slotsOf(g, level, index);
     // Copy: nodes from the source may be shared (cached); they are never mutated in place.
-    const node = isHole(fp) ? emptyNode(level, slots) : copyNode(await source.getNode(fp));
+    const fresh = isHole(fp);
+    const node = fresh ? emptyNode(level, slots) : copyNode(await source.getNode(fp));
+    const touched: number[] = [];
     const childSpan = span(g, level) / g.fanout;
     const first = index * span(g, level);
+    // Children are rewritten concurrently: their node reads overlap (a snapshot of scattered
+    // writes touches thousands of nodes) and each rewrite sets only its own slot.
+    const pending: Promise<void>[] = [];
     let i = lo;
     while (i < hi) {
       const slot = Math.floor(((updates[i] as LeafUpdate).block - first) / childSpan);
       let j = i + 1;
       while (j < hi && Math.floor(((updates[j] as LeafUpdate).block - first) / childSpan) === slot) j++;
+      touched.push(slot);
       if (level === 0) {
         setChild(node, slot, (updates[j - 1] as LeafUpdate).fp);
       } else {
         const child = Buffer.from(childAt(node, slot));
-        setChild(node, slot, await rewrite(child, level - 1, index * g.fanout + slot, i, j));
+        const [from, to] = [i, j];
+        pending.push(rewrite(child, level - 1, index * g.fanout + slot, from, to).then((fp) => setChild(node, slot, fp)));
       }
       i = j;
     }
-    const used = nonHoleSlots(node);
+    await Promise.all(pending);
+    // A node made from a hole holds only the slots just set (ascending): no need to scan it.
+    const used = fresh ? touched.filter((slot) => !isHole(childAt(node, slot))) : nonHoleSlots(node);
     if (used.length === 0) return HOLE;
     const bytes = encodeNode(node, used);
     const sealed = { id: fingerprint(bytes), bytes, level: node.level };

@@ -91,8 +91,9 @@ export class Database {
     return this.db.get(key);
   }
 
-  async *entries(range: { gte: Buffer; lt: Buffer }, values = true): AsyncGenerator<{ key: Buffer; value: Buffer }> {
-    for await (const e of this.db.iterator(range, { values, capacity: 256 })) yield e;
+  /** Entries of `range` in key order; `capacity` entries are read per native call. */
+  async *entries(range: { gte: Buffer; lt: Buffer }, values = true, capacity = 256): AsyncGenerator<{ key: Buffer; value: Buffer }> {
+    for await (const e of this.db.iterator(range, { values, capacity })) yield e;
   }
 
   async close(): Promise<void> {

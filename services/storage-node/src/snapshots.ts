@@ -45,7 +45,7 @@ export interface SnapshotOptions {
 
 async function dirtyUpdates(ctx: EngineContext, vmId: string, disk: number): Promise<LeafUpdate[]> {
   const out: LeafUpdate[] = [];
-  for await (const { key, value } of ctx.db.entries(keys.prefixRange(keys.dirtyDiskPrefix(vmId, disk)))) {
+  for await (const { key, value } of ctx.db.entries(keys.prefixRange(keys.dirtyDiskPrefix(vmId, disk)), true, 4096)) {
     out.push({ block: keys.blockOfDirtyKey(key), fp: Buffer.from(value) });
   }
   return out;
