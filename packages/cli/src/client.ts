@@ -11,7 +11,11 @@ import {
   type LabelSnapshotRequest,
   type ListSnapshotsResponse,
   type ListVmsResponse,
+  type NodeInfo,
   type RestoreRequest,
+  type Site,
+  type SiteList,
+  type SiteRequest,
   type Snapshot,
   type SnapshotRequest,
   type Stats,
@@ -52,8 +56,13 @@ export function api(c: StorageNodeClient) {
     restore: promised<RestoreRequest, Vm>((r, cb) => c.restore(r, cb)),
     getStats: promised<StatsRequest, Stats>((r, cb) => c.getStats(r, cb)),
     runGc: promised<Empty, GcReport>((r, cb) => c.runGc(r, cb)),
+    getNodeInfo: promised<Empty, NodeInfo>((r, cb) => c.getNodeInfo(r, cb)),
+    putSite: promised<Site, Site>((r, cb) => c.putSite(r, cb)),
+    listSites: promised<Empty, SiteList>((r, cb) => c.listSites(r, cb)),
+    deleteSite: promised<SiteRequest, Empty>((r, cb) => c.deleteSite(r, cb)),
   };
 }
+
 
 /** A person-readable message for a failed call (the server's own words where it sent any). */
 export function describeError(e: unknown, node: string, what = `the storage node at ${node}`): string {

@@ -4,7 +4,6 @@
  * VMFERRY_NATS) says where NATS is.
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import {
   DEFAULT_POLICY,
@@ -19,6 +18,7 @@ import {
 } from '@vmferry/core';
 import type { Coordination, ReplicationState, VmEntry, VmferryEvent } from '@vmferry/nats';
 import { printFields, printJson, printTable } from './output.js';
+import { tlsFor } from './tls-files.js';
 
 const DEFAULT_NATS = 'nats://127.0.0.1:4222';
 
@@ -130,13 +130,7 @@ export function registerCoordinationCommands(program: Command): void {
     .option('--sessions-per-link <n>', 'sessions at once per source link', '2')
     .action(async (o: { site: string; certs?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string; bind?: string; streams: string; sessionsPerLink: string }, cmd: Command) => {
       const g = globalsOf(cmd);
-      const tls =
-        o.tlsCert && o.tlsKey && o.tlsCa
-          ? { cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa }
-          : o.certs
-            ? { cert: join(o.certs, `${o.site}.crt`), key: join(o.certs, `${o.site}.key`), ca: join(o.certs, 'ca.crt') }
-            : undefined;
-      if (!tls) throw new InvalidArgumentError('the replicator needs TLS: --certs DIR or --tls-cert/--tls-key/--tls-ca');
+      const tls = tlsFor(o.site, o);
       const { startTelemetry } = await import('@vmferry/telemetry');
       const telemetry = startTelemetry({ serviceName: 'vmferry-replicator' });
       const { startReplicatorService } = await import('@vmferry/replicator');

@@ -1,20 +1,15 @@
 /** Sites, links and replication: `vmferry site …`, `vmferry link set-rate`, `vmferry replicate …`. */
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import Bottleneck from 'bottleneck';
 import { formatBytes, formatRate, parseCalendar, rateAt, InvalidArgumentError } from '@vmferry/core';
 import type { NodeInfo, Site, StorageNodeClient } from '@vmferry/proto';
+import { tlsFor } from './tls-files.js';
 import { printFields, printJson, printTable } from './output.js';
 import { byteProgress } from './progress.js';
 
 interface Globals {
   node: string;
   json: boolean;
-}
-
-type Unary<Req, Res> = (req: Req, cb: (err: Error | null, res: Res) => void) => unknown;
-function call<Req, Res>(fn: Unary<Req, Res>, req: Req): Promise<Res> {
-  return new Promise((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res))));
 }
 
 async function withNode<T>(g: Globals, fn: (client: StorageNodeClient) => Promise<T>): Promise<T> {
@@ -29,8 +24,10 @@ async function withNode<T>(g: Globals, fn: (client: StorageNodeClient) => Promis
   }
 }
 
-const sitesOf = async (c: StorageNodeClient): Promise<Site[]> => (await call<object, { sites: Site[] }>((r, cb) => c.listSites(r, cb), {})).sites;
-const infoOf = (c: StorageNodeClient): Promise<NodeInfo> => call<object, NodeInfo>((r, cb) => c.getNodeInfo(r, cb), {});
+// client.js loads grpc-js: imported on use, so `vmferry node` can start telemetry first.
+const apiOf = async (c: StorageNodeClient) => (await import('./client.js')).api(c);
+const sitesOf = async (c: StorageNodeClient): Promise<Site[]> => (await (await apiOf(c)).listSites({})).sites;
+const infoOf = async (c: StorageNodeClient): Promise<NodeInfo> => (await apiOf(c)).getNodeInfo({});
 
 function siteRow(s: Site): Record<string, string> {
   return { name: s.name, replication: s.replicationAddress, identity: s.identity, node: s.nodeAddress, bind: s.bindAddress, rate: s.rate || 'unlimited' };
@@ -41,13 +38,6 @@ interface TlsOptions {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
-}
-
-/** The replicating (target) site's TLS files: --tls-* or DIR/<site>.crt, DIR/<site>.key, DIR/ca.crt. */
-function tlsFor(site: string, o: TlsOptions): { cert: string; key: string; ca: string } {
-  if (o.tlsCert && o.tlsKey && o.tlsCa) return { cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa };
-  if (o.certs) return { cert: join(o.certs, `${site}.crt`), key: join(o.certs, `${site}.key`), ca: join(o.certs, 'ca.crt') };
-  throw new InvalidArgumentError('replication needs TLS: --certs DIR (with SITE.crt, SITE.key, ca.crt) or --tls-cert/--tls-key/--tls-ca');
 }
 
 interface Target {
@@ -83,8 +73,8 @@ export function registerReplicationCommands(program: Command): void {
     .action(async (name: string, o: { replication?: string; identity?: string; nodeAddress?: string; bind?: string; rate?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
       if (o.rate) parseCalendar(o.rate);
-      const s = await withNode(g, (c) =>
-        call<Site, Site>((r, cb) => c.putSite(r, cb), {
+      const s = await withNode(g, async (c) =>
+        (await apiOf(c)).putSite({
           name,
           replicationAddress: o.replication ?? '',
           identity: o.identity ?? '',
@@ -104,7 +94,7 @@ export function registerReplicationCommands(program: Command): void {
   });
   site.command('remove <name>').action(async (name: string, _o: unknown, cmd: Command) => {
     const g = cmd.optsWithGlobals<Globals>();
-    await withNode(g, (c) => call((r, cb) => c.deleteSite(r, cb), { name }));
+    await withNode(g, async (c) => (await apiOf(c)).deleteSite({ name }));
     if (g.json) printJson({ removed: name });
     else printFields({ removed: name });
   });
@@ -120,7 +110,7 @@ export function registerReplicationCommands(program: Command): void {
       const s = await withNode(g, async (c) => {
         const found = (await sitesOf(c)).find((x) => x.name === name);
         if (!found) throw new InvalidArgumentError(`site '${name}' is not known here (vmferry site add ${name} …)`);
-        return call<Site, Site>((r, cb) => c.putSite(r, cb), { ...found, rate: calendar });
+        return (await apiOf(c)).putSite({ ...found, rate: calendar });
       });
       if (g.json) printJson({ ...s, rateNow: rateAt(cal, new Date()) });
       else printFields({ site: s.name, calendar: s.rate, 'rate now': formatRate(rateAt(cal, new Date())) });
