@@ -12,3 +12,4 @@ export * from './model.js';
 export * from './rate.js';
 export * from './policy.js';
 export * from './packing.js';
+export * from './locks.js';

@@ -2,6 +2,10 @@ import type { SnapshotRecord, VmRecord } from '@vmferry/core';
 import type { Database, WriteBatch } from './database.js';
 import { prefixRange, SNAPSHOT_PREFIX, snapshotKey, VM_PREFIX, vmKey } from './keys.js';
 
+function rootsOf(disks: readonly { root: string }[]): Buffer[] {
+  return disks.map((d) => Buffer.from(d.root, 'hex'));
+}
+
 /** Staged catalog changes; applied to memory only once the batch is written. */
 export interface CatalogTx {
   readonly batch: WriteBatch;
@@ -21,10 +25,17 @@ export class Catalog {
   /** Per VM, snapshots by id; Map iteration order is id order because ids sort by time. */
   private readonly snapsByVm = new Map<string, Map<string, SnapshotRecord>>();
 
-  private constructor(private readonly db: Database) {}
+  private constructor(
+    private readonly db: Database,
+    private readonly referenced: (roots: Buffer[]) => void,
+  ) {}
 
-  static async load(db: Database): Promise<Catalog> {
-    const c = new Catalog(db);
+  /**
+   * Loads every record. `referenced` is told the tree roots of each VM or snapshot record a
+   * commit writes (GC's write barrier: a root that gains a reference is kept with its subtree).
+   */
+  static async load(db: Database, referenced: (roots: Buffer[]) => void = () => undefined): Promise<Catalog> {
+    const c = new Catalog(db, referenced);
     for await (const { value } of db.entries(prefixRange(VM_PREFIX))) c.setVm(JSON.parse(value.toString()) as VmRecord);
     for await (const { value } of db.entries(prefixRange(SNAPSHOT_PREFIX))) {
       c.setSnapshot(JSON.parse(value.toString()) as SnapshotRecord);
@@ -90,6 +101,7 @@ export class Catalog {
         fill({
           batch,
           putVm: (vm) => {
+            this.referenced(rootsOf(vm.disks));
             batch.tryPut(vmKey(vm.id), Buffer.from(JSON.stringify(vm)));
             applied.push(() => this.setVm(vm));
           },
@@ -103,6 +115,7 @@ export class Catalog {
             });
           },
           putSnapshot: (s) => {
+            this.referenced(rootsOf(s.disks));
             batch.tryPut(snapshotKey(s.vmId, s.id), Buffer.from(JSON.stringify(s)));
             applied.push(() => this.setSnapshot(s));
           },

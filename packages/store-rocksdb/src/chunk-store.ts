@@ -12,21 +12,22 @@ import {
 import { CODEC_RAW } from './chunk-codec.js';
 import type { CodecPool } from './codec-pool.js';
 import type { Database, WriteBatch } from './database.js';
-import { CHUNK_INDEX_PREFIX, chunkIndexKey, chunkKey, fpOfIndexKey, pinKey, prefixRange } from './keys.js';
+import { decodeIndexValue, encodeIndexValue, type ChunkIndexEntry } from './chunk-index.js';
+import { GcBarrier } from './gc-barrier.js';
+
+export type { ChunkIndexEntry } from './chunk-index.js';
+import { CHUNK_INDEX_PREFIX, chunkIndexKey, chunkKey, fpOfIndexKey, fpOfPinKey, PIN_PREFIX, pinKey, prefixRange } from './keys.js';
 import { LruCache } from './lru.js';
 
-/** A chunk ready to store: its id, stored record, and raw length. */
+/** A chunk ready to store: its id, stored record, and raw length; `level` for a tree node. */
 export interface StoredChunk {
   readonly id: Fingerprint;
   readonly record: Buffer;
   readonly rawLength: number;
+  /** The tree level of a node (0: its children are data blocks); absent for data. */
+  readonly level?: number;
 }
 
-export interface ChunkIndexEntry {
-  readonly id: Fingerprint;
-  readonly storedBytes: number;
-  readonly rawBytes: number;
-}
 
 const NODE_CACHE_ENTRIES = 4096;
 
@@ -34,45 +35,54 @@ const NODE_CACHE_ENTRIES = 4096;
  * Content-addressed chunks on RocksDB. Every chunk read is checked against its fingerprint
  * (ChunkCorruptError otherwise). Writing a chunk that exists changes nothing.
  *
- * GC safety: while a collection runs, every id this store is asked about or writes is
- * recorded in `touched`, and the sweep spares those: a chunk that gains a reference after
- * marking began (a dedup hit or a new write) is never swept.
+ * Invariant (closure): a tree node is stored only with or after every chunk it references,
+ * and GC deletes a node no later than its children, so a node present in the store always
+ * has its whole subtree present.
+ *
+ * GC safety: every id this store is asked about (`has`), writes (`addPuts`), pins, or is told
+ * is referenced (`reference`) is recorded in the barrier while a collection runs; see gc.ts
+ * in the storage node for the ordering argument.
  */
 export class ChunkStore implements NodeSource {
   private readonly nodes = new LruCache<string, TreeNode>(NODE_CACHE_ENTRIES);
-  private touched: Set<string> | undefined;
+  /** The write barrier GC and writers share. */
+  readonly barrier = new GcBarrier();
 
   constructor(
     private readonly db: Database,
     readonly pool: CodecPool,
   ) {}
 
-  private touch(ids: readonly Fingerprint[]): void {
-    if (this.touched) for (const id of ids) this.touched.add(toHex(id));
-  }
-
-  /** For each id, whether the store holds it. */
+  /** For each id, whether the store holds it. Call inside `barrier.referencing` to rely on the answer. */
   async has(ids: readonly Fingerprint[]): Promise<boolean[]> {
-    this.touch(ids);
+    this.barrier.record(ids);
     const values = await this.db.getMany(ids.map(chunkIndexKey));
     return values.map((v) => v !== null);
   }
 
+  /** Index entries of `ids` (undefined where absent), in order. */
+  async entries(ids: readonly Fingerprint[]): Promise<(ChunkIndexEntry | undefined)[]> {
+    const values = await this.db.getMany(ids.map(chunkIndexKey));
+    return values.map((v, i) => (v === null ? undefined : decodeIndexValue(ids[i] as Fingerprint, v)));
+  }
+
+  /** Tells a running GC that `ids` (tree roots, or any chunk) just gained a reference. */
+  reference(ids: readonly Fingerprint[]): void {
+    this.barrier.record(ids);
+  }
+
   /** Adds chunk puts to `batch` (chunk record and index entry). */
   addPuts(batch: WriteBatch, chunks: readonly StoredChunk[]): void {
-    this.touch(chunks.map((c) => c.id));
+    this.barrier.record(chunks.map((c) => c.id));
     for (const c of chunks) {
-      const index = Buffer.alloc(8);
-      index.writeUInt32LE(c.record.length, 0);
-      index.writeUInt32LE(c.rawLength, 4);
       batch.tryPut(chunkKey(c.id), c.record);
-      batch.tryPut(chunkIndexKey(c.id), index);
+      batch.tryPut(chunkIndexKey(c.id), encodeIndexValue(c.record.length, c.rawLength, c.level));
     }
   }
 
   /** Tree nodes are stored raw (fingerprints do not compress). */
   static nodeChunk(node: EncodedNode): StoredChunk {
-    return { id: node.id, record: Buffer.concat([Buffer.of(CODEC_RAW), node.bytes]), rawLength: node.bytes.length };
+    return { id: node.id, record: Buffer.concat([Buffer.of(CODEC_RAW), node.bytes]), rawLength: node.bytes.length, level: node.level };
   }
 
   /** Stored records for `ids`; rejects with ChunkMissingError for an absent one. */
@@ -125,12 +135,23 @@ export class ChunkStore implements NodeSource {
   /** Every chunk in the store, from the index, in key order. */
   async *index(): AsyncGenerator<ChunkIndexEntry> {
     for await (const { key, value } of this.db.entries(prefixRange(CHUNK_INDEX_PREFIX))) {
-      yield { id: Buffer.from(fpOfIndexKey(key)), storedBytes: value.readUInt32LE(0), rawBytes: value.readUInt32LE(4) };
+      yield decodeIndexValue(Buffer.from(fpOfIndexKey(key)), value);
     }
   }
 
-  /** Pins chunks until `expiresAtMs`: GC spares them (chunks of a replication not yet committed). */
+  /** Ids with an unexpired pin. */
+  async *pins(nowMs: number): AsyncGenerator<Fingerprint> {
+    for await (const { key, value } of this.db.entries(prefixRange(PIN_PREFIX))) {
+      if (Number(value.readBigUInt64BE(0)) > nowMs) yield Buffer.from(fpOfPinKey(key));
+    }
+  }
+
+  /**
+   * Pins chunks until `expiresAtMs`: GC keeps them, and the subtrees of pinned tree nodes
+   * (chunks of a replication not yet committed, and chunks a replicator was told are here).
+   */
   addPins(batch: WriteBatch, ids: readonly Fingerprint[], expiresAtMs: number): void {
+    this.barrier.record(ids);
     const value = Buffer.alloc(8);
     value.writeBigUInt64BE(BigInt(Math.floor(expiresAtMs)));
     for (const id of ids) batch.tryPut(pinKey(id), value);
@@ -149,15 +170,5 @@ export class ChunkStore implements NodeSource {
       batch.tryDelete(pinKey(id));
       this.nodes.delete(toHex(id));
     }
-  }
-
-  /** Starts recording touched ids for a GC run; returns the set the sweep must spare. */
-  beginGc(): Set<string> {
-    this.touched = new Set();
-    return this.touched;
-  }
-
-  endGc(): void {
-    this.touched = undefined;
   }
 }

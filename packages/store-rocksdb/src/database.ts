@@ -2,6 +2,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import RocksDB from 'rocksdb-native';
 import { FailedPreconditionError } from '@vmferry/core';
+import { upgradeV1ToV2 } from './format-upgrade.js';
 import { FORMAT_VERSION, metaKey } from './keys.js';
 
 /** The writes a commit may stage (a subset of rocksdb-native's batch, typed here for callers). */
@@ -42,6 +43,8 @@ export class Database {
     const version = await db.get(metaKey('format'));
     if (version === null) {
       await d.commit((b) => b.tryPut(metaKey('format'), Buffer.from(String(FORMAT_VERSION))), { durable: true });
+    } else if (Number(version.toString()) === 1 && FORMAT_VERSION === 2) {
+      await upgradeV1ToV2(d);
     } else if (Number(version.toString()) !== FORMAT_VERSION) {
       await db.close();
       throw new FailedPreconditionError(

@@ -4,3 +4,4 @@ export { CodecPool, type CodecPoolOptions, type Decoded } from './codec-pool.js'
 export { Catalog, type CatalogTx } from './catalog.js';
 export * as keys from './keys.js';
 export { LruCache } from './lru.js';
+export { GcBarrier } from './gc-barrier.js';

@@ -1,15 +1,19 @@
 /*
  * Every RocksDB key this node writes, in one place. One column family; the first byte is the
- * record kind. DO NOT CHANGE the prefixes or layouts of format version 1.
+ * record kind. DO NOT CHANGE the prefixes or layouts: they are on disk. Format version 2 (the
+ * 'M' "format" record) adds the level byte to tree nodes' 'i' entries; a version-1 folder is
+ * upgraded in place on open (format-upgrade.ts).
  *
  *   'M' name                               meta (format version)
  *   'c' fp[32]                             chunk: codec byte + stored bytes
- *   'i' fp[32]                             chunk index: u32 stored length, u32 raw length
+ *   'i' fp[32]                             chunk index: u32 stored length, u32 raw length,
+ *                                          and for a tree node u8 level (GC sweeps top-down)
  *   'v' vmId[26]                           VM record (JSON)
  *   's' vmId[26] snapId[26]                snapshot record (JSON)
  *   'd' vmId[26] disk u16 BE block u64 BE  live write since the last snapshot: fp[32]
  *   'p' fp[32]                             pin: u64 BE expiry (ms) of a chunk received by an
- *                                          uncommitted replication; GC spares it until then
+ *                                          uncommitted replication, or reported present to a
+ *                                          replicator; GC keeps it (and a node's subtree) until then
  *   'S' name                               peer site record (JSON)
  *   'P' vmId[26] snapId[26] site           replication pending: queued for `site`, not yet acked
  *                                          (u64 BE ms queued); kept from retention meanwhile
@@ -19,7 +23,7 @@
  * `i` exists so a dedup check reads 8 bytes, not a 64 KiB chunk. Big-endian numbers make
  * iteration order block order.
  */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 
 const ID_BYTES = 26;
 
@@ -71,6 +75,8 @@ export const blockOfDirtyKey = (k: Buffer): number => Number(k.readBigUInt64BE(1
 export const diskOfDirtyKey = (k: Buffer): number => k.readUInt16BE(1 + ID_BYTES);
 
 export const pinKey = (fp: Buffer): Buffer => key('p', fp);
+export const PIN_PREFIX = key('p');
+export const fpOfPinKey = (k: Buffer): Buffer => k.subarray(1, 33);
 export const siteKey = (name: string): Buffer => key('S', name);
 export const SITE_PREFIX = key('S');
 export const baseKey = (vmId: string, site: string): Buffer => key('B', vmId, site);

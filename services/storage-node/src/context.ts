@@ -1,5 +1,5 @@
 import type { Catalog, ChunkStore, Database } from '@vmferry/store-rocksdb';
-import { Mutex, RwLock } from './locks.js';
+import { AlreadyExistsError, Mutex, RwLock } from '@vmferry/core';
 import type { NodeMetrics } from './metrics.js';
 
 export interface EngineOptions {
@@ -15,6 +15,8 @@ export const DEFAULT_MAX_SNAPSHOTS_PER_VM = 1024;
 export class EngineContext {
   private readonly vmLocks = new Map<string, RwLock>();
   private readonly diskEdges = new Map<string, Mutex>();
+  /** VM names claimed by a create, clone or replica commit that has not committed yet. */
+  private readonly claimedNames = new Set<string>();
 
   constructor(
     readonly db: Database,
@@ -28,6 +30,30 @@ export class EngineContext {
     let l = this.vmLocks.get(vmId);
     if (!l) this.vmLocks.set(vmId, (l = new RwLock()));
     return l;
+  }
+
+  /**
+   * Claims new VM names until the returned release is called (after the commit). The check
+   * and the claim happen in one synchronous step, so of two concurrent creators of one name
+   * exactly one proceeds; the other gets AlreadyExistsError, as if the first had committed.
+   */
+  claimVmNames(names: readonly string[]): () => void {
+    for (const n of names) {
+      if (this.catalog.vmByName(n) || this.claimedNames.has(n)) throw new AlreadyExistsError(`a VM named '${n}' already exists`);
+    }
+    if (new Set(names).size !== names.length) throw new AlreadyExistsError(`VM names repeat: ${names.join(', ')}`);
+    for (const n of names) this.claimedNames.add(n);
+    return () => names.forEach((n) => this.claimedNames.delete(n));
+  }
+
+  /** Runs `fn` with `names` claimed (see claimVmNames). */
+  async withVmNames<T>(names: readonly string[], fn: () => Promise<T>): Promise<T> {
+    const release = this.claimVmNames(names);
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
   }
 
   /** Serialises read-modify-write of partial blocks on one vDisk. */

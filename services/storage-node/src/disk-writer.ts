@@ -199,25 +199,30 @@ export class ExtentWriter {
       if (!isHole(fp) && !unique.has(toHex(fp))) unique.set(toHex(fp), i);
     });
     const candidates = [...unique.values()];
-    const present = await chunks.has(candidates.map((i) => fps[i] as Fingerprint));
-    const fresh = candidates.filter((_, k) => !present[k]);
-    const records = await chunks.pool.encode(fresh.map((i) => contents[i] as Buffer));
-    const stored: StoredChunk[] = fresh.map((i, k) => ({
-      id: fps[i] as Fingerprint,
-      record: records[k] as Buffer,
-      rawLength: (contents[i] as Buffer).length,
-    }));
-    await this.ctx.vmLock(this.vm.id).shared(async () => {
-      if (!this.ctx.catalog.vmById(this.vm.id)) {
-        throw new FailedPreconditionError(`VM '${this.vm.name}' was deleted during the write`);
-      }
-      await this.ctx.db.commit((batch) => {
-        chunks.addPuts(batch, stored);
-        indexes.forEach((block, i) => {
-          const fp = fps[i] as Fingerprint;
-          if (!(this.onEmptyDisk && isHole(fp))) batch.tryPut(keys.dirtyKey(this.vm.id, this.diskIndex, block), fp);
+    // From the dedup check to the commit, GC's sweep is held off: a chunk found present here
+    // is still present when the dirty entries referencing it commit (gc.ts, case c).
+    const stored = await chunks.barrier.referencing(async () => {
+      const present = await chunks.has(candidates.map((i) => fps[i] as Fingerprint));
+      const fresh = candidates.filter((_, k) => !present[k]);
+      const records = await chunks.pool.encode(fresh.map((i) => contents[i] as Buffer));
+      const stored: StoredChunk[] = fresh.map((i, k) => ({
+        id: fps[i] as Fingerprint,
+        record: records[k] as Buffer,
+        rawLength: (contents[i] as Buffer).length,
+      }));
+      await this.ctx.vmLock(this.vm.id).shared(async () => {
+        if (!this.ctx.catalog.vmById(this.vm.id)) {
+          throw new FailedPreconditionError(`VM '${this.vm.name}' was deleted during the write`);
+        }
+        await this.ctx.db.commit((batch) => {
+          chunks.addPuts(batch, stored);
+          indexes.forEach((block, i) => {
+            const fp = fps[i] as Fingerprint;
+            if (!(this.onEmptyDisk && isHole(fp))) batch.tryPut(keys.dirtyKey(this.vm.id, this.diskIndex, block), fp);
+          });
         });
       });
+      return stored;
     });
     for (const s of stored) {
       metrics.newChunkBytes.add(s.rawLength);

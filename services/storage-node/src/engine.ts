@@ -4,7 +4,7 @@ import { Catalog, ChunkStore, CodecPool, Database } from '@vmferry/store-rocksdb
 import { EngineContext, type EngineOptions } from './context.js';
 import { readExtents, snapshotView, type Extent } from './disk-reader.js';
 import { ExtentWriter } from './disk-writer.js';
-import { runGc, type GcReport } from './gc.js';
+import { collectGarbage, type GcReport } from './gc.js';
 import { createNodeMetrics } from './metrics.js';
 import { cloneVm, createSnapshot, deleteSnapshot, labelSnapshot, resolveSnapshotRef, restore, type SnapshotOptions } from './snapshots.js';
 import { computeStats, type NodeStats } from './stats.js';
@@ -26,6 +26,9 @@ export interface OpenOptions extends Partial<EngineOptions> {
  * GC and verify over one data folder. The gRPC server is a thin adapter over this.
  */
 export class StorageEngine {
+  /** The collection running now, which a second `gc()` call joins. */
+  private gcRun: Promise<GcReport> | undefined;
+
   private constructor(readonly ctx: EngineContext) {}
 
   static async open(options: OpenOptions): Promise<StorageEngine> {
@@ -35,10 +38,12 @@ export class StorageEngine {
       ...(options.codecThreads === undefined ? {} : { threads: options.codecThreads }),
       ...(options.zstdLevel === undefined ? {} : { zstdLevel: options.zstdLevel }),
     });
-    const catalog = await Catalog.load(db);
+    const chunks = new ChunkStore(db, pool);
+    // A root written by any catalog commit is reported to a running GC (its write barrier).
+    const catalog = await Catalog.load(db, (roots) => chunks.reference(roots));
     const ctx = new EngineContext(
       db,
-      new ChunkStore(db, pool),
+      chunks,
       catalog,
       { maxSnapshotsPerVm: options.maxSnapshotsPerVm ?? 1024, site: options.site ?? 'local' },
       createNodeMetrics(),
@@ -209,7 +214,8 @@ export class StorageEngine {
   }
 
   gc(): Promise<GcReport> {
-    return runGc(this.ctx);
+    this.gcRun ??= collectGarbage(this.ctx).finally(() => (this.gcRun = undefined));
+    return this.gcRun;
   }
 
   verify(onProgress?: (checked: number) => void): Promise<VerifyReport> {

@@ -1,19 +1,48 @@
 /*
- * Garbage collection: mark and sweep.
+ * Garbage collection: mark and sweep, safe while every writer keeps running.
  *
- * Mark walks every root (each VM's live tree and unsnapshotted writes, every snapshot);
- * shared subtrees are walked once. Sweep deletes every indexed chunk that was not marked.
+ * Moving parts
+ *   roots     each VM's live tree + its unsnapshotted writes ('d' entries), every snapshot,
+ *             every unexpired pin (chunks of an uncommitted replication, chunks a replicator
+ *             was told are here): the catalog's list is taken in the same tick as `begin()`.
+ *   barrier   (ChunkStore.barrier) while a GC runs, records every id that is checked (`has`),
+ *             written (`addPuts`), pinned, or newly referenced by a VM/snapshot record (the
+ *             catalog reports roots). `referencing(fn)` is a shared section; each sweep batch
+ *             runs in the exclusive one.
+ *   mark      walks the roots; before each sweep batch it drains the barrier and keeps every
+ *             recorded id, walking the whole subtree of each recorded tree node.
+ *   sweep     deletes unmarked, unpinned chunks: tree nodes first, highest level first, then
+ *             data. So a node is never deleted after its children (closure invariant: a node
+ *             present in the store has its whole subtree present, at every committed state).
  *
- * Safe while writes continue: from the moment GC starts, the chunk store records every id it
- * is asked about (dedup checks) or writes (new chunks, new tree nodes) and the sweep spares
- * them. A chunk can only gain a reference through one of those paths, so a chunk referenced
- * by anything created after marking began is never swept. Roots deleted during GC are freed
- * by the next run. Only one GC runs at a time. Chunks pinned by an uncommitted replication
- * (until the pin's expiry) are spared too, so a retry can resume from what already arrived.
+ * Why no writer can be caught out. A reference is created only by a commit; what it points at
+ * is one of:
+ *   (a) a chunk the same batch writes: recorded by addPuts; if it is a node, its children are
+ *       one of (a)-(d), recursively;
+ *   (b) a chunk of the current live state or of an existing snapshot (a snapshot fold reads
+ *       the live tree and dirty blocks under the VM's exclusive lock; a clone holds the source
+ *       VM's lock so its snapshot stays): every such chunk was reachable from a root that
+ *       existed when GC began (marked) or from a root committed since (recorded, so its
+ *       subtree is kept at the next drain). Unsnapshotted writes folded away before the walk
+ *       reached them are reachable from the fold's new nodes, which are recorded;
+ *   (c) a chunk found present by a dedup check (`has`) inside a `referencing` section that
+ *       also holds the commit: recorded at the check, and no sweep batch can run between the
+ *       check and the commit, so the next batch's drain keeps it;
+ *   (d) a tree node found present by a replicator's MissingChunks or a replica commit's root
+ *       check, in a `referencing` section: by the closure invariant its subtree is present
+ *       then; the answer pins it (recorded), and pins are roots, so it and its subtree stay.
+ * A sweep batch drains before it deletes and holds off every section, so whatever a finished
+ * section recorded is kept with its subtree. Roots deleted while GC runs are freed by the next
+ * run. One GC runs at a time per engine. A walk that meets a missing or corrupt node aborts
+ * the run before anything more is deleted (what that node referenced is unknown).
+ *
+ * Locks taken, in order: barrier (shared, by writers; exclusive, by a sweep batch) before a
+ * VM's lock. A sweep batch takes no other lock.
  */
-import { fromHex } from '@vmferry/core';
+import { toHex, walkTree, type Fingerprint } from '@vmferry/core';
+import type { ChunkIndexEntry } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
-import { allRootSets, walkRootSet } from './roots.js';
+import { allRootSets, dirtyChunks, type RootSet } from './roots.js';
 
 export interface GcReport {
   readonly chunksMarked: number;
@@ -23,43 +52,100 @@ export interface GcReport {
 }
 
 const SWEEP_BATCH = 512;
-let running: Promise<GcReport> | undefined;
 
-export function runGc(ctx: EngineContext): Promise<GcReport> {
-  running ??= collect(ctx).finally(() => (running = undefined));
-  return running;
+
+/** The set of live chunks, grown by walks from roots and from what the barrier recorded. */
+class Marker {
+  readonly marked = new Set<string>();
+
+  constructor(private readonly ctx: EngineContext) {}
+
+  /** Marks `root` and everything under it (stops at subtrees already marked). */
+  async tree(root: Fingerprint): Promise<void> {
+    await walkTree(
+      root,
+      this.ctx.chunks,
+      (id) => {
+        const hex = toHex(id);
+        if (this.marked.has(hex)) return false;
+        this.marked.add(hex);
+        return true;
+      },
+      (fp) => void this.marked.add(toHex(fp)),
+    );
+  }
+
+  async rootSet(set: RootSet): Promise<void> {
+    for (const root of set.roots) await this.tree(root);
+    if (set.live) for await (const fp of dirtyChunks(this.ctx, set.vm.id)) this.marked.add(toHex(fp));
+  }
+
+  /** Keeps `ids` (any kind): data is marked, a tree node is marked with its subtree. */
+  async keep(ids: readonly Fingerprint[]): Promise<void> {
+    const fresh = ids.filter((id) => !this.marked.has(toHex(id)));
+    const entries = await this.ctx.chunks.entries(fresh);
+    for (const [i, id] of fresh.entries()) {
+      const e = entries[i];
+      if (e?.level !== undefined) await this.tree(id);
+      else this.marked.add(toHex(id));
+    }
+  }
 }
 
-async function collect(ctx: EngineContext): Promise<GcReport> {
+/** One collection. The engine runs one at a time (a second caller joins the running one). */
+export async function collectGarbage(ctx: EngineContext): Promise<GcReport> {
   const started = performance.now();
-  const touched = ctx.chunks.beginGc();
+  const { chunks } = ctx;
+  // Same tick: every reference created after this list is taken is recorded by the barrier.
+  chunks.barrier.begin();
+  const roots = allRootSets(ctx);
   try {
-    const marked = new Set<string>();
-    const seenNodes = new Set<string>();
-    for (const set of allRootSets(ctx)) await walkRootSet(ctx, set, seenNodes, (hex) => marked.add(hex));
+    const mark = new Marker(ctx);
+    for (const set of roots) await mark.rootSet(set);
+    const pins: Fingerprint[] = [];
+    for await (const id of chunks.pins(Date.now())) pins.push(id);
+    await mark.keep(pins);
 
     let swept = 0;
     let bytesFreed = 0;
-    let doomed: { id: Buffer; bytes: number }[] = [];
-    const flush = async (): Promise<void> => {
-      const candidates = doomed.filter((d) => !touched.has(d.id.toString('hex')));
-      doomed = [];
-      const pinned = await ctx.chunks.pinned(candidates.map((d) => d.id), Date.now());
-      const victims = candidates.filter((_, i) => !pinned[i]);
-      if (victims.length === 0) return;
-      await ctx.db.commit((b) => ctx.chunks.addDeletes(b, victims.map((d) => d.id)));
-      swept += victims.length;
-      bytesFreed += victims.reduce((n, d) => n + d.bytes, 0);
-    };
-    for await (const entry of ctx.chunks.index()) {
-      const hex = entry.id.toString('hex');
-      if (marked.has(hex) || touched.has(hex)) continue;
-      doomed.push({ id: fromHex(hex), bytes: entry.storedBytes });
-      if (doomed.length >= SWEEP_BATCH) await flush();
+    /** One sweep batch: drain the barrier, then delete what is still unmarked and unpinned. */
+    const sweep = (candidates: readonly ChunkIndexEntry[]): Promise<void> =>
+      chunks.barrier.sweeping(async () => {
+        await mark.keep(chunks.barrier.drain().map((hex) => Buffer.from(hex, 'hex')));
+        const left = candidates.filter((c) => !mark.marked.has(toHex(c.id)));
+        const pinned = await chunks.pinned(left.map((c) => c.id), Date.now());
+        const victims = left.filter((_, i) => !pinned[i]);
+        if (victims.length === 0) return;
+        await ctx.db.commit((b) => chunks.addDeletes(b, victims.map((v) => v.id)));
+        swept += victims.length;
+        bytesFreed += victims.reduce((n, v) => n + v.storedBytes, 0);
+      });
+
+    // Tree nodes first, top level first: a node always goes before (or with) its children.
+    const nodesByLevel = new Map<number, ChunkIndexEntry[]>();
+    for await (const e of chunks.index()) {
+      if (e.level === undefined || mark.marked.has(toHex(e.id))) continue;
+      const list = nodesByLevel.get(e.level) ?? [];
+      list.push(e);
+      nodesByLevel.set(e.level, list);
     }
-    await flush();
-    return { chunksMarked: marked.size, chunksSwept: swept, bytesFreed, durationMs: Math.round(performance.now() - started) };
+    for (const level of [...nodesByLevel.keys()].sort((a, b) => b - a)) {
+      const list = nodesByLevel.get(level) ?? [];
+      for (let i = 0; i < list.length; i += SWEEP_BATCH) await sweep(list.slice(i, i + SWEEP_BATCH));
+    }
+    // Then data.
+    let doomed: ChunkIndexEntry[] = [];
+    for await (const e of chunks.index()) {
+      if (e.level !== undefined || mark.marked.has(toHex(e.id))) continue;
+      doomed.push(e);
+      if (doomed.length >= SWEEP_BATCH) {
+        await sweep(doomed);
+        doomed = [];
+      }
+    }
+    await sweep(doomed);
+    return { chunksMarked: mark.marked.size, chunksSwept: swept, bytesFreed, durationMs: Math.round(performance.now() - started) };
   } finally {
-    ctx.chunks.endGc();
+    chunks.barrier.end();
   }
 }

@@ -46,11 +46,19 @@ function checkIds(ids: readonly Buffer[]): void {
   }
 }
 
-/** The ids from `ids` this node does not hold, in input order. */
+/**
+ * The ids from `ids` this node does not hold, in input order. The replicator skips the
+ * subtree of every node reported present, so those are pinned (like received chunks): GC
+ * keeps them and their subtrees until the replica commits or the pin expires (gc.ts, case d).
+ */
 export async function missingChunks(ctx: EngineContext, ids: readonly Buffer[]): Promise<Buffer[]> {
   checkIds(ids);
-  const present = await ctx.chunks.has(ids);
-  return ids.filter((id, i) => !present[i] && !isHole(id));
+  return ctx.chunks.barrier.referencing(async () => {
+    const present = await ctx.chunks.has(ids);
+    const held = ids.filter((id, i) => present[i] && !isHole(id));
+    if (held.length > 0) await ctx.db.commit((b) => ctx.chunks.addPins(b, held, Date.now() + PIN_TTL_MS));
+    return ids.filter((id, i) => !present[i] && !isHole(id));
+  });
 }
 
 export interface PutResult {
@@ -62,6 +70,11 @@ export interface PutResult {
 /** Verifies and stores one batch atomically: all of it, or (on any bad chunk) none. */
 export async function putChunks(ctx: EngineContext, incoming: readonly IncomingChunk[]): Promise<PutResult> {
   checkIds(incoming.map((c) => c.id));
+  // Children found present stay present until this batch commits (gc.ts, case c).
+  return ctx.chunks.barrier.referencing(() => storeVerified(ctx, incoming));
+}
+
+async function storeVerified(ctx: EngineContext, incoming: readonly IncomingChunk[]): Promise<PutResult> {
   const unique = [...new Map(incoming.map((c) => [toHex(c.id), c])).values()];
   const present = await ctx.chunks.has(unique.map((c) => c.id));
   const fresh = unique.filter((_, i) => !present[i]);
@@ -77,10 +90,11 @@ export async function putChunks(ctx: EngineContext, incoming: readonly IncomingC
     if (!d?.ok) throw new ChunkCorruptError(toHex(c.id), `rejected from the source: ${d?.ok === false ? d.reason : 'undecodable'}`);
     if (c.node) {
       if (c.record[0] !== 0) throw new ChunkCorruptError(toHex(c.id), 'a tree node must be stored raw');
-      await checkChildrenPresent(ctx, c.id, d.data, inBatch);
-    } else if (c.compress) {
-      toCompress.push({ index: stored.length, raw: d.data });
+      const level = await checkChildrenPresent(ctx, c.id, d.data, inBatch);
+      stored.push({ id: c.id, record: c.record, rawLength: d.data.length, level });
+      continue;
     }
+    if (c.compress) toCompress.push({ index: stored.length, raw: d.data });
     stored.push({ id: c.id, record: c.record, rawLength: d.data.length });
   }
   const compressed = await ctx.chunks.pool.encode(toCompress.map((t) => t.raw));
@@ -88,16 +102,16 @@ export async function putChunks(ctx: EngineContext, incoming: readonly IncomingC
     const s = stored[t.index] as StoredChunk;
     stored[t.index] = { ...s, record: compressed[k] as Buffer };
   });
-  if (stored.length > 0) {
-    await ctx.db.commit((b) => {
-      ctx.chunks.addPuts(b, stored);
-      ctx.chunks.addPins(
-        b,
-        stored.map((s) => s.id),
-        Date.now() + PIN_TTL_MS,
-      );
-    });
-  }
+  // Every chunk of the batch is pinned, the ones already here too: a resumed session relies
+  // on them as much as on what it sent.
+  await ctx.db.commit((b) => {
+    ctx.chunks.addPuts(b, stored);
+    ctx.chunks.addPins(
+      b,
+      unique.map((c) => c.id),
+      Date.now() + PIN_TTL_MS,
+    );
+  });
   return {
     chunksStored: stored.length,
     chunksAlreadyPresent: unique.length - fresh.length,
@@ -105,7 +119,8 @@ export async function putChunks(ctx: EngineContext, incoming: readonly IncomingC
   };
 }
 
-async function checkChildrenPresent(ctx: EngineContext, id: Fingerprint, raw: Buffer, inBatch: ReadonlySet<string>): Promise<void> {
+/** Refuses a node whose children are not all here; returns its level. */
+async function checkChildrenPresent(ctx: EngineContext, id: Fingerprint, raw: Buffer, inBatch: ReadonlySet<string>): Promise<number> {
   const node = decodeNodeChecked(id, raw);
   const children: Buffer[] = [];
   for (let s = 0; s < node.slots; s++) {
@@ -119,6 +134,7 @@ async function checkChildrenPresent(ctx: EngineContext, id: Fingerprint, raw: Bu
       `tree node ${toHex(id).slice(0, 12)} references chunk ${toHex(absent).slice(0, 12)}, which is not here yet: send children before their nodes`,
     );
   }
+  return node.level;
 }
 
 /**
@@ -129,6 +145,11 @@ async function checkChildrenPresent(ctx: EngineContext, id: Fingerprint, raw: Bu
  */
 export async function commitReplica(ctx: EngineContext, sourceSite: string, vm: VmRecord, snapshot: SnapshotRecord): Promise<SnapshotRecord> {
   if (snapshot.vmId !== vm.id) throw new InvalidArgumentError(`snapshot ${snapshot.id} belongs to VM ${snapshot.vmId}, not ${vm.id}`);
+  // The roots found present stay so until the record commits (gc.ts, case d).
+  return ctx.chunks.barrier.referencing(() => commitChecked(ctx, sourceSite, vm, snapshot));
+}
+
+async function commitChecked(ctx: EngineContext, sourceSite: string, vm: VmRecord, snapshot: SnapshotRecord): Promise<SnapshotRecord> {
   const roots = snapshot.disks.map((d) => fromHex(d.root)).filter((r) => !isHole(r));
   const present = await ctx.chunks.has(roots);
   const absent = roots.find((_, i) => !present[i]);
@@ -166,13 +187,15 @@ export async function commitReplica(ctx: EngineContext, sourceSite: string, vm: 
       disks: snapshot.disks,
     };
     const updated: VmRecord = base.replicaOf && newest ? { ...base, disks: snapshot.disks, hypervisorConfig: vm.hypervisorConfig } : base;
-    await ctx.catalog.commit(
-      (tx) => {
-        tx.putSnapshot(record);
-        tx.putVm(updated);
-      },
-      { durable: true },
-    );
+    const commit = (): Promise<void> =>
+      ctx.catalog.commit(
+        (tx) => {
+          tx.putSnapshot(record);
+          tx.putVm(updated);
+        },
+        { durable: true },
+      );
+    await (existing ? commit() : ctx.withVmNames([vm.name], commit));
     return record;
   });
 }

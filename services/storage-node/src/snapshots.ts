@@ -81,7 +81,10 @@ export async function createSnapshot(ctx: EngineContext, vmNameOrId: string, opt
   const started = performance.now();
   const vm0 = resolveVm(ctx, vmNameOrId);
   if (vm0.importing) throw new FailedPreconditionError(`VM '${vm0.name}' is still importing`);
-  const snapshot = await ctx.vmLock(vm0.id).exclusive(async () => {
+  // The new nodes are recorded for GC as they are staged and exist once the batch lands: a
+  // sweep batch must not run in between (gc.ts, case a), hence the barrier, taken before the
+  // VM's lock like every writer's.
+  const snapshot = await ctx.chunks.barrier.referencing(() => ctx.vmLock(vm0.id).exclusive(async () => {
     const vm = resolveVm(ctx, vm0.id);
     const count = ctx.catalog.snapshotCount(vm.id);
     if (count >= ctx.options.maxSnapshotsPerVm) {
@@ -122,7 +125,7 @@ export async function createSnapshot(ctx: EngineContext, vmNameOrId: string, opt
       { durable: true },
     );
     return record;
-  });
+  }));
   ctx.metrics.snapshotDuration.record(performance.now() - started);
   return snapshot;
 }
@@ -146,14 +149,6 @@ export async function labelSnapshot(ctx: EngineContext, ref: string, label: stri
   });
 }
 
-/** A snapshot of `ref`: the named one, or (for a bare VM) a new one of its live state. */
-async function sourceSnapshot(ctx: EngineContext, ref: string, origin: string): Promise<{ vm: VmRecord; snapshot: SnapshotRecord }> {
-  const parsed = parseRef(ref);
-  if (parsed.snapshot !== undefined) return resolveSnapshotRef(ctx, ref);
-  const vm = resolveVm(ctx, parsed.vm);
-  return { vm, snapshot: await createSnapshot(ctx, vm.id, { origin }) };
-}
-
 /** Names for `count` clones: NAME, or NAME-001 … NAME-N. */
 export function cloneNames(name: string, count: number): string[] {
   validateVmName(name);
@@ -171,23 +166,34 @@ export function cloneNames(name: string, count: number): string[] {
  */
 export async function cloneVm(ctx: EngineContext, ref: string, name: string, count = 1): Promise<{ source: SnapshotRecord; vms: VmRecord[] }> {
   const names = cloneNames(name, count);
-  for (const n of names) if (ctx.catalog.vmByName(n)) throw new AlreadyExistsError(`a VM named '${n}' already exists`);
-  const { vm: parent, snapshot } = await sourceSnapshot(ctx, ref, 'clone');
-  const config = Buffer.from(parent.hypervisorConfig, 'base64');
-  const vms = names.map((n) => ({
-    ...buildVm(ctx, { name: n, disks: snapshot.disks.map((d) => ({ size: d.size, blockSize: d.blockSize })), hypervisorConfig: config }),
-    disks: snapshot.disks,
-    clonedFrom: { vmId: parent.id, vmName: parent.name, snapshotId: snapshot.id },
-  }));
-  await ctx.catalog.commit((tx) => vms.forEach((v) => tx.putVm(v)), { durable: true });
-  return { source: snapshot, vms };
+  return ctx.withVmNames(names, async () => {
+    const parsed = parseRef(ref);
+    const parent0 = resolveVm(ctx, parsed.vm);
+    const snapshotId = parsed.snapshot === undefined ? (await createSnapshot(ctx, parent0.id, { origin: 'clone' })).id : undefined;
+    // Under the source VM's lock its snapshot cannot be deleted before the clones commit, so
+    // every chunk the clones reference stays referenced throughout (gc.ts, case b).
+    return ctx.vmLock(parent0.id).shared(async () => {
+      const parent = resolveVm(ctx, parent0.id);
+      const snapshot = findSnapshot(ctx, parent, snapshotId ?? (parsed.snapshot as string));
+      const config = Buffer.from(parent.hypervisorConfig, 'base64');
+      const vms = names.map((n) => ({
+        ...buildVm(ctx, { name: n, disks: snapshot.disks.map((d) => ({ size: d.size, blockSize: d.blockSize })), hypervisorConfig: config }),
+        disks: snapshot.disks,
+        clonedFrom: { vmId: parent.id, vmName: parent.name, snapshotId: snapshot.id },
+      }));
+      await ctx.catalog.commit((tx) => vms.forEach((v) => tx.putVm(v)), { durable: true });
+      return { source: snapshot, vms };
+    });
+  });
 }
 
 /** Reverts the VM's live state (all vDisks, or one) to the snapshot; unsnapshotted writes are dropped. */
 export async function restore(ctx: EngineContext, ref: string, diskIndex?: number): Promise<VmRecord> {
-  const { vm, snapshot } = resolveSnapshotRef(ctx, ref);
+  const { vm } = resolveSnapshotRef(ctx, ref);
   if (diskIndex !== undefined) diskOf(vm, diskIndex);
   return ctx.vmLock(vm.id).exclusive(async () => {
+    // Resolved again under the lock: a snapshot deleted meanwhile is not restored from.
+    const { snapshot } = resolveSnapshotRef(ctx, ref);
     const current = resolveVm(ctx, vm.id);
     const disks = current.disks.map((d) => (diskIndex === undefined || d.index === diskIndex ? (snapshot.disks[d.index] ?? d) : d));
     const updated = { ...current, disks };

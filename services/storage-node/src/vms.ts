@@ -63,7 +63,7 @@ export function buildVm(ctx: EngineContext, input: CreateVmInput): VmRecord {
 
 export async function createVm(ctx: EngineContext, input: CreateVmInput, extra: Partial<VmRecord> = {}): Promise<VmRecord> {
   const vm = { ...buildVm(ctx, input), ...extra };
-  await ctx.catalog.commit((tx) => tx.putVm(vm), { durable: true });
+  await ctx.withVmNames([vm.name], () => ctx.catalog.commit((tx) => tx.putVm(vm), { durable: true }));
   return vm;
 }
 

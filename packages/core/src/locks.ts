@@ -16,9 +16,10 @@ export class Mutex {
 }
 
 /**
- * A readers-writer lock. Live writes commit under `shared`; snapshots, restores and deletes
- * run under `exclusive`, so a snapshot sees every vDisk of its VM at one instant and no write
- * commits between reading the dirty blocks and clearing them.
+ * A fair readers-writer lock (FIFO: a waiting `exclusive` holds back later `shared` callers, so
+ * a writer is never starved). The storage node uses one per VM (live writes commit under
+ * `shared`; snapshots, restores and deletes under `exclusive`) and one per chunk store (GC's
+ * sweep against writers that commit references to chunks they found present).
  */
 export class RwLock {
   private readers = 0;

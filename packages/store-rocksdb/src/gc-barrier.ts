@@ -1,0 +1,57 @@
+import { FailedPreconditionError, RwLock, toHex, type Fingerprint } from '@vmferry/core';
+
+/**
+ * What a running garbage collection needs from every writer (the write barrier).
+ *
+ * - `referencing(fn)`: a section in which a writer checks that chunks exist and then commits
+ *   references to them. GC's sweep deletes only between such sections (it takes the lock
+ *   exclusively per batch), so a chunk found present inside a section is still present when
+ *   the section commits.
+ * - `record(ids)`: ids that were checked, written or newly referenced while a GC runs. Before
+ *   each sweep batch GC drains them and keeps each one, with the whole subtree of each tree
+ *   node among them.
+ *
+ * Sections must not nest: the lock is fair, so a nested `shared` behind a waiting sweep
+ * would deadlock.
+ */
+export class GcBarrier {
+  private readonly lock = new RwLock();
+  private recorded: Set<string> | undefined;
+
+  /** Runs `fn` with the sweep held off: chunks found present in `fn` stay present until it ends. */
+  referencing<T>(fn: () => Promise<T>): Promise<T> {
+    return this.lock.shared(fn);
+  }
+
+  /** Runs one sweep batch: no `referencing` section runs meanwhile. */
+  sweeping<T>(fn: () => Promise<T>): Promise<T> {
+    return this.lock.exclusive(fn);
+  }
+
+  record(ids: Iterable<Fingerprint>): void {
+    if (!this.recorded) return;
+    for (const id of ids) this.recorded.add(toHex(id));
+  }
+
+  recordHex(ids: Iterable<string>): void {
+    if (!this.recorded) return;
+    for (const hex of ids) this.recorded.add(hex);
+  }
+
+  /** Starts recording for a GC run. Call in the same tick as taking the GC's root list. */
+  begin(): void {
+    if (this.recorded) throw new FailedPreconditionError('a garbage collection is already running on this store');
+    this.recorded = new Set();
+  }
+
+  /** The ids recorded since the last drain (hex), and recording goes on. */
+  drain(): string[] {
+    const out = [...(this.recorded ?? [])];
+    if (this.recorded) this.recorded = new Set();
+    return out;
+  }
+
+  end(): void {
+    this.recorded = undefined;
+  }
+}
