@@ -61,7 +61,7 @@ export class Database {
       fill(batch);
       await batch.flush();
     } finally {
-      // An undestroyed batch keeps close() from resolving (STACK.md).
+      // An undestroyed batch keeps close() from resolving (docs/design.md, library facts).
       batch.destroy();
     }
     if (options.durable) await this.syncWal();

@@ -1,5 +1,5 @@
 /*
- * Source-address binding for gRPC channels. grpc-js has no channel option for it (STACK.md);
+ * Source-address binding for gRPC channels. grpc-js has no channel option for it (docs/design.md);
  * what works is a resolver that returns the endpoint address with a `localAddress`, which
  * grpc-js hands to net.connect. Target: `vmferry-bind:HOST:PORT`, with the local address in
  * the channel option LOCAL_ADDRESS_OPTION. Binding the source IP picks the interface through

@@ -1,6 +1,6 @@
 /*
  * A token bucket that shapes bytes, shared by every stream on one link or interface.
- * (bottleneck orders sessions; it cannot shape bytes: STACK.md.) Takers may go into debt
+ * (bottleneck orders sessions; it cannot shape bytes: docs/design.md.) Takers may go into debt
  * by one message, then wait it off in short sleeps, re-reading the rate each time, so a
  * new rate (a calendar boundary, `link set-rate`) takes effect within RECHECK_MS.
  */

@@ -220,7 +220,7 @@ export function storageNodeHandlers(engine: StorageEngine, replicationAddress?: 
 export const RECEIVE_WINDOW_BYTES = 8 * 1024 * 1024;
 
 /**
- * grpc-js has no server option for the HTTP/2 receive window (it stays at 64 KiB, STACK.md),
+ * grpc-js has no server option for the HTTP/2 receive window (it stays at 64 KiB; docs/design.md),
  * which caps client→server streams (import, write) at one window per event-loop turn. Until
  * grpc-js grows the option, raise it on each new session of the server's HTTP/2 listeners.
  * Reaching into `http2Servers` is a private field: if a grpc-js upgrade renames it, this
