@@ -1,8 +1,7 @@
 /** The replicator's tree-shape expectations accept every honest tree and refuse a misplaced node. */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyUpdates, childAt, fingerprint, HOLE, isHole, toHex, treeGeometry, type Fingerprint, type TreeNode } from '@vmferry/core';
-import { decodeNodeChecked } from '@vmferry/core';
+import { applyUpdates, childAt, decodeNodeChecked, fingerprint, HOLE, isHole, toHex, treeGeometry, type Fingerprint, type TreeNode } from '@vmferry/core';
 import { checkNodeShape, childExpectation, rootExpectation, type NodeExpectation } from '../src/source-checks.js';
 
 const BLOCK = 4096;
