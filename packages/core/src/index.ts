@@ -9,6 +9,7 @@ export * from './tree-codec.js';
 export * from './tree.js';
 export * from './partition.js';
 export * from './model.js';
+export * from './replica-record.js';
 export * from './rate.js';
 export * from './policy.js';
 export * from './packing.js';

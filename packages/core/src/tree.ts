@@ -14,6 +14,7 @@
  * snapshot costs time proportional to the blocks written since the last one, never to the
  * disk's size. This file has no I/O: nodes come and go through the NodeSource port.
  */
+import { MIN_BLOCK_SIZE } from './block-grid.js';
 import { fingerprint, HOLE, isHole, toHex, type Fingerprint } from './fingerprint.js';
 import { childAt, decodeNode, emptyNode, encodeNode, nonHoleSlots, setChild, type TreeNode } from './tree-codec.js';
 
@@ -36,13 +37,19 @@ export function treeGeometry(blocks: number, fanout = TREE_FANOUT): TreeGeometry
   return { blocks, fanout, height };
 }
 
+/** The tallest tree any valid disk has (the largest safe size in the smallest blocks). */
+export const MAX_TREE_HEIGHT = treeGeometry(Math.ceil(Number.MAX_SAFE_INTEGER / MIN_BLOCK_SIZE)).height;
+
 /** Blocks covered by one node at `level`. */
 function span(g: TreeGeometry, level: number): number {
   return g.fanout ** (level + 1);
 }
 
-/** Child slots of node `index` at `level` (the last node on a level may be short). */
-function slotsOf(g: TreeGeometry, level: number, index: number): number {
+/**
+ * Child slots of node `index` at `level` (the last node on a level may be short). Every node
+ * of a well-formed tree has exactly this many: a peer's nodes are checked against it.
+ */
+export function nodeSlots(g: TreeGeometry, level: number, index: number): number {
   const childSpan = span(g, level) / g.fanout;
   const childrenOnLevel = Math.ceil(g.blocks / childSpan);
   return Math.min(g.fanout, childrenOnLevel - index * g.fanout);
@@ -94,7 +101,7 @@ export async function applyUpdates(
   if (updates.length === 0) return { root, created };
 
   const rewrite = async (fp: Fingerprint, level: number, index: number, lo: number, hi: number): Promise<Fingerprint> => {
-    const slots = slotsOf(g, level, index);
+    const slots = nodeSlots(g, level, index);
     // Copy: nodes from the source may be shared (cached); they are never mutated in place.
     const fresh = isHole(fp);
     const node = fresh ? emptyNode(level, slots) : copyNode(await source.getNode(fp));

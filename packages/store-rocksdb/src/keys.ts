@@ -23,9 +23,36 @@
  * `i` exists so a dedup check reads 8 bytes, not a 64 KiB chunk. Big-endian numbers make
  * iteration order block order.
  */
+import { InvalidArgumentError, isId } from '@vmferry/core';
+
 export const FORMAT_VERSION = 2;
 
 const ID_BYTES = 26;
+
+/*
+ * The last line of defence: a VM or snapshot id is a fixed-width key component, so an empty
+ * or malformed one would make a "prefix of this VM" cover other VMs' keys (an empty VM id's
+ * dirty prefix is every VM's live writes). Builders refuse such ids before any key exists.
+ */
+function vmId(id: string): string {
+  return checkedId(id, 'VM id');
+}
+
+function snapId(id: string): string {
+  return checkedId(id, 'snapshot id');
+}
+
+function checkedId(id: string, what: string): string {
+  if (typeof id !== 'string' || !isId(id)) {
+    throw new InvalidArgumentError(`${what} '${String(id).slice(0, 40)}' is not a valid id: no storage key is made for it`);
+  }
+  return id;
+}
+
+function siteName(name: string): string {
+  if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('empty site name: no storage key is made for it');
+  return name;
+}
 
 function key(prefix: string, ...parts: (string | Buffer)[]): Buffer {
   return Buffer.concat([Buffer.from(prefix, 'latin1'), ...parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p))]);
@@ -48,11 +75,11 @@ export const CHUNK_INDEX_PREFIX = key('i');
 export const CHUNK_PREFIX = key('c');
 export const fpOfIndexKey = (k: Buffer): Buffer => k.subarray(1, 33);
 
-export const vmKey = (vmId: string): Buffer => key('v', vmId);
+export const vmKey = (id: string): Buffer => key('v', vmId(id));
 export const VM_PREFIX = key('v');
 
-export const snapshotKey = (vmId: string, snapId: string): Buffer => key('s', vmId, snapId);
-export const snapshotPrefix = (vmId: string): Buffer => key('s', vmId);
+export const snapshotKey = (vm: string, snap: string): Buffer => key('s', vmId(vm), snapId(snap));
+export const snapshotPrefix = (vm: string): Buffer => key('s', vmId(vm));
 export const SNAPSHOT_PREFIX = key('s');
 
 function u16(n: number): Buffer {
@@ -67,9 +94,9 @@ function u64(n: number): Buffer {
   return b;
 }
 
-export const dirtyKey = (vmId: string, disk: number, block: number): Buffer => key('d', vmId, u16(disk), u64(block));
-export const dirtyDiskPrefix = (vmId: string, disk: number): Buffer => key('d', vmId, u16(disk));
-export const dirtyVmPrefix = (vmId: string): Buffer => key('d', vmId);
+export const dirtyKey = (vm: string, disk: number, block: number): Buffer => key('d', vmId(vm), u16(disk), u64(block));
+export const dirtyDiskPrefix = (vm: string, disk: number): Buffer => key('d', vmId(vm), u16(disk));
+export const dirtyVmPrefix = (vm: string): Buffer => key('d', vmId(vm));
 export const DIRTY_PREFIX = key('d');
 export const blockOfDirtyKey = (k: Buffer): number => Number(k.readBigUInt64BE(1 + ID_BYTES + 2));
 export const diskOfDirtyKey = (k: Buffer): number => k.readUInt16BE(1 + ID_BYTES);
@@ -77,10 +104,10 @@ export const diskOfDirtyKey = (k: Buffer): number => k.readUInt16BE(1 + ID_BYTES
 export const pinKey = (fp: Buffer): Buffer => key('p', fp);
 export const PIN_PREFIX = key('p');
 export const fpOfPinKey = (k: Buffer): Buffer => k.subarray(1, 33);
-export const siteKey = (name: string): Buffer => key('S', name);
+export const siteKey = (name: string): Buffer => key('S', siteName(name));
 export const SITE_PREFIX = key('S');
-export const baseKey = (vmId: string, site: string): Buffer => key('B', vmId, site);
-export const basePrefix = (vmId: string): Buffer => key('B', vmId);
-export const pendingKey = (vmId: string, snapId: string, site: string): Buffer => key('P', vmId, snapId, site);
-export const pendingPrefix = (vmId: string, snapId: string): Buffer => key('P', vmId, snapId);
-export const pendingVmPrefix = (vmId: string): Buffer => key('P', vmId);
+export const baseKey = (vm: string, site: string): Buffer => key('B', vmId(vm), siteName(site));
+export const basePrefix = (vm: string): Buffer => key('B', vmId(vm));
+export const pendingKey = (vm: string, snap: string, site: string): Buffer => key('P', vmId(vm), snapId(snap), siteName(site));
+export const pendingPrefix = (vm: string, snap: string): Buffer => key('P', vmId(vm), snapId(snap));
+export const pendingVmPrefix = (vm: string): Buffer => key('P', vmId(vm));

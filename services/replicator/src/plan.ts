@@ -7,6 +7,7 @@
 import { parseCalendar, transferSeconds, UNLIMITED } from '@vmferry/core';
 import type { SourcePort, TargetPort } from './ports.js';
 import { DEFAULT_STREAMS, missingIn, walkMissing } from './session.js';
+import { checkSourceMetadata } from './source-checks.js';
 
 export interface Plan {
   readonly vmName: string;
@@ -32,6 +33,7 @@ export async function planReplication(o: {
 }): Promise<Plan> {
   const info = await o.source.getSnapshot(o.ref);
   if (!info.vm || !info.snapshot) throw new Error(`source answered without the snapshot for ${o.ref}`);
+  checkSourceMetadata(info.site, info);
   let nodeBytes = 0;
   let nodeCount = 0;
   const { dataIds } = await walkMissing(o, info.snapshot, DEFAULT_STREAMS, (records) => {

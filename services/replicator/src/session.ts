@@ -17,6 +17,7 @@ import { Decompressor } from 'zstd-napi';
 import { ChunkCorruptError, childAt, decodeNodeChecked, fingerprint, isHole, referencedPages, toHex, fromHex, unpackChunks } from '@vmferry/core';
 import type { ChunkRecord, PackedBatch, Snapshot, Vm } from '@vmferry/proto';
 import { pageIndexFor, type PageIndex } from './page-index.js';
+import { checkNodeShape, checkSourceMetadata, childExpectation, rootExpectation, sameExpectation, type NodeExpectation } from './source-checks.js';
 import type { SourcePort, TargetPort } from './ports.js';
 import type { TokenBucket } from './token-bucket.js';
 
@@ -113,6 +114,7 @@ export async function replicateSnapshot(o: SessionOptions): Promise<SessionResul
   report();
   const info = await o.source.getSnapshot(o.ref);
   if (!info.vm || !info.snapshot) throw new Error(`source answered without the snapshot for ${o.ref}`);
+  checkSourceMetadata(o.sourceSite, info);
   const snapshot = info.snapshot;
 
   phase = 'walk';
@@ -208,15 +210,29 @@ export interface WalkResult {
 
 /** Walks the snapshot's trees top-down, fetching only the nodes the target lacks. */
 export async function walkMissing(
-  o: Pick<SessionOptions, 'source' | 'target' | 'signal'>,
+  o: Pick<SessionOptions, 'source' | 'target' | 'signal'> & { readonly sourceSite?: string },
   snapshot: Snapshot,
   streams: number,
   received: (records: readonly ChunkRecord[]) => Promise<void>,
 ): Promise<WalkResult> {
   const nodesByLevel = new Map<number, ChunkRecord[]>();
   const dataIds = new Map<string, Buffer>();
+  const site = o.sourceSite ?? 'the source';
   let frontier = new Map<string, Buffer>();
-  for (const d of snapshot.disks) if (!isHole(fromHex(d.root))) frontier.set(d.root, fromHex(d.root));
+  // Each node's level and slots follow from its disk's geometry and its place in the tree.
+  const expected = new Map<string, NodeExpectation>();
+  const expect = (hex: string, e: NodeExpectation): void => {
+    const known = expected.get(hex);
+    if (known && !sameExpectation(known, e)) {
+      throw new ChunkCorruptError(hex, `source site ${site} sent a tree where this node sits at two places of different shape`);
+    }
+    if (!known) expected.set(hex, e);
+  };
+  for (const d of snapshot.disks) {
+    if (isHole(fromHex(d.root))) continue;
+    frontier.set(d.root, fromHex(d.root));
+    expect(d.root, rootExpectation(d));
+  }
   while (frontier.size > 0) {
     const missing = await missingIn(o.target, [...frontier.values()]);
     const next = new Map<string, Buffer>();
@@ -229,12 +245,16 @@ export async function walkMissing(
             throw new ChunkCorruptError(toHex(r.id), 'the source sent a tree node that does not match its id');
           }
           const node = decodeNodeChecked(r.id, raw);
+          const e = expected.get(toHex(r.id));
+          if (!e) throw new ChunkCorruptError(toHex(r.id), `source site ${site} sent a tree node that was not asked for`);
+          checkNodeShape(site, r.id, node, e);
           const list = nodesByLevel.get(node.level) ?? [];
           list.push({ id: r.id, record: r.record, node: true, compress: false });
           nodesByLevel.set(node.level, list);
           for (let s = 0; s < node.slots; s++) {
             const child = childAt(node, s);
             if (isHole(child)) continue;
+            if (node.level > 0) expect(toHex(child), childExpectation(e, s, node.slots));
             (node.level === 0 ? dataIds : next).set(toHex(child), Buffer.from(child));
           }
         }

@@ -1,5 +1,5 @@
 /** Domain records ⇄ wire messages. Only this file and the server see generated types. */
-import { fromHex, validateLayout, type SiteRecord, type SnapshotDisk, type SnapshotRecord, type VmRecord } from '@vmferry/core';
+import { HOLE, toHex, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
 import type { Site, Snapshot, Stats, Vm, VerifyReport as WireVerifyReport } from '@vmferry/proto';
 import type { NodeStats } from './stats.js';
 import type { VerifyReport } from './verify.js';
@@ -26,30 +26,27 @@ export function vmFromWire(vm: Vm): VmRecord {
     createdAtMs: vm.createdAtMs,
     homeSite: vm.homeSite,
     hypervisorConfig: vm.hypervisorConfig.toString('base64'),
-    ...(vm.clonedFrom ? { clonedFrom: vm.clonedFrom } : {}),
-    disks: [],
+    ...(vm.clonedFrom ? { clonedFrom: { vmId: vm.clonedFrom.vmId, vmName: vm.clonedFrom.vmName, snapshotId: vm.clonedFrom.snapshotId } } : {}),
+    // The layouts only (checked against the snapshot's); the replica's roots come from the snapshot.
+    disks: vm.disks.map((d) => ({ index: d.index, size: d.size, blockSize: d.blockSize, gridOffset: d.gridOffset, root: toHex(HOLE) })),
   };
 }
 
+/** A snapshot as a peer sent it; validateReplicaRecord checks every field before it is used. */
 export function snapshotFromWire(s: Snapshot): SnapshotRecord {
-  const disks = s.disks.map((d) => validateLayoutAndRoot(d));
+  const disks = s.disks.map((d) => ({ index: d.index, size: d.size, blockSize: d.blockSize, gridOffset: d.gridOffset, root: d.root }));
   return {
     id: s.id,
     vmId: s.vmId,
     createdAtMs: s.createdAtMs,
     ...(s.label ? { label: s.label } : {}),
-    consistency: s.consistency === 'vm' ? 'vm' : 'crash',
+    // Unknown values pass through so the validator refuses them (rather than read as 'crash').
+    consistency: s.consistency === '' ? 'crash' : (s.consistency as SnapshotRecord['consistency']),
     ...(s.consistencyNote ? { consistencyNote: s.consistencyNote } : {}),
     origin: s.origin,
     disks,
     dirtyBlocks: s.dirtyBlocks,
   };
-}
-
-function validateLayoutAndRoot(d: Snapshot['disks'][number]): SnapshotDisk {
-  validateLayout({ size: d.size, blockSize: d.blockSize, gridOffset: d.gridOffset });
-  fromHex(d.root);
-  return { index: d.index, size: d.size, blockSize: d.blockSize, gridOffset: d.gridOffset, root: d.root };
 }
 
 export function siteToWire(s: SiteRecord): Site {

@@ -16,17 +16,18 @@ import {
   decodeNodeChecked,
   FailedPreconditionError,
   FINGERPRINT_BYTES,
-  fromHex,
   InvalidArgumentError,
   isHole,
   LimitExceededError,
   toHex,
   type Fingerprint,
   type SnapshotRecord,
+  type TreeNode,
   type VmRecord,
 } from '@vmferry/core';
 import type { StoredChunk } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
+import { checkChildKinds, checkReplicaRecords, checkTreeShapes } from './replica-checks.js';
 
 export const PIN_TTL_MS = 24 * 3600 * 1000;
 export const MAX_IDS_PER_CALL = 65536;
@@ -84,19 +85,22 @@ async function storeVerified(ctx: EngineContext, incoming: readonly IncomingChun
   );
   const stored: StoredChunk[] = [];
   const inBatch = new Set(unique.map((c) => toHex(c.id)));
+  const nodes = new Map<string, TreeNode>();
   const toCompress: { index: number; raw: Buffer }[] = [];
   for (const [i, c] of fresh.entries()) {
     const d = decoded[i];
     if (!d?.ok) throw new ChunkCorruptError(toHex(c.id), `rejected from the source: ${d?.ok === false ? d.reason : 'undecodable'}`);
     if (c.node) {
       if (c.record[0] !== 0) throw new ChunkCorruptError(toHex(c.id), 'a tree node must be stored raw');
-      const level = await checkChildrenPresent(ctx, c.id, d.data, inBatch);
-      stored.push({ id: c.id, record: c.record, rawLength: d.data.length, level });
+      const node = await checkChildrenPresent(ctx, c.id, d.data, inBatch);
+      nodes.set(toHex(c.id), node);
+      stored.push({ id: c.id, record: c.record, rawLength: d.data.length, level: node.level });
       continue;
     }
     if (c.compress) toCompress.push({ index: stored.length, raw: d.data });
     stored.push({ id: c.id, record: c.record, rawLength: d.data.length });
   }
+  await checkChildKinds(ctx, nodes, inBatch);
   const compressed = await ctx.chunks.pool.encode(toCompress.map((t) => t.raw));
   toCompress.forEach((t, k) => {
     const s = stored[t.index] as StoredChunk;
@@ -119,8 +123,8 @@ async function storeVerified(ctx: EngineContext, incoming: readonly IncomingChun
   };
 }
 
-/** Refuses a node whose children are not all here; returns its level. */
-async function checkChildrenPresent(ctx: EngineContext, id: Fingerprint, raw: Buffer, inBatch: ReadonlySet<string>): Promise<number> {
+/** Refuses a node whose children are not all here; returns it decoded. */
+async function checkChildrenPresent(ctx: EngineContext, id: Fingerprint, raw: Buffer, inBatch: ReadonlySet<string>): Promise<TreeNode> {
   const node = decodeNodeChecked(id, raw);
   const children: Buffer[] = [];
   for (let s = 0; s < node.slots; s++) {
@@ -134,7 +138,7 @@ async function checkChildrenPresent(ctx: EngineContext, id: Fingerprint, raw: Bu
       `tree node ${toHex(id).slice(0, 12)} references chunk ${toHex(absent).slice(0, 12)}, which is not here yet: send children before their nodes`,
     );
   }
-  return node.level;
+  return node;
 }
 
 /**
@@ -144,18 +148,14 @@ async function checkChildrenPresent(ctx: EngineContext, id: Fingerprint, raw: Bu
  * of a VM that is local here (failback) is added to it without touching its live state.
  */
 export async function commitReplica(ctx: EngineContext, sourceSite: string, vm: VmRecord, snapshot: SnapshotRecord): Promise<SnapshotRecord> {
-  if (snapshot.vmId !== vm.id) throw new InvalidArgumentError(`snapshot ${snapshot.id} belongs to VM ${snapshot.vmId}, not ${vm.id}`);
+  // A peer's records meet local rules before anything is looked up or written.
+  checkReplicaRecords(ctx, sourceSite, vm, snapshot);
   // The roots found present stay so until the record commits (gc.ts, case d).
   return ctx.chunks.barrier.referencing(() => commitChecked(ctx, sourceSite, vm, snapshot));
 }
 
 async function commitChecked(ctx: EngineContext, sourceSite: string, vm: VmRecord, snapshot: SnapshotRecord): Promise<SnapshotRecord> {
-  const roots = snapshot.disks.map((d) => fromHex(d.root)).filter((r) => !isHole(r));
-  const present = await ctx.chunks.has(roots);
-  const absent = roots.find((_, i) => !present[i]);
-  if (absent) {
-    throw new FailedPreconditionError(`snapshot ${snapshot.id} is incomplete here: root ${toHex(absent).slice(0, 12)} has not arrived`);
-  }
+  await checkTreeShapes(ctx, sourceSite, snapshot);
   return ctx.vmLock(vm.id).exclusive(async () => {
     const existing = ctx.catalog.vmById(vm.id);
     const done = existing ? ctx.catalog.snapshot(vm.id, snapshot.id) : undefined;

@@ -4,6 +4,8 @@ import {
   HOLE,
   InvalidArgumentError,
   isId,
+  MAX_DISKS_PER_VM,
+  MAX_HYPERVISOR_CONFIG_BYTES,
   NotFoundError,
   newId,
   toHex,
@@ -14,8 +16,8 @@ import {
 import { keys } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 
-export const MAX_DISKS_PER_VM = 64;
-export const MAX_HYPERVISOR_CONFIG_BYTES = 1024 * 1024;
+// Shared with the checks of replicas from peers, so local and peer input meet one rule.
+export { MAX_DISKS_PER_VM, MAX_HYPERVISOR_CONFIG_BYTES } from '@vmferry/core';
 
 export interface DiskSpec {
   readonly size: number;
