@@ -1,0 +1,100 @@
+/** What the soak counts while it runs, and the report it returns. */
+
+/** Something the CLI reported as done that did not hold. */
+export interface Loss {
+  readonly what: string;
+  readonly expected: string;
+  readonly got: string;
+  /** Seconds since the soak started. */
+  readonly atSeconds: number;
+}
+
+/** The soak's result. */
+export interface SoakReport {
+  readonly seed: number;
+  readonly clients: number;
+  readonly seconds: number;
+  /** Operations the CLI reported as done, per kind. */
+  readonly operations: Record<string, number>;
+  /** Operations cut off by a kill (outcome unknown, resolved afterwards), per kind. */
+  readonly unknownOutcomes: Record<string, number>;
+  readonly kills: number;
+  readonly restarts: number;
+  readonly gc: { readonly runs: number; readonly chunksSwept: number; readonly bytesFreed: number };
+  readonly verifyRuns: number;
+  /** Checks made (an export hash-compared, a listing compared, a verify), per kind. */
+  readonly checks: Record<string, number>;
+  readonly losses: readonly Loss[];
+  /** CLI failures not caused by a kill and not a loss (count, first few messages). */
+  readonly errors: { readonly count: number; readonly samples: readonly string[] };
+  readonly finalCheckSeconds: number;
+}
+
+const MAX_SAMPLES = 20;
+
+/** Counters shared by the clients, loops and checker of one soak. */
+export class Tally {
+  readonly operations: Record<string, number> = {};
+  readonly unknownOutcomes: Record<string, number> = {};
+  readonly checks: Record<string, number> = {};
+  readonly losses: Loss[] = [];
+  readonly gc = { runs: 0, chunksSwept: 0, bytesFreed: 0 };
+  verifyRuns = 0;
+  errorCount = 0;
+  readonly errorSamples: string[] = [];
+  private readonly started = performance.now();
+
+  /** Seconds since the soak started. */
+  elapsed(): number {
+    return Math.round((performance.now() - this.started) / 100) / 10;
+  }
+
+  op(kind: string): void {
+    this.operations[kind] = (this.operations[kind] ?? 0) + 1;
+  }
+
+  unknown(kind: string): void {
+    this.unknownOutcomes[kind] = (this.unknownOutcomes[kind] ?? 0) + 1;
+  }
+
+  check(kind: string): void {
+    this.checks[kind] = (this.checks[kind] ?? 0) + 1;
+  }
+
+  loss(what: string, expected: string, got: string): void {
+    this.losses.push({ what, expected, got: got.trim().slice(0, 600), atSeconds: this.elapsed() });
+  }
+
+  error(what: string, stderr: string): void {
+    this.errorCount++;
+    if (this.errorSamples.length < MAX_SAMPLES) this.errorSamples.push(`${what}: ${stderr.trim().slice(0, 300)}`);
+  }
+}
+
+const sum = (r: Record<string, number>): number => Object.values(r).reduce((n, v) => n + v, 0);
+const list = (r: Record<string, number>): string =>
+  Object.entries(r)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ') || '-';
+
+/** The report as a readable table (and the losses, one per line). */
+export function formatReport(r: SoakReport): string {
+  const rows: [string, string][] = [
+    ['seed', String(r.seed)],
+    ['duration', `${r.seconds.toFixed(1)} s load + ${r.finalCheckSeconds.toFixed(1)} s final check, ${r.clients} clients`],
+    ['operations done', `${sum(r.operations)} (${list(r.operations)})`],
+    ['unknown outcomes (cut by a kill)', `${sum(r.unknownOutcomes)} (${list(r.unknownOutcomes)})`],
+    ['kills / restarts', `${r.kills} / ${r.restarts}`],
+    ['gc runs', `${r.gc.runs} (${r.gc.chunksSwept} chunks swept, ${(r.gc.bytesFreed / 1048576).toFixed(1)} MiB freed)`],
+    ['verify runs', String(r.verifyRuns)],
+    ['checks made', `${sum(r.checks)} (${list(r.checks)})`],
+    ['other CLI errors', String(r.errors.count)],
+    ['LOSSES', String(r.losses.length)],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  const lines = rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`);
+  for (const l of r.losses) lines.push(`  LOSS at ${l.atSeconds} s: ${l.what}\n    expected: ${l.expected}\n    got:      ${l.got}`);
+  for (const e of r.errors.samples) lines.push(`  error: ${e}`);
+  return lines.join('\n');
+}
