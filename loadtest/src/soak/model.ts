@@ -50,14 +50,14 @@ export function sharedLibrary(seed: number): Buffer[] {
 
 /** One disk write: where and what (random, shared-library, all-zero or large). */
 export function writePayload(rng: Rng, size: number, library: readonly Buffer[]): { offset: number; data: Buffer; kind: string } {
-  const kind = rng.weighted({ random: 5, dup: 3, zero: 1, big: 1 });
+  const kind = rng.weighted({ random: 6, dup: 3, zero: 1, big: 0.5 });
   if (kind === 'dup') {
     const n = rng.int(1, 8);
     const data = Buffer.concat(Array.from({ length: n }, () => rng.pick(library)));
     return { kind, offset: rng.int(0, size / MODEL_BLOCK - n) * MODEL_BLOCK, data };
   }
   // Larger than one 4 MiB write batch sometimes, so a kill can land between two batches.
-  const len = kind === 'big' ? rng.int(1024 * 1024, 5 * 1024 * 1024) : rng.next() < 0.5 ? rng.int(1, 8192) : rng.int(8192, 768 * 1024);
+  const len = kind === 'big' ? rng.int(1024 * 1024, 5 * 1024 * 1024) : rng.next() < 0.5 ? rng.int(1, 8192) : rng.int(8192, 256 * 1024);
   const data = kind === 'zero' ? Buffer.alloc(len) : rng.bytes(len);
   return { kind, offset: rng.int(0, size - len), data };
 }

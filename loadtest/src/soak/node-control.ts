@@ -4,6 +4,8 @@
  * is down and tells a failure caused by a kill (outcome unknown) from any other failure.
  */
 import { execFile } from 'node:child_process';
+import * as grpc from '@grpc/grpc-js';
+import { StorageNodeClient, type GcReport } from '@vmferry/proto';
 import { startNodeProcess, VMFERRY_BIN, type NodeProcess } from '@vmferry/testkit';
 
 /** How one CLI call ended. */
@@ -25,8 +27,12 @@ export class NodeControl {
   private proc: NodeProcess | undefined;
   private up: Promise<void> = Promise.resolve();
   private address = '';
+  private grpcClient: StorageNodeClient | undefined;
+  private grpcEpoch = -1;
   kills = 0;
   restarts = 0;
+  /** Milliseconds the node was down (from a kill or stop until it listens again). */
+  downMs = 0;
 
   constructor(private readonly dataDir: string) {}
 
@@ -64,10 +70,12 @@ export class NodeControl {
     });
     // A failed restart is reported by whoever waits for the node; keep it from being unhandled.
     this.up.catch(() => undefined);
+    const t = performance.now();
     try {
       await down();
       await this.start();
       this.restarts++;
+      this.downMs += performance.now() - t;
       done();
     } catch (e) {
       failed(e);
@@ -77,6 +85,7 @@ export class NodeControl {
 
   /** Stops the node (SIGTERM). */
   async stop(): Promise<void> {
+    this.grpcClient?.close();
     await this.up.catch(() => undefined);
     await this.proc?.stop();
   }
@@ -86,16 +95,43 @@ export class NodeControl {
     return this.up;
   }
 
-  /** Runs `vmferry --node ADDR --json ARGS…` once the node is up. */
-  async cli(args: readonly string[]): Promise<CliOutcome> {
-    // Wait until a promise we awaited is still the current one: no kill began meanwhile, so
-    // the epoch read next belongs to a running node.
+  /**
+   * Waits for the node and returns the epoch of the running process. A promise awaited that
+   * is still the current one means no kill began meanwhile, so the epoch read is current.
+   */
+  private async running(): Promise<number> {
     for (let p = this.up; ; p = this.up) {
       await p;
-      if (p === this.up) break;
+      if (p === this.up) return this.epoch;
     }
-    const epoch = this.epoch;
+  }
+
+  /**
+   * One GC run over gRPC (the RunGc call `vmferry gc` makes). Not through the CLI: its start
+   * costs ~0.35 s of CPU against GC's milliseconds, so GC would be running (and racing the
+   * clients) only a small fraction of the time.
+   */
+  async gc(): Promise<{ readonly report: GcReport } | { readonly interrupted: boolean; readonly error: string }> {
+    const epoch = await this.running();
+    // A new channel per process: an old one may sit in reconnect backoff after the kill.
+    if (!this.grpcClient || this.grpcEpoch !== epoch) {
+      this.grpcClient?.close();
+      this.grpcClient = new StorageNodeClient(this.address, grpc.credentials.createInsecure());
+      this.grpcEpoch = epoch;
+    }
+    const c = this.grpcClient;
+    return new Promise((resolve) =>
+      c.runGc({}, (err, report) => resolve(err ? { interrupted: epoch !== this.epoch, error: `${err.message}` } : { report })),
+    );
+  }
+
+  /** Runs `vmferry --node ADDR --json ARGS…` once the node is up. */
+  async cli(args: readonly string[]): Promise<CliOutcome> {
+    const epoch = await this.running();
+    const t = performance.now();
     const r = await execCli(this.address, args);
+    // VMFERRY_SOAK_TRACE=1: one line per call on stderr (why a run did little, where time went).
+    if (process.env.VMFERRY_SOAK_TRACE) console.error(`    [${(performance.now() - t).toFixed(0)} ms] ${args.join(' ')} -> ${r.code}${r.code ? ` ${r.stderr.trim().slice(0, 120)}` : ''}`);
     return { ...r, interrupted: r.code !== 0 && epoch !== this.epoch };
   }
 }

@@ -27,6 +27,10 @@ export interface SoakReport {
   readonly losses: readonly Loss[];
   /** CLI failures not caused by a kill and not a loss (count, first few messages). */
   readonly errors: { readonly count: number; readonly samples: readonly string[] };
+  /** Damage a verify under load reported that the next verify did not find (not losses). */
+  readonly transientAlarms: readonly string[];
+  /** Seconds the node was down (killed, restarting). */
+  readonly downSeconds: number;
   readonly finalCheckSeconds: number;
 }
 
@@ -42,6 +46,7 @@ export class Tally {
   verifyRuns = 0;
   errorCount = 0;
   readonly errorSamples: string[] = [];
+  readonly transientAlarms: string[] = [];
   private readonly started = performance.now();
 
   /** Seconds since the soak started. */
@@ -65,6 +70,10 @@ export class Tally {
     this.losses.push({ what, expected, got: got.trim().slice(0, 600), atSeconds: this.elapsed() });
   }
 
+  transient(note: string): void {
+    if (this.transientAlarms.length < MAX_SAMPLES) this.transientAlarms.push(`at ${this.elapsed()} s: ${note}`);
+  }
+
   error(what: string, stderr: string): void {
     this.errorCount++;
     if (this.errorSamples.length < MAX_SAMPLES) this.errorSamples.push(`${what}: ${stderr.trim().slice(0, 300)}`);
@@ -85,16 +94,18 @@ export function formatReport(r: SoakReport): string {
     ['duration', `${r.seconds.toFixed(1)} s load + ${r.finalCheckSeconds.toFixed(1)} s final check, ${r.clients} clients`],
     ['operations done', `${sum(r.operations)} (${list(r.operations)})`],
     ['unknown outcomes (cut by a kill)', `${sum(r.unknownOutcomes)} (${list(r.unknownOutcomes)})`],
-    ['kills / restarts', `${r.kills} / ${r.restarts}`],
+    ['kills / restarts', `${r.kills} / ${r.restarts} (node down ${r.downSeconds.toFixed(1)} s in all)`],
     ['gc runs', `${r.gc.runs} (${r.gc.chunksSwept} chunks swept, ${(r.gc.bytesFreed / 1048576).toFixed(1)} MiB freed)`],
     ['verify runs', String(r.verifyRuns)],
     ['checks made', `${sum(r.checks)} (${list(r.checks)})`],
     ['other CLI errors', String(r.errors.count)],
+    ['transient verify alarms', String(r.transientAlarms.length)],
     ['LOSSES', String(r.losses.length)],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`);
   for (const l of r.losses) lines.push(`  LOSS at ${l.atSeconds} s: ${l.what}\n    expected: ${l.expected}\n    got:      ${l.got}`);
   for (const e of r.errors.samples) lines.push(`  error: ${e}`);
+  for (const a of r.transientAlarms) lines.push(`  transient: ${a}`);
   return lines.join('\n');
 }
