@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const seconds = numberOption('seconds', 180);
   const clients = numberOption('clients', 4);
   const seed = numberOption('seed', Math.floor(Math.random() * 2 ** 31));
-  const killEveryMs = numberOption('kill-every-ms', 7000);
+  const killEveryMs = numberOption('kill-every-ms', 5500);
   const dataDir = option('data');
   console.error(`soak: ${seconds} s, ${clients} clients, a kill every ~${killEveryMs} ms, seed ${seed}`);
   const report = await runSoak({ seconds, clients, seed, killEveryMs, ...(dataDir ? { dataDir } : {}), log: (l) => console.error(l) });

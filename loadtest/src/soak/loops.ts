@@ -80,14 +80,22 @@ export async function verifyLoop(ctl: NodeControl, tally: Tally, rng: Rng, stopp
   while (!stopped()) {
     await verifyOnce(ctl, tally, 'during load');
     // verify re-hashes every chunk: CPU the clients need too, so not back to back.
-    await pause(rng.int(2000, 5000), stopped);
+    await pause(rng.int(3000, 6000), stopped);
   }
 }
 
-/** SIGKILLs the node every `everyMs` (± 45 %, at random) and restarts it on the same data. */
-export async function killLoop(ctl: NodeControl, rng: Rng, everyMs: number, stopped: () => boolean): Promise<void> {
+/**
+ * SIGKILLs the node `everyMs` (± 45 %, at random) after each restart, and restarts it on the
+ * same data. It also waits until `minOps` operations were reported done since the restart:
+ * on a loaded machine a CLI call takes seconds, and a client's look after a cut-off call
+ * plus its next call can outlast the gap, so without this floor nothing would complete.
+ */
+export async function killLoop(ctl: NodeControl, tally: Tally, rng: Rng, everyMs: number, minOps: number, stopped: () => boolean): Promise<void> {
+  const done = (): number => Object.values(tally.operations).reduce((a, b) => a + b, 0);
   for (;;) {
+    const before = done();
     await pause(rng.int(Math.round(everyMs * 0.55), Math.round(everyMs * 1.45)), stopped);
+    while (!stopped() && done() - before < minOps) await pause(100, stopped);
     if (stopped()) return;
     await ctl.killAndRestart();
   }
