@@ -60,19 +60,20 @@ export class ClientIo {
    * Exports `ref` and compares it with `expected`. A mismatch or a failed export (other than a
    * kill) is a loss. Returns 'interrupted' when a kill cut the export off (check again later).
    */
-  async check(ref: string, expected: DiskImage, kind: string): Promise<'ok' | 'lost' | 'interrupted'> {
+  async check(ref: string, expected: DiskImage, kind: string, note = ''): Promise<'ok' | 'lost' | 'interrupted'> {
     const r = await this.export(ref);
     if (r.status === 'interrupted') return 'interrupted';
     this.tally.check(kind);
+    const what = `${kind} ${ref}${note ? ` (${note})` : ''}`;
     const want = `${expected.size} bytes, sha256 ${expected.sha256()}`;
     if (r.status !== 'ok') {
-      this.tally.loss(`${kind} ${ref}: export failed`, want, r.stderr);
+      this.tally.loss(`${what}: export failed`, want, r.stderr);
       return 'lost';
     }
     const got = r.value;
     const sha = sha256(got);
     if (got.length === expected.size && sha === expected.sha256()) return 'ok';
-    this.tally.loss(`${kind} ${ref}: content differs`, want, `${got.length} bytes, sha256 ${sha}`);
+    this.tally.loss(`${what}: content differs`, want, `${got.length} bytes, sha256 ${sha}`);
     return 'lost';
   }
 

@@ -27,6 +27,8 @@ export interface SoakOptions {
   readonly seed: number;
   /** Where the node keeps its data (and the clients their files); default a temporary folder, removed after. */
   readonly dataDir?: string;
+  /** Operations reported done between two kills, at least (default: `clients`). */
+  readonly minOpsPerKill?: number;
   /** Progress lines (default: none). */
   readonly log?: (line: string) => void;
 }
@@ -50,7 +52,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const started = performance.now();
   const progress = setInterval(() => log(`  ${tally.elapsed()} s: ${Object.values(tally.operations).reduce((a, b) => a + b, 0)} ops, ${ctl.kills} kills, ${tally.gc.runs} gc, ${tally.losses.length} losses`), 10_000);
   try {
-    const killer = killLoop(ctl, tally, new Rng(rng.int(0, 2 ** 31)), options.killEveryMs ?? 5500, options.clients, stopped);
+    const killer = killLoop(ctl, tally, new Rng(rng.int(0, 2 ** 31)), options.killEveryMs ?? 5500, options.minOpsPerKill ?? options.clients, stopped);
     const loops = Promise.all([
       gcLoop(ctl, tally, new Rng(rng.int(0, 2 ** 31)), stopped),
       verifyLoop(ctl, tally, new Rng(rng.int(0, 2 ** 31)), stopped),

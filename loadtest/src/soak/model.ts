@@ -10,6 +10,8 @@ import { Rng } from './random.js';
 export interface SnapModel {
   readonly id: string;
   readonly image: DiskImage;
+  /** Seconds into the soak when it was reported (or found) created: to place a loss in time. */
+  readonly at: number;
   /** Found damaged (a loss was recorded); only its existence is checked from then on. */
   lost: boolean;
 }

@@ -75,7 +75,7 @@ async function resolveSnapshot(io: ClientIo, vm: VmModel, image: DiskImage): Pro
   for (const s of extra) {
     const ok = await io.check(`${vm.name}@${s.id}`, image, 'interrupted snapshot content');
     if (ok === 'interrupted') return false;
-    vm.snapshots.push({ id: s.id, image, lost: ok === 'lost' });
+    vm.snapshots.push({ id: s.id, image, at: io.tally.elapsed(), lost: ok === 'lost' });
   }
   return true;
 }
