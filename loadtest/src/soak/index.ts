@@ -84,7 +84,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       verifyRuns: tally.verifyRuns,
       checks: tally.checks,
       losses: tally.losses,
-      errors: { count: tally.errorCount, samples: tally.errorSamples },
+      errors: { count: tally.errorCount, samples: tally.errorSamples() },
       transientAlarms: tally.transientAlarms,
       downSeconds: ctl.downMs / 1000,
       finalCheckSeconds: (performance.now() - checkStarted) / 1000,

@@ -26,6 +26,11 @@ export async function gcLoop(ctl: NodeControl, tally: Tally, rng: Rng, stopped: 
       tally.gc.runs++;
       tally.gc.chunksSwept += r.report.chunksSwept;
       tally.gc.bytesFreed += r.report.bytesFreed;
+    } else if (r.error.includes('DATA_LOSS')) {
+      // The node will not collect while a referenced chunk is missing: GC is stopped from then
+      // on. A loss (once per message; the loop keeps asking every 50 ms).
+      tally.gc.refused++;
+      tally.lossOnce('gc failed with DATA_LOSS', 'a GC run', r.error);
     } else if (!r.interrupted) tally.error('gc', r.error);
     await pause(rng.int(0, 50), stopped);
   }

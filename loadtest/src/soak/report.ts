@@ -20,7 +20,8 @@ export interface SoakReport {
   readonly unknownOutcomes: Record<string, number>;
   readonly kills: number;
   readonly restarts: number;
-  readonly gc: { readonly runs: number; readonly chunksSwept: number; readonly bytesFreed: number };
+  /** GC runs done, and refused by the node (DATA_LOSS: it will not collect a damaged store). */
+  readonly gc: { readonly runs: number; readonly refused: number; readonly chunksSwept: number; readonly bytesFreed: number };
   readonly verifyRuns: number;
   /** Checks made (an export hash-compared, a listing compared, a verify), per kind. */
   readonly checks: Record<string, number>;
@@ -42,10 +43,12 @@ export class Tally {
   readonly unknownOutcomes: Record<string, number> = {};
   readonly checks: Record<string, number> = {};
   readonly losses: Loss[] = [];
-  readonly gc = { runs: 0, chunksSwept: 0, bytesFreed: 0 };
+  readonly gc = { runs: 0, refused: 0, chunksSwept: 0, bytesFreed: 0 };
   verifyRuns = 0;
   errorCount = 0;
-  readonly errorSamples: string[] = [];
+  /** Distinct error messages (first MAX_SAMPLES) and how often each came. */
+  private readonly errorsSeen = new Map<string, number>();
+  private readonly lossesSeen = new Set<string>();
   readonly transientAlarms: string[] = [];
   private readonly started = performance.now();
 
@@ -54,29 +57,51 @@ export class Tally {
     return Math.round((performance.now() - this.started) / 100) / 10;
   }
 
+  /** An operation the CLI reported as done. */
   op(kind: string): void {
     this.operations[kind] = (this.operations[kind] ?? 0) + 1;
   }
 
+  /** An operation a kill cut off (its outcome is resolved later). */
   unknown(kind: string): void {
     this.unknownOutcomes[kind] = (this.unknownOutcomes[kind] ?? 0) + 1;
   }
 
+  /** A check made (an export compared, a listing compared, a verify). */
   check(kind: string): void {
     this.checks[kind] = (this.checks[kind] ?? 0) + 1;
   }
 
+  /** Something reported as done that did not hold. */
   loss(what: string, expected: string, got: string): void {
     this.losses.push({ what, expected, got: got.trim().slice(0, 600), atSeconds: this.elapsed() });
   }
 
+  /** Verify damage under load that a second verify did not confirm. */
   transient(note: string): void {
     if (this.transientAlarms.length < MAX_SAMPLES) this.transientAlarms.push(`at ${this.elapsed()} s: ${note}`);
   }
 
+  /** A CLI failure that was neither a kill nor a loss (kept: it may be a soak or node bug). */
   error(what: string, stderr: string): void {
     this.errorCount++;
-    if (this.errorSamples.length < MAX_SAMPLES) this.errorSamples.push(`${what}: ${stderr.trim().slice(0, 300)}`);
+    const key = `${what}: ${stderr.trim().slice(0, 300)}`;
+    const n = this.errorsSeen.get(key);
+    if (n !== undefined) this.errorsSeen.set(key, n + 1);
+    else if (this.errorsSeen.size < MAX_SAMPLES) this.errorsSeen.set(key, 1);
+  }
+
+  /** The distinct errors, each with its count. */
+  errorSamples(): string[] {
+    return [...this.errorsSeen].map(([k, n]) => (n > 1 ? `${n}x ${k}` : k));
+  }
+
+  /** A loss that repeats (the same failure every run of a loop) is recorded once. */
+  lossOnce(what: string, expected: string, got: string): void {
+    const key = `${what}\n${got}`;
+    if (this.lossesSeen.has(key)) return;
+    this.lossesSeen.add(key);
+    this.loss(what, expected, got);
   }
 }
 
@@ -95,7 +120,7 @@ export function formatReport(r: SoakReport): string {
     ['operations done', `${sum(r.operations)} (${list(r.operations)})`],
     ['unknown outcomes (cut by a kill)', `${sum(r.unknownOutcomes)} (${list(r.unknownOutcomes)})`],
     ['kills / restarts', `${r.kills} / ${r.restarts} (node down ${r.downSeconds.toFixed(1)} s in all)`],
-    ['gc runs', `${r.gc.runs} (${r.gc.chunksSwept} chunks swept, ${(r.gc.bytesFreed / 1048576).toFixed(1)} MiB freed)`],
+    ['gc runs', `${r.gc.runs} (${r.gc.chunksSwept} chunks swept, ${(r.gc.bytesFreed / 1048576).toFixed(1)} MiB freed); refused with DATA_LOSS: ${r.gc.refused}`],
     ['verify runs', String(r.verifyRuns)],
     ['checks made', `${sum(r.checks)} (${list(r.checks)})`],
     ['other CLI errors', String(r.errors.count)],
