@@ -21,6 +21,7 @@ interface VerifyJson {
 /** GC back to back (0–50 ms apart), while the clients work: the wider GC's share of time, the likelier it races a snapshot. */
 export async function gcLoop(ctl: NodeControl, tally: Tally, rng: Rng, stopped: () => boolean): Promise<void> {
   while (!stopped()) {
+    const refusedBefore = tally.gc.refused;
     const r = await ctl.gc();
     if ('report' in r) {
       tally.gc.runs++;
@@ -32,7 +33,8 @@ export async function gcLoop(ctl: NodeControl, tally: Tally, rng: Rng, stopped: 
       tally.gc.refused++;
       tally.lossOnce('gc failed with DATA_LOSS', 'a GC run', r.error);
     } else if (!r.interrupted) tally.error('gc', r.error);
-    await pause(rng.int(0, 50), stopped);
+    // After a refusal, ask once a second (a damaged store stays damaged).
+    await pause(tally.gc.refused > refusedBefore ? 1000 : rng.int(0, 50), stopped);
   }
 }
 
