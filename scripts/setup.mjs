@@ -9,6 +9,7 @@ const purpose = process.argv[2] ?? 'test';
 const tools = {
   test: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', 'nats-server': 'nats-server', openssl: 'openssl', 'qemu-system-x86_64': 'qemu-system-x86', ip: 'iproute2', tc: 'iproute2' },
   demo: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', 'nats-server': 'nats-server', openssl: 'openssl' },
+  soak: {},
   bench: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', zstd: 'zstd', b3sum: 'b3sum', restic: 'restic' },
 }[purpose];
 
