@@ -52,6 +52,7 @@ export async function importImages(
   });
   result.catch(() => undefined);
   let done = 0;
+  let dataBytes = 0;
   try {
     await send(stream, {
       kind: {
@@ -63,11 +64,14 @@ export async function importImages(
       // A new disk reads as zeros: all-zero pieces need not cross the wire.
       for await (const { offset, data } of pieces(file, true)) {
         await send(stream, { kind: { $case: 'data', value: { diskIndex, offset, data } } });
+        dataBytes += data.length;
         progress.update(done + offset + data.length);
       }
       done += sizes[diskIndex] ?? 0;
       progress.update(done);
     }
+    // The node commits only on this marker: a stream cut short by an error here is refused.
+    await send(stream, { kind: { $case: 'end', value: { dataBytes } } });
   } finally {
     stream.end();
   }
