@@ -8,6 +8,7 @@
 import Bottleneck from 'bottleneck';
 import { context, trace } from '@opentelemetry/api';
 import { openCoordination, publishEvent, replicateJobSubject, rpoKey, runWorker, type ReplicateJob, type ReplicationState, type WorkerHandle } from '@vmferry/nats';
+import { NotFoundError } from '@vmferry/core';
 import type { Site, StorageNodeClient, ListSnapshotsResponse, SiteList } from '@vmferry/proto';
 import { nodeClient, sourceClient, unary, type TlsFiles } from './clients.js';
 import { grpcSource, grpcTarget } from './grpc-ports.js';
@@ -41,7 +42,7 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
 
   const replicate = async (job: ReplicateJob): Promise<void> => {
     const src = (await sites(node)).find((s) => s.name === job.sourceSite);
-    if (!src) throw new Error(`site ${job.sourceSite} is not known at ${o.site}: add it with vmferry site add`);
+    if (!src) throw new NotFoundError('site', job.sourceSite, `site ${job.sourceSite} is not known at ${o.site}: add it with vmferry site add`);
     const throttle = new LinkThrottle(src.rate, async () => (await sites(node)).find((s) => s.name === job.sourceSite)?.rate ?? '').start();
     const client = sourceClient(src, o.tls, o.bindAddress || src.bindAddress || undefined);
     let lastProgress = 0;
