@@ -2,7 +2,7 @@
 import { once } from 'node:events';
 import { open, stat } from 'node:fs/promises';
 import type * as grpc from '@grpc/grpc-js';
-import { isZero } from '@vmferry/core';
+import { InvalidArgumentError, isZero, SECTOR } from '@vmferry/core';
 import type { DiskExtent, ImportVmRequest, StorageNodeClient, Vm, WriteDiskRequest, WriteDiskResponse } from '@vmferry/proto';
 import type { Progress } from './progress.js';
 
@@ -44,6 +44,11 @@ export async function importImages(
   progress: Progress,
 ): Promise<Vm> {
   const sizes = await Promise.all(images.map(async (f) => (await stat(f)).size));
+  // Refused here, naming the file, rather than by the node as "disk size N".
+  images.forEach((f, i) => {
+    const size = sizes[i] ?? 0;
+    if (size % SECTOR !== 0) throw new InvalidArgumentError(`image ${f} is ${size} bytes, not a whole number of ${SECTOR}-byte sectors (vDisk ${i})`);
+  });
   let result!: Promise<Vm>;
   const stream = await new Promise<grpc.ClientWritableStream<ImportVmRequest>>((resolve) => {
     result = new Promise((res, rej) => {

@@ -8,6 +8,7 @@ import { siteFromWire, siteToWire, snapshotFromWire, snapshotToWire, statsToWire
 import type { StorageEngine } from './engine.js';
 import { toServiceError } from './grpc-errors.js';
 import { bind, shutdown } from './grpc-listen.js';
+import { withSafeDecode } from './safe-decode.js';
 import { encodeExtent, type ExtentMessage } from './wire-extent.js';
 
 /** Largest message the node accepts; clients send data in ≤ 1 MiB pieces. */
@@ -279,7 +280,8 @@ export async function startGrpcServer(engine: StorageEngine, address: string, re
     'grpc.max_send_message_length': MAX_RECEIVE_MESSAGE_BYTES,
   });
   const service = { ...StorageNodeService, readDisk: { ...StorageNodeService.readDisk, responseSerialize: encodeExtent } };
-  server.addService(service, storageNodeHandlers(engine, replicationAddress));
+  const safe = withSafeDecode('vmferry.v1.StorageNode', service, storageNodeHandlers(engine, replicationAddress));
+  server.addService(safe.definition, safe.handlers);
   const port = await bind(server, address, grpc.ServerCredentials.createInsecure());
   raiseReceiveWindow(server);
   return { server, port, stop: () => shutdown(server) };
