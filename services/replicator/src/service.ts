@@ -13,6 +13,7 @@ import type { Site, StorageNodeClient, ListSnapshotsResponse, SiteList } from '@
 import { nodeClient, sourceClient, unary, type TlsFiles } from './clients.js';
 import { grpcSource, grpcTarget } from './grpc-ports.js';
 import { LinkThrottle } from './link-throttle.js';
+import { explainPeerFailure } from './peer-errors.js';
 import { replicateSnapshot } from './session.js';
 
 const tracer = trace.getTracer('vmferry-replicator');
@@ -82,6 +83,9 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
         seconds: result.seconds,
       });
       if (job.keep !== undefined) await remoteRetention(job.vmId, job.keep);
+    } catch (e) {
+      // A certificate problem is final and named (which site, which certificate, what to do).
+      throw explainPeerFailure(e, { peer: job.sourceSite, local: o.site, identity: src.identity, tls: o.tls }) ?? e;
     } finally {
       throttle.stop();
       client.close();
