@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliJson, mintCerts, mintCertWithDates, runCli, startSite, type Site } from '@vmferry/testkit';
+import { EVENTS_STREAM, eventSubject, openCoordination, publishJob, replicateJobSubject, type VmferryEvent } from '@vmferry/nats';
+import { cliJson, mintCerts, mintCertWithDates, runCli, startNatsServer, startSite, type Site } from '@vmferry/testkit';
+import { startReplicatorService } from '../src/index.js';
 
 const PAST = ['20200101000000Z', '20210101000000Z'] as const;
 const FUTURE = ['20400101000000Z', '20410101000000Z'] as const;
@@ -99,6 +101,33 @@ describe('certificate failures are named', () => {
     assert.equal(p.code, 1);
     assert.match(p.stderr, /site oldA's certificate has expired \(refused by siteB\)/);
     assert.deepEqual(await cliJson<unknown[]>(b.api, ['vm', 'list']), []);
+  });
+
+  test('a replication job refused for a certificate is dead-lettered at once, the certificate named', async () => {
+    const expired = sameCa('b-expired-job', (d) => mintCertWithDates(d, 'siteB', ...PAST));
+    const nats = await startNatsServer();
+    const c0 = await openCoordination(nats.url, 'cert-errors-test');
+    const svc = await startReplicatorService({ natsUrl: nats.url, site: 'siteB', nodeAddress: b.api, tls: good(expired) });
+    try {
+      const vm = await cliJson<{ id: string }>(a.api, ['vm', 'show', 'vm1']);
+      const snap = await cliJson<{ id: string }>(a.api, ['snapshot', 'show', 'vm1@s1']);
+      const job = { kind: 'replicate', vmId: vm.id, vmName: 'vm1', snapshotId: snap.id, sourceSite: 'siteA', targetSite: 'siteB' };
+      await publishJob(c0, replicateJobSubject('siteB'), job, `cert-job-${snap.id}`);
+      let event: VmferryEvent | undefined;
+      for (const deadline = Date.now() + 15_000; !event; ) {
+        assert.ok(Date.now() < deadline, 'no job.dead-lettered event within 15 s');
+        const m = await c0.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject('job.dead-lettered') }).catch(() => null);
+        event = m?.json<VmferryEvent>();
+        if (!event) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(event['tries'], 1, 'a certificate problem is not retried');
+      assert.equal(event['code'], 'permission-denied');
+      assert.match(String(event['error']), /site siteA refused the TLS handshake: site siteB's certificate .* expired on/);
+    } finally {
+      await svc.stop();
+      await c0.close();
+      await nats.stop();
+    }
   });
 
   test('a site not on the allow-list is told so, with the command that fixes it', async () => {
