@@ -12,18 +12,21 @@ interface Globals {
 
 const globals = (cmd: Command): Globals => cmd.optsWithGlobals<Globals>();
 
+/** uint32 on the wire: a larger number would be cut short by the serializer, not refused. */
+const MAX_U32 = 2 ** 32 - 1;
+
 function parseIndex(text: string): number {
-  if (!/^\d+$/.test(text)) throw new InvalidArgumentError(`'${text}' is not a vDisk index (0, 1, …)`);
+  if (!/^\d+$/.test(text) || Number(text) > MAX_U32) throw new InvalidArgumentError(`'${text}' is not a vDisk index (0, 1, …)`);
   return Number(text);
 }
 
 function parseCount(text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new InvalidArgumentError(`'${text}' is not a count (1 or more)`);
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > MAX_U32) throw new InvalidArgumentError(`'${text}' is not a count (1 or more)`);
   return Number(text);
 }
 
+/** Any byte offset (partial blocks are read-modify-written), below 2^53 like every size. */
 function parseOffset(text: string): number {
-  if (/^\d+$/.test(text)) return Number(text);
   return parseSize(text);
 }
 

@@ -172,6 +172,9 @@ export function registerReplicationCommands(program: Command): void {
               }
             } catch (e) {
               const { describeError } = await import('./client.js');
+              const known = (await sitesOf(node).catch(() => [])).find((s) => s.name === o.from);
+              const cert = known && r.explainPeerFailure(e, { peer: o.from, local: t.site, identity: known.identity, tls: tlsFor(t.site, o) });
+              if (cert) throw new Error(`${o.from} → ${t.site}: ${cert.message}`);
               // A session talks to two servers: name both when one cannot be reached.
               throw new Error(`${o.from} → ${t.site}: ${describeError(e, t.nodeAddress, `site ${o.from}'s replication endpoint or site ${t.site}'s node (${t.nodeAddress})`)}`);
             } finally {
@@ -217,14 +220,19 @@ export function registerReplicationCommands(program: Command): void {
       try {
         const src = (await sitesOf(node)).find((s) => s.name === o.from);
         if (!src) throw new InvalidArgumentError(`site '${o.from}' is not known at site ${t.site}`);
-        const source = r.sourceClient(src, tlsFor(t.site, o), t.bindAddress || undefined);
+        const tls = tlsFor(t.site, o);
+        const source = r.sourceClient(src, tls, t.bindAddress || undefined);
         try {
-          const plan = await r.planReplication({
-            source: r.grpcSource(source),
-            target: r.grpcTarget(node),
-            ref: ref.includes('@') ? ref : `${ref}@latest`,
-            calendar: src.rate,
-          });
+          const plan = await r
+            .planReplication({
+              source: r.grpcSource(source),
+              target: r.grpcTarget(node),
+              ref: ref.includes('@') ? ref : `${ref}@latest`,
+              calendar: src.rate,
+            })
+            .catch((e: unknown) => {
+              throw r.explainPeerFailure(e, { peer: o.from, local: t.site, identity: src.identity, tls }) ?? e;
+            });
           if (g.json) return printJson({ from: o.from, to: t.site, ...plan });
           printFields({
             snapshot: `${plan.vmName}@${plan.snapshotId}`,

@@ -2,7 +2,7 @@
 import { once } from 'node:events';
 import { open, stat } from 'node:fs/promises';
 import type * as grpc from '@grpc/grpc-js';
-import { isZero } from '@vmferry/core';
+import { InvalidArgumentError, isZero, SECTOR } from '@vmferry/core';
 import type { DiskExtent, ImportVmRequest, StorageNodeClient, Vm, WriteDiskRequest, WriteDiskResponse } from '@vmferry/proto';
 import type { Progress } from './progress.js';
 
@@ -44,6 +44,11 @@ export async function importImages(
   progress: Progress,
 ): Promise<Vm> {
   const sizes = await Promise.all(images.map(async (f) => (await stat(f)).size));
+  // Refused here, naming the file, rather than by the node as "disk size N".
+  images.forEach((f, i) => {
+    const size = sizes[i] ?? 0;
+    if (size % SECTOR !== 0) throw new InvalidArgumentError(`image ${f} is ${size} bytes, not a whole number of ${SECTOR}-byte sectors (vDisk ${i})`);
+  });
   let result!: Promise<Vm>;
   const stream = await new Promise<grpc.ClientWritableStream<ImportVmRequest>>((resolve) => {
     result = new Promise((res, rej) => {
@@ -52,6 +57,7 @@ export async function importImages(
   });
   result.catch(() => undefined);
   let done = 0;
+  let dataBytes = 0;
   try {
     await send(stream, {
       kind: {
@@ -63,11 +69,14 @@ export async function importImages(
       // A new disk reads as zeros: all-zero pieces need not cross the wire.
       for await (const { offset, data } of pieces(file, true)) {
         await send(stream, { kind: { $case: 'data', value: { diskIndex, offset, data } } });
+        dataBytes += data.length;
         progress.update(done + offset + data.length);
       }
       done += sizes[diskIndex] ?? 0;
       progress.update(done);
     }
+    // The node commits only on this marker: a stream cut short by an error here is refused.
+    await send(stream, { kind: { $case: 'end', value: { dataBytes } } });
   } finally {
     stream.end();
   }

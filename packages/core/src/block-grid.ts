@@ -1,4 +1,5 @@
 import { InvalidArgumentError, OutOfRangeError } from './errors.js';
+import { SECTOR } from './partition.js';
 
 export const DEFAULT_BLOCK_SIZE = 64 * 1024;
 export const MIN_BLOCK_SIZE = 4 * 1024;
@@ -37,6 +38,10 @@ export function validateLayout(layout: BlockLayout): BlockLayout {
   validateBlockSize(layout.blockSize);
   if (!Number.isSafeInteger(layout.size) || layout.size <= 0) {
     throw new InvalidArgumentError(`disk size ${layout.size} is invalid: it must be a positive number of bytes`);
+  }
+  // A vDisk is a block device: guests and hypervisors address it in 512-byte sectors.
+  if (layout.size % SECTOR !== 0) {
+    throw new InvalidArgumentError(`disk size ${layout.size} is not a whole number of ${SECTOR}-byte sectors`);
   }
   if (!Number.isInteger(layout.gridOffset) || layout.gridOffset < 0 || layout.gridOffset >= layout.blockSize) {
     throw new InvalidArgumentError(`grid offset ${layout.gridOffset} must be in [0, block size)`);

@@ -15,6 +15,25 @@ export type ErrorCode =
   | 'unavailable'
   | 'internal';
 
+/**
+ * Whether a failure with this code may succeed if tried again unchanged. Bad input, a missing
+ * thing, a refused permission or damaged data stay so; a peer that is down comes back. A
+ * resource that ran out (a full disk) may recover; a configured cap does not, so
+ * LimitExceededError overrides this to false.
+ */
+export const RETRYABLE_BY_DEFAULT: Record<ErrorCode, boolean> = {
+  'invalid-argument': false,
+  'not-found': false,
+  'already-exists': false,
+  'failed-precondition': false,
+  'out-of-range': false,
+  'resource-exhausted': true,
+  'data-loss': false,
+  'permission-denied': false,
+  unavailable: true,
+  internal: false,
+};
+
 export class VmferryError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
@@ -23,7 +42,7 @@ export class VmferryError extends Error {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
-    this.retryable = options?.retryable ?? false;
+    this.retryable = options?.retryable ?? RETRYABLE_BY_DEFAULT[code];
   }
 }
 
@@ -66,10 +85,17 @@ export class OutOfRangeError extends VmferryError {
   }
 }
 
-/** Thrown when a configured limit (such as the per-VM snapshot cap) would be exceeded. */
+/** Thrown when a configured limit (such as the per-VM snapshot cap) would be exceeded: final. */
 export class LimitExceededError extends VmferryError {
   constructor(message: string) {
-    super('resource-exhausted', message);
+    super('resource-exhausted', message, { retryable: false });
+  }
+}
+
+/** Thrown when a peer (a node, a source site, NATS) cannot be reached now: worth retrying. */
+export class UnavailableError extends VmferryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('unavailable', message, options);
   }
 }
 

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from './errors.js';
+import { isId } from './ids.js';
 
 /** VM names: 1–63 characters, letters, digits, `.`, `_`, `-`, starting with a letter or digit. */
 export const VM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -19,6 +20,11 @@ export function validateLabel(label: string): string {
     throw new InvalidArgumentError(
       `invalid snapshot label '${label}': use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
     );
+  }
+  // `VM@X` resolves X as a snapshot id first: a label shaped like an id could never be reached,
+  // or would shadow another snapshot's id.
+  if (isId(label)) {
+    throw new InvalidArgumentError(`invalid snapshot label '${label}': it looks like a snapshot id (26 base32 characters); pick another label`);
   }
   return label;
 }

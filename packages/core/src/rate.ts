@@ -57,12 +57,23 @@ export interface RateCalendar {
   readonly text: string;
 }
 
-function parseDays(text: string): Set<number> {
+const FULL_DAYS = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'];
+
+/** Index (0 = Sunday) of `Mon` or `Monday` (any case); -1 for anything else. */
+function dayIndex(text: string): number {
+  const t = text.toLowerCase();
+  return Math.max(DAYS.indexOf(t), FULL_DAYS.indexOf(t));
+}
+
+function parseDays(text: string, entry: string): Set<number> {
   if (text === '*') return new Set([0, 1, 2, 3, 4, 5, 6]);
-  const [a, b] = text.toLowerCase().split('-');
-  const from = DAYS.indexOf((a ?? '').slice(0, 3));
-  const to = b === undefined ? from : DAYS.indexOf(b.slice(0, 3));
-  if (from < 0 || to < 0) throw new InvalidArgumentError(`'${text}' is not a day or day range (Mon, Mon-Fri, *)`);
+  const [a = '', b, extra] = text.split('-');
+  for (const d of [a, ...(b === undefined ? [] : [b])]) {
+    if (dayIndex(d) < 0) throw new InvalidArgumentError(`calendar entry '${entry}': '${d}' is not a day (Mon … Sun, or a range like Mon-Fri, or *)`);
+  }
+  if (extra !== undefined) throw new InvalidArgumentError(`calendar entry '${entry}': '${text}' is not a day or day range (Mon, Mon-Fri, *)`);
+  const from = dayIndex(a);
+  const to = b === undefined ? from : dayIndex(b);
   const out = new Set<number>();
   for (let d = from; ; d = (d + 1) % 7) {
     out.add(d);
@@ -71,28 +82,45 @@ function parseDays(text: string): Set<number> {
   return out;
 }
 
-function parseClock(text: string): number {
+function parseClock(text: string, entry: string): number {
   const m = /^(\d{1,2}):(\d{2})$/.exec(text);
   const h = Number(m?.[1]);
   const min = Number(m?.[2]);
-  if (!m || h > 24 || min > 59 || (h === 24 && min > 0)) throw new InvalidArgumentError(`'${text}' is not a time (HH:MM)`);
+  if (!m || h > 24 || min > 59 || (h === 24 && min > 0)) {
+    throw new InvalidArgumentError(`calendar entry '${entry}': '${text}' is not a time from 00:00 to 24:00 (HH:MM)`);
+  }
   return h * 60 + min;
 }
 
+function entryRate(text: string, entry: string): number {
+  try {
+    return parseRate(text);
+  } catch (e) {
+    throw new InvalidArgumentError(`calendar entry '${entry}': ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Parses a weekly calendar. Throws InvalidArgumentError naming the entry and the piece of it
+ * that is wrong (an unknown day, a time outside 00:00–24:00, a rate that is not above zero).
+ */
 export function parseCalendar(text: string): RateCalendar {
   const entries: CalendarEntry[] = [];
   let otherwise = UNLIMITED;
   for (const raw of text.split(';').map((s) => s.trim()).filter(Boolean)) {
     const parts = raw.split(/\s+/);
     if (parts.length === 1 || (parts.length === 2 && parts[0] === '*')) {
-      otherwise = parseRate(parts[parts.length - 1] as string);
+      otherwise = entryRate(parts[parts.length - 1] as string, raw);
       continue;
     }
     if (parts.length !== 3) throw new InvalidArgumentError(`calendar entry '${raw}' should be 'DAYS HH:MM-HH:MM RATE' or '* RATE'`);
-    const [days, window, rate] = parts as [string, string, string];
-    const [from, to] = window.split('-');
-    if (from === undefined || to === undefined) throw new InvalidArgumentError(`'${window}' is not a time window (HH:MM-HH:MM)`);
-    entries.push({ days: parseDays(days), from: parseClock(from), to: parseClock(to), rate: parseRate(rate) });
+    const [daysText, window, rateText] = parts as [string, string, string];
+    const days = parseDays(daysText, raw);
+    const [from, to, extra] = window.split('-');
+    if (from === undefined || to === undefined || extra !== undefined) {
+      throw new InvalidArgumentError(`calendar entry '${raw}': '${window}' is not a time window (HH:MM-HH:MM)`);
+    }
+    entries.push({ days, from: parseClock(from, raw), to: parseClock(to, raw), rate: entryRate(rateText, raw) });
   }
   return { entries, otherwise, text };
 }

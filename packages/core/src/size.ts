@@ -30,6 +30,10 @@ export function parseSize(text: string): number {
     throw new InvalidArgumentError(`'${text}' is not a size (examples: 4096, 64K, 10G, 1T)`);
   }
   const bytes = Number(m[1]) * mult;
+  // 2^53 bytes (8 PiB) is where numbers stop being exact; the wire and the store use them.
+  if (bytes > Number.MAX_SAFE_INTEGER) {
+    throw new InvalidArgumentError(`'${text}' is too large: sizes and offsets must be below 2^53 bytes (8 PiB)`);
+  }
   if (!Number.isSafeInteger(bytes)) {
     throw new InvalidArgumentError(`'${text}' is not a whole number of bytes`);
   }

@@ -101,7 +101,8 @@ describe('block grid with offset', () => {
     for (let n = 0; n < 300; n++) {
       const blockSize = 2 ** (12 + Math.floor(rand() * 11));
       const gridOffset = rand() < 0.3 ? 0 : Math.floor(rand() * blockSize);
-      const size = 1 + Math.floor(rand() * 20 * blockSize);
+      // Whole sectors, as validateLayout requires.
+      const size = 512 * (1 + Math.floor((rand() * 20 * blockSize) / 512));
       const l = validateLayout({ size, blockSize, gridOffset });
       let at = 0;
       const blocks = allBlocks(l);
@@ -219,6 +220,7 @@ describe('validateBlockSize and validateLayout', () => {
     assert.throws(() => validateLayout({ ...ok, size: 0 }), InvalidArgumentError);
     assert.throws(() => validateLayout({ ...ok, size: -1 }), InvalidArgumentError);
     assert.throws(() => validateLayout({ ...ok, size: 1.5 }), InvalidArgumentError);
+    assert.throws(() => validateLayout({ ...ok, size: 1000 }), /disk size 1000 is not a whole number of 512-byte sectors/);
     assert.throws(() => validateLayout({ ...ok, gridOffset: -1 }), InvalidArgumentError);
     assert.throws(() => validateLayout({ ...ok, gridOffset: 64 * K }), InvalidArgumentError);
     assert.throws(() => validateLayout({ ...ok, gridOffset: 0.5 }), InvalidArgumentError);

@@ -11,6 +11,8 @@ import {
   ChunkCorruptError,
   ChunkMissingError,
   InvalidArgumentError,
+  LimitExceededError,
+  UnavailableError,
   NotFoundError,
   OutOfRangeError,
   VmferryError,
@@ -76,6 +78,12 @@ describe('errors', () => {
     assert.ok(!isVmferryError(new Error('x')));
     assert.equal(new OutOfRangeError('x').code, 'out-of-range');
     assert.equal(new VmferryError('unavailable', 'x', { retryable: true }).retryable, true);
+    // Defaults per code: only causes that can go away by themselves are retryable.
+    assert.equal(new UnavailableError('x').retryable, true);
+    assert.equal(new VmferryError('resource-exhausted', 'disk full').retryable, true);
+    assert.equal(new LimitExceededError('cap').retryable, false);
+    assert.equal(new ChunkCorruptError('ab'.repeat(32), 'x').retryable, false);
+    assert.equal(new VmferryError('data-loss', 'x', { retryable: true }).retryable, true);
     const nf = new NotFoundError('vm', 'web');
     assert.equal(nf.code, 'not-found');
     assert.match(nf.message, /vm 'web' not found/);

@@ -2,5 +2,6 @@ export * from './names.js';
 export * from './types.js';
 export { openCoordination, DUPLICATE_WINDOW_MS, LEADER_TTL_MS, type Coordination } from './coordination.js';
 export { publishJob, publishEvent, runWorker, MAX_DELIVER, BACKOFF_MS, type WorkerHandle } from './jobs.js';
+export { classifyFailure, type FailureClass } from './retry.js';
 export { LeaderLease } from './leader.js';
 export { traceHeaders, contextFrom } from './trace.js';

@@ -1,12 +1,14 @@
 /*
  * Publishing jobs and events, and consuming jobs: durable pull consumers with explicit ack,
- * redelivery with backoff (nak with a delay), and a dead-letter event after MAX_DELIVER tries.
+ * redelivery with backoff (nak with a delay) for transient failures, and a dead-letter event
+ * after MAX_DELIVER tries or at once for a final one (see retry.ts).
  */
 import { AckPolicy, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { Context } from '@opentelemetry/api';
 import type { Coordination } from './coordination.js';
 import { eventSubject, JOBS_STREAM } from './names.js';
+import { classifyFailure } from './retry.js';
 import { contextFrom, traceHeaders } from './trace.js';
 import type { EventKind, VmferryEvent } from './types.js';
 
@@ -36,8 +38,9 @@ export interface WorkerHandle {
 
 /**
  * Consumes `subject` with the durable consumer `durable`, calling `handle` for each job with
- * its trace context, at most `concurrency` at a time. Success acks; failure naks with backoff; the MAX_DELIVER-th failure
- * publishes job.dead-lettered and terminates the message.
+ * its trace context, at most `concurrency` at a time. Success acks; a transient failure naks
+ * with backoff; a final failure (bad input, DATA_LOSS, …) or the MAX_DELIVER-th transient one
+ * publishes job.dead-lettered (with the error's code and message) and terminates the message.
  */
 export async function runWorker<T>(
   c: Coordination,
@@ -72,8 +75,11 @@ export async function runWorker<T>(
     } catch (e) {
       onError(e, job);
       const tries = m.info.deliveryCount;
-      if (tries >= MAX_DELIVER) {
-        await publishEvent(c, 'job.dead-lettered', { subject: m.subject, tries, error: e instanceof Error ? e.message : String(e), job }).catch(() => undefined);
+      // A message that is not JSON never will be.
+      const failure = job === undefined ? { code: 'invalid-argument', retryable: false } : classifyFailure(e);
+      if (!failure.retryable || tries >= MAX_DELIVER) {
+        const error = e instanceof Error ? e.message : String(e);
+        await publishEvent(c, 'job.dead-lettered', { subject: m.subject, tries, code: failure.code, retryable: failure.retryable, error, job }).catch(() => undefined);
         // A bare +TERM: nats-server 2.9 ignores '+TERM <reason>' (reasons came in 2.10).
         m.term();
       } else {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { context, propagation, ROOT_CONTEXT, trace, TraceFlags, type Context, type SpanContext } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { ChunkCorruptError, InvalidArgumentError, LimitExceededError, UnavailableError } from '@vmferry/core';
 import { startNatsServer, type NatsServer } from '@vmferry/testkit';
 import {
   BACKOFF_MS,
@@ -206,6 +207,88 @@ describe('runWorker', () => {
     } finally {
       await w.stop();
     }
+  });
+});
+
+/** Waits for the job.dead-lettered event of `subject`. */
+async function deadLetterOf(subject: string): Promise<VmferryEvent> {
+  let event: VmferryEvent | undefined;
+  await waitFor(`the job.dead-lettered event of ${subject}`, async () => {
+    const m = await c.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject('job.dead-lettered') }).catch(() => null);
+    const e = m?.json<VmferryEvent>();
+    if (e?.['subject'] === subject) event = e;
+    return event !== undefined;
+  });
+  return event as VmferryEvent;
+}
+
+/** A gRPC ServiceError as grpc-js delivers it (status, details, metadata with the node's code). */
+function serviceError(code: number, details: string, meta: Record<string, string> = {}): Error {
+  const metadata = { get: (k: string): unknown[] => (k in meta ? [meta[k]] : []) };
+  return Object.assign(new Error(`${code} ${details}`), { code, details, metadata });
+}
+
+describe('runWorker: final failures are not retried', () => {
+  const finals: { name: string; error: () => Error; code: string }[] = [
+    { name: 'DATA_LOSS from a lying source', error: () => new ChunkCorruptError('ab'.repeat(32), 'hash mismatch'), code: 'data-loss' },
+    { name: 'INVALID_ARGUMENT', error: () => new InvalidArgumentError("size 5 of vDisk 0 is not whole 512-byte sectors"), code: 'invalid-argument' },
+    { name: 'the snapshot cap (RESOURCE_EXHAUSTED, a fixed limit)', error: () => new LimitExceededError('VM web has 1024 snapshots'), code: 'resource-exhausted' },
+    { name: 'a gRPC DATA_LOSS from the node', error: () => serviceError(15, 'chunk 1234 is corrupt', { 'vmferry-error-code': 'data-loss', 'vmferry-retryable': 'false' }), code: 'data-loss' },
+    { name: 'a gRPC INVALID_ARGUMENT without node metadata', error: () => serviceError(3, 'bad'), code: 'INVALID_ARGUMENT' },
+  ];
+  finals.forEach((f, i) => {
+    test(`${f.name}: tried once, dead-lettered at once with its code and message`, async () => {
+      const subject = `vmferry.jobs.test-final-${i}`;
+      const tries: number[] = [];
+      const thrown = f.error();
+      const w = await runWorker<TestJob>(c, `test-final-${i}`, subject, async (_job, _ctx, msg) => {
+        tries.push(msg.info.deliveryCount);
+        throw thrown;
+      });
+      try {
+        await publishJob(c, subject, { n: i }, `final-${i}`);
+        const event = await deadLetterOf(subject);
+        assert.equal(event['tries'], 1);
+        assert.equal(event['code'], f.code);
+        assert.equal(event['retryable'], false);
+        assert.equal(event['error'], thrown.message);
+        assert.deepEqual(event['job'], { n: i });
+        // Terminated at the server: nothing pending, gone from the work queue, so no 2nd try.
+        await waitFor('the term', async () => {
+          const ci = await c.jsm.consumers.info(JOBS_STREAM, `test-final-${i}`);
+          return ci.num_ack_pending === 0 && ci.num_pending === 0;
+        });
+        assert.equal(await messagesOn(subject), 0);
+        assert.deepEqual(tries, [1]);
+      } finally {
+        await w.stop();
+      }
+    });
+  });
+
+  const transients: { name: string; error: () => Error }[] = [
+    { name: 'UNAVAILABLE (core)', error: () => new UnavailableError('site siteA unreachable') },
+    { name: 'a gRPC UNAVAILABLE', error: () => serviceError(14, 'No connection established') },
+    { name: 'a socket error', error: () => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) },
+  ];
+  transients.forEach((t, i) => {
+    test(`${t.name}: retried, and acked when the retry succeeds`, async () => {
+      const subject = `vmferry.jobs.test-transient-${i}`;
+      const tries: number[] = [];
+      let acked = false;
+      const w = await runWorker<TestJob>(c, `test-transient-${i}`, subject, async (_job, _ctx, msg) => {
+        tries.push(msg.info.deliveryCount);
+        if (msg.info.deliveryCount === 1) throw t.error();
+        acked = true;
+      });
+      try {
+        await publishJob(c, subject, { n: i }, `transient-${i}`);
+        await waitFor('the 2nd delivery', () => acked);
+        assert.deepEqual(tries, [1, 2]);
+      } finally {
+        await w.stop();
+      }
+    });
   });
 });
 

@@ -15,3 +15,4 @@ export {
   type ReplicationSourceServer,
 } from './gen/vmferry/v1/replication.js';
 export { Empty } from './gen/google/protobuf/empty.js';
+export { findUnsafeInt64, requestTypeOf } from './unsafe-int64.js';

@@ -5,3 +5,4 @@ export { createTwoSiteNet, type TwoSiteNet } from './netns.js';
 export { MINT_CERTS, mintCerts, startSite, pairSites, seededBytes, writeDisk, exportSha, type Site } from './replication-sites.js';
 export { startDelayProxy, type DelayProxy } from './delay-proxy.js';
 export { startNatsServer, natsServerBinary, freePort, type NatsServer, type NatsOptions } from './nats-server.js';
+export { mintCertWithDates } from './odd-certs.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import type { SiteRecord } from '@vmferry/core';
+import { FailedPreconditionError, type SiteRecord } from '@vmferry/core';
 import { ReplicationSourceClient, StorageNodeClient } from '@vmferry/proto';
 import { boundTarget } from './bind-resolver.js';
 
@@ -19,7 +19,7 @@ export const PULL_WINDOW_BYTES = 16 * 1024 * 1024;
  * server checked against the site's identity, connections from `bindAddress` when given.
  */
 export function sourceClient(source: SiteRecord, tls: TlsFiles, bindAddress?: string): ReplicationSourceClient {
-  if (!source.replicationAddress) throw new Error(`site ${source.name} has no replication address`);
+  if (!source.replicationAddress) throw new FailedPreconditionError(`site ${source.name} has no replication address: set it with vmferry site add ${source.name} --replication HOST:PORT`);
   const creds = grpc.credentials.createSsl(readFileSync(tls.ca), readFileSync(tls.key), readFileSync(tls.cert));
   const { target, options } = boundTarget(source.replicationAddress, bindAddress || undefined);
   return new ReplicationSourceClient(target, creds, {

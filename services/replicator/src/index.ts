@@ -7,3 +7,4 @@ export { boundTarget } from './bind-resolver.js';
 export type { SourcePort, TargetPort, PutStream } from './ports.js';
 export { LinkThrottle } from './link-throttle.js';
 export { startReplicatorService, type ReplicatorServiceOptions } from './service.js';
+export { explainPeerFailure, type PeerContext } from './peer-errors.js';

@@ -8,10 +8,12 @@
 import Bottleneck from 'bottleneck';
 import { context, trace } from '@opentelemetry/api';
 import { openCoordination, publishEvent, replicateJobSubject, rpoKey, runWorker, type ReplicateJob, type ReplicationState, type WorkerHandle } from '@vmferry/nats';
+import { NotFoundError } from '@vmferry/core';
 import type { Site, StorageNodeClient, ListSnapshotsResponse, SiteList } from '@vmferry/proto';
 import { nodeClient, sourceClient, unary, type TlsFiles } from './clients.js';
 import { grpcSource, grpcTarget } from './grpc-ports.js';
 import { LinkThrottle } from './link-throttle.js';
+import { explainPeerFailure } from './peer-errors.js';
 import { replicateSnapshot } from './session.js';
 
 const tracer = trace.getTracer('vmferry-replicator');
@@ -41,7 +43,7 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
 
   const replicate = async (job: ReplicateJob): Promise<void> => {
     const src = (await sites(node)).find((s) => s.name === job.sourceSite);
-    if (!src) throw new Error(`site ${job.sourceSite} is not known at ${o.site}: add it with vmferry site add`);
+    if (!src) throw new NotFoundError('site', job.sourceSite, `site ${job.sourceSite} is not known at ${o.site}: add it with vmferry site add`);
     const throttle = new LinkThrottle(src.rate, async () => (await sites(node)).find((s) => s.name === job.sourceSite)?.rate ?? '').start();
     const client = sourceClient(src, o.tls, o.bindAddress || src.bindAddress || undefined);
     let lastProgress = 0;
@@ -81,6 +83,9 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
         seconds: result.seconds,
       });
       if (job.keep !== undefined) await remoteRetention(job.vmId, job.keep);
+    } catch (e) {
+      // A certificate problem is final and named (which site, which certificate, what to do).
+      throw explainPeerFailure(e, { peer: job.sourceSite, local: o.site, identity: src.identity, tls: o.tls }) ?? e;
     } finally {
       throttle.stop();
       client.close();

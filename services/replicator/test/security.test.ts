@@ -12,10 +12,8 @@ const MiB = 1024 * 1024;
 
 /*
  * Handshake refusals are checked twice: through the CLI (exits non-zero, commits nothing) and
- * through the replicator's client directly, for the gRPC status. The CLI cannot be asked for
- * the status: it reports every UNAVAILABLE, even a TLS refusal by the *source* endpoint, as
- * "cannot reach the storage node at <target node>" (packages/cli/src/client.ts describeError,
- * called from replicate-commands.ts with the target's address), which hides the real cause.
+ * through the replicator's client directly, for the gRPC status (the CLI prints a message
+ * naming the certificate problem instead: cert-errors.test.ts checks those).
  */
 async function getSnapshotError(site: SiteRecord, tls: { cert: string; key: string; ca: string }): Promise<grpc.ServiceError> {
   const { grpcSource, sourceClient } = await import('../src/index.js');

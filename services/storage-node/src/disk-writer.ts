@@ -91,6 +91,16 @@ export class ExtentWriter {
     return { bytesWritten: this.written, gridOffset: this.view.layout.gridOffset };
   }
 
+  /**
+   * Drops what is buffered and not yet dispatched (a stream that did not finish), waiting
+   * for batches in flight so nothing writes after the caller has answered.
+   */
+  async abandon(): Promise<void> {
+    this.pending = [];
+    this.pendingBytes = 0;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
   private async dispatch(final: boolean): Promise<void> {
     if (this.pendingBytes === 0) return;
     if (!this.alignmentChecked) await this.maybeAlign();

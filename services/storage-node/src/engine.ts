@@ -267,7 +267,7 @@ export class ImportSession {
   }
 
   async abort(): Promise<void> {
-    await this.writer?.end().catch(() => undefined);
+    await this.writer?.abandon();
     await this.engine.deleteVm(this.vm.id).catch(() => undefined);
   }
 }

@@ -20,6 +20,9 @@ export function toServiceError(e: unknown): Partial<ServiceError> {
   if (isVmferryError(e)) {
     const metadata = new Metadata();
     metadata.set('vmferry-error-code', e.code);
+    // The status alone cannot say it (RESOURCE_EXHAUSTED is a full disk or a fixed cap):
+    // job workers read this to decide between a retry and a dead letter.
+    metadata.set('vmferry-retryable', String(e.retryable));
     return { code: STATUS_OF[e.code], details: e.message, metadata };
   }
   const message = e instanceof Error ? e.message : String(e);

@@ -8,6 +8,7 @@ import { siteFromWire, siteToWire, snapshotFromWire, snapshotToWire, statsToWire
 import type { StorageEngine } from './engine.js';
 import { toServiceError } from './grpc-errors.js';
 import { bind, shutdown } from './grpc-listen.js';
+import { withSafeDecode } from './safe-decode.js';
 import { encodeExtent, type ExtentMessage } from './wire-extent.js';
 
 /** Largest message the node accepts; clients send data in ≤ 1 MiB pieces. */
@@ -41,18 +42,35 @@ export function storageNodeHandlers(engine: StorageEngine, replicationAddress?: 
       void (async () => {
         let session: Awaited<ReturnType<StorageEngine['beginImport']>> | undefined;
         try {
+          // Only the client's end marker commits: on a cancel, grpc-js can end this loop
+          // normally before `call.cancelled` is set, so "the loop ended" proves nothing.
+          let ended = false;
+          let dataBytes = 0;
           for await (const msg of call as AsyncIterable<import('@vmferry/proto').ImportVmRequest>) {
             const kind = msg.kind;
+            if (ended) throw new InvalidArgumentError('import stream sent a message after its end marker');
             if (kind?.$case === 'header') {
               if (session) throw new InvalidArgumentError('import stream sent a second header');
               session = await engine.beginImport({ name: kind.value.name, disks: kind.value.disks, hypervisorConfig: kind.value.hypervisorConfig });
             } else if (kind?.$case === 'data') {
               if (!session) throw new InvalidArgumentError('import stream must start with a header');
               await session.write(kind.value.diskIndex, kind.value.offset, kind.value.data);
+              dataBytes += kind.value.data.length;
+            } else if (kind?.$case === 'end') {
+              if (!session) throw new InvalidArgumentError('import stream must start with a header');
+              if (kind.value.dataBytes !== dataBytes) {
+                throw new InvalidArgumentError(`import of VM '${session.vm.name}': end marker declares dataBytes ${kind.value.dataBytes}, the stream carried ${dataBytes}`);
+              }
+              ended = true;
             }
           }
           if (!session) throw new InvalidArgumentError('import stream was empty');
-          if (call.cancelled) throw new InvalidArgumentError('import cancelled by the client');
+          if (call.cancelled) throw new InvalidArgumentError(`import of VM '${session.vm.name}' cancelled by the client`);
+          if (!ended) {
+            throw new InvalidArgumentError(
+              `import of VM '${session.vm.name}' ended without its end marker (cancelled, or a client older than the end marker); nothing was committed`,
+            );
+          }
           callback(null, vmOut(await session.finish()));
         } catch (e) {
           await session?.abort();
@@ -70,22 +88,35 @@ export function storageNodeHandlers(engine: StorageEngine, replicationAddress?: 
 
     writeDisk: (call, callback) => {
       void (async () => {
+        let writer: ReturnType<StorageEngine['openWriter']> | undefined;
         try {
-          let writer: ReturnType<StorageEngine['openWriter']> | undefined;
+          let declared = 0;
+          let received = 0;
           for await (const msg of call as AsyncIterable<import('@vmferry/proto').WriteDiskRequest>) {
             const kind = msg.kind;
             if (kind?.$case === 'header') {
               if (writer) throw new InvalidArgumentError('write stream sent a second header');
               writer = engine.openWriter(kind.value.vm, kind.value.diskIndex, kind.value.offset, kind.value.length);
+              declared = kind.value.length;
             } else if (kind?.$case === 'data') {
               if (!writer) throw new InvalidArgumentError('write stream must start with a header');
+              received += kind.value.length;
+              if (declared > 0 && received > declared) throw new InvalidArgumentError(`write stream carried more than its declared length ${declared}`);
               await writer.write(kind.value);
             }
           }
           if (!writer) throw new InvalidArgumentError('write stream was empty');
+          // A cancel can end the loop like a half-close; a declared length tells them apart.
+          // The undispatched tail is dropped; batches already committed stay (a live disk
+          // write is not atomic, like a power cut during a write to a real disk).
+          if (call.cancelled || (declared > 0 && received !== declared)) {
+            await writer.abandon();
+            throw new InvalidArgumentError(`write stream ended after ${received} of its declared length ${declared} bytes; the tail was not written`);
+          }
           const r = await writer.end();
           callback(null, { bytesWritten: r.bytesWritten, gridOffset: r.gridOffset });
         } catch (e) {
+          await writer?.abandon().catch(() => undefined);
           callback(toServiceError(e));
         }
       })();
@@ -249,7 +280,8 @@ export async function startGrpcServer(engine: StorageEngine, address: string, re
     'grpc.max_send_message_length': MAX_RECEIVE_MESSAGE_BYTES,
   });
   const service = { ...StorageNodeService, readDisk: { ...StorageNodeService.readDisk, responseSerialize: encodeExtent } };
-  server.addService(service, storageNodeHandlers(engine, replicationAddress));
+  const safe = withSafeDecode('vmferry.v1.StorageNode', service, storageNodeHandlers(engine, replicationAddress));
+  server.addService(safe.definition, safe.handlers);
   const port = await bind(server, address, grpc.ServerCredentials.createInsecure());
   raiseReceiveWindow(server);
   return { server, port, stop: () => shutdown(server) };

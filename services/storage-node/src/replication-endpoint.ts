@@ -14,6 +14,7 @@ import { snapshotToWire, vmToWire } from './convert.js';
 import type { StorageEngine } from './engine.js';
 import { toServiceError } from './grpc-errors.js';
 import { bind, shutdown } from './grpc-listen.js';
+import { withSafeDecode } from './safe-decode.js';
 
 /** Largest ChunkBatch message sent (the client's default receive limit is 4 MiB). */
 const BATCH_BYTES = 2 * 1024 * 1024;
@@ -206,7 +207,8 @@ export interface StartedEndpoint {
 export async function startReplicationEndpoint(engine: StorageEngine, address: string, tls: EndpointTls): Promise<StartedEndpoint> {
   const [cert, key, ca] = await Promise.all([readFile(tls.certFile), readFile(tls.keyFile), readFile(tls.caFile)]);
   const server = new grpc.Server({ 'grpc.max_send_message_length': 8 * 1024 * 1024 });
-  server.addService(ReplicationSourceService, replicationHandlers(engine));
+  const safe = withSafeDecode('vmferry.v1.ReplicationSource', ReplicationSourceService, replicationHandlers(engine));
+  server.addService(safe.definition, safe.handlers);
   const creds = grpc.ServerCredentials.createSsl(ca, [{ private_key: key, cert_chain: cert }], true);
   const port = await bind(server, address, creds);
   return { port, stop: () => shutdown(server) };

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, NotFoundError, validateVmName, type SiteRecord } from '@vmferry/core';
+import { InvalidArgumentError, NotFoundError, parseCalendar, validateVmName, type SiteRecord } from '@vmferry/core';
 import { keys } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 
@@ -16,6 +16,14 @@ export function validateSite(site: SiteRecord): SiteRecord {
   if (site.nodeAddress && !ADDRESS.test(site.nodeAddress)) problems.push(`node address '${site.nodeAddress}' must be HOST:PORT`);
   if (!site.replicationAddress && !site.nodeAddress && !site.identity) {
     problems.push('a site needs a replication address (to pull from it), a node address (to replicate to it) or a certificate identity (to let it pull from here)');
+  }
+  // The replicator parses the calendar on every transfer: refuse a bad one here, not there.
+  if (site.rate) {
+    try {
+      parseCalendar(site.rate);
+    } catch (e) {
+      problems.push(`rate: ${(e as Error).message}`);
+    }
   }
   if (site.replicationAddress && !site.identity) problems.push('a site with a replication address needs its certificate identity (--identity)');
   if (problems.length > 0) throw new InvalidArgumentError(`bad site '${site.name}': ${problems.join('; ')}`);

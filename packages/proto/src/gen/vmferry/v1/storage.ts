@@ -98,7 +98,17 @@ export interface CreateVmRequest {
 }
 
 export interface ImportVmRequest {
-  kind?: { $case: "header"; value: CreateVmRequest } | { $case: "data"; value: ImportData } | undefined;
+  kind?: { $case: "header"; value: CreateVmRequest } | { $case: "data"; value: ImportData } | //
+  /**
+   * Sent last: the import is committed only on this marker. A stream that ends without
+   * it (a cancel, a crash, an older client) is refused and leaves no VM.
+   */
+  { $case: "end"; value: ImportEnd } | undefined;
+}
+
+export interface ImportEnd {
+  /** Sum of the data bytes the client sent (all ImportData.data lengths): checked by the node. */
+  dataBytes: number;
 }
 
 export interface ImportData {
@@ -1359,6 +1369,9 @@ export const ImportVmRequest: MessageFns<ImportVmRequest> = {
       case "data":
         ImportData.encode(message.kind.value, writer.uint32(18).fork()).join();
         break;
+      case "end":
+        ImportEnd.encode(message.kind.value, writer.uint32(26).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1392,6 +1405,14 @@ export const ImportVmRequest: MessageFns<ImportVmRequest> = {
             message.kind = { $case: "data", value: ImportData.decode(reader, reader.uint32()) };
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = { $case: "end", value: ImportEnd.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1410,6 +1431,8 @@ export const ImportVmRequest: MessageFns<ImportVmRequest> = {
         ? { $case: "header", value: CreateVmRequest.fromJSON(object.header) }
         : isSet(object.data)
         ? { $case: "data", value: ImportData.fromJSON(object.data) }
+        : isSet(object.end)
+        ? { $case: "end", value: ImportEnd.fromJSON(object.end) }
         : undefined,
     };
   },
@@ -1420,6 +1443,8 @@ export const ImportVmRequest: MessageFns<ImportVmRequest> = {
       obj.header = CreateVmRequest.toJSON(message.kind.value);
     } else if (message.kind?.$case === "data") {
       obj.data = ImportData.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "end") {
+      obj.end = ImportEnd.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -1442,7 +1467,86 @@ export const ImportVmRequest: MessageFns<ImportVmRequest> = {
         }
         break;
       }
+      case "end": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "end", value: ImportEnd.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseImportEnd(): ImportEnd {
+  return { dataBytes: 0 };
+}
+
+export const ImportEnd: MessageFns<ImportEnd> = {
+  encode(message: ImportEnd, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.dataBytes !== 0) {
+      writer.uint32(8).uint64(message.dataBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportEnd {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportEnd();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.dataBytes = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImportEnd {
+    return {
+      dataBytes: isSet(object.dataBytes)
+        ? globalThis.Number(object.dataBytes)
+        : isSet(object.data_bytes)
+        ? globalThis.Number(object.data_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: ImportEnd): unknown {
+    const obj: any = {};
+    if (message.dataBytes !== 0) {
+      obj.dataBytes = Math.round(message.dataBytes);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ImportEnd>): ImportEnd {
+    return ImportEnd.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ImportEnd>): ImportEnd {
+    const message = createBaseImportEnd();
+    message.dataBytes = object.dataBytes ?? 0;
     return message;
   },
 };
