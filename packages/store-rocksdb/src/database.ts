@@ -3,6 +3,17 @@ import { join } from 'node:path';
 import RocksDB from 'rocksdb-native';
 import { FailedPreconditionError } from '@vmferry/core';
 import { FORMAT_VERSION, metaKey } from './keys.js';
+import { explainOpenFailure } from './open-failure.js';
+
+/** RocksDB's WALRecoveryMode values (rocksdb-native's constants.walRecoveryMode). */
+export const WalRecovery = { TOLERATE_TORN_TAIL: 0, POINT_IN_TIME: 2, SKIP_ANY: 3 } as const;
+
+/** How to open: only `--recover-wal` uses anything but the defaults. */
+export interface OpenMode {
+  /** Default TOLERATE_TORN_TAIL: refuse on a damaged record, accept a truncated un-synced tail. */
+  readonly walRecovery?: (typeof WalRecovery)[keyof typeof WalRecovery];
+  readonly readOnly?: boolean;
+}
 
 /** The writes a commit may stage (a subset of rocksdb-native's batch, typed here for callers). */
 export interface WriteBatch {
@@ -20,6 +31,12 @@ export interface WriteBatch {
  * WAL file. WAL writes are sequential, so every earlier write (the chunks the snapshot
  * references) is on disk once that returns. A plain process kill loses nothing either way:
  * the WAL is in the OS page cache.
+ *
+ * Damage: RocksDB's default WAL recovery (point in time) stops at a damaged record and
+ * silently drops it and every later commit, durable or not. We open with
+ * kTolerateCorruptedTailRecords instead: a record cut short at the end of the log (an
+ * un-synced tail lost in a power cut, never reported durable) is dropped, but a record that
+ * fails its checksum anywhere refuses the open with a StoreDamagedError naming the file.
  */
 export class Database {
   private constructor(
@@ -27,7 +44,7 @@ export class Database {
     readonly db: RocksDB,
   ) {}
 
-  static async open(path: string): Promise<Database> {
+  static async open(path: string, mode: OpenMode = {}): Promise<Database> {
     // Chunks (KiB-sized values) go to blob files: compaction then moves small keys, not
     // chunk bytes, which keeps ingest near disk speed (values are already compressed).
     const db = new RocksDB(path, {
@@ -36,13 +53,19 @@ export class Database {
       minBlobSize: 2048,
       blobFileSize: 256 * 1024 * 1024,
       writeBufferSize: 128 * 1024 * 1024,
+      walRecoveryMode: mode.walRecovery ?? WalRecovery.TOLERATE_TORN_TAIL,
+      readOnly: mode.readOnly ?? false,
     });
-    await db.ready();
+    try {
+      await db.ready();
+    } catch (e) {
+      throw await explainOpenFailure(path, e);
+    }
     const d = new Database(path, db);
     const version = await db.get(metaKey('format'));
-    if (version === null) {
+    if (version === null && mode.readOnly !== true) {
       await d.commit((b) => b.tryPut(metaKey('format'), Buffer.from(String(FORMAT_VERSION))), { durable: true });
-    } else if (Number(version.toString()) !== FORMAT_VERSION) {
+    } else if (version !== null && Number(version.toString()) !== FORMAT_VERSION) {
       await db.close();
       throw new FailedPreconditionError(
         `data folder ${path} has format version ${version.toString()}; this build reads version ${FORMAT_VERSION}`,
