@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import RocksDB from 'rocksdb-native';
-import { FailedPreconditionError } from '@vmferry/core';
+import { FailedPreconditionError, StoreDamagedError } from '@vmferry/core';
 import { FORMAT_VERSION, metaKey } from './keys.js';
 import { explainOpenFailure } from './open-failure.js';
 
@@ -42,7 +42,14 @@ export class Database {
   private constructor(
     readonly path: string,
     readonly db: RocksDB,
+    private readonly readOnly: boolean,
   ) {}
+
+  /** A read RocksDB refused for damage (a block or blob checksum) becomes DATA_LOSS naming the file. */
+  private damaged(e: unknown): unknown {
+    if (!(e instanceof Error) || !/checksum|corrupt/i.test(e.message)) return e;
+    return new StoreDamagedError(`data directory ${this.path}: a database file is damaged: ${e.message}`, { cause: e });
+  }
 
   static async open(path: string, mode: OpenMode = {}): Promise<Database> {
     // Chunks (KiB-sized values) go to blob files: compaction then moves small keys, not
@@ -61,7 +68,7 @@ export class Database {
     } catch (e) {
       throw await explainOpenFailure(path, e);
     }
-    const d = new Database(path, db);
+    const d = new Database(path, db, mode.readOnly === true);
     const version = await db.get(metaKey('format'));
     if (version === null && mode.readOnly !== true) {
       await d.commit((b) => b.tryPut(metaKey('format'), Buffer.from(String(FORMAT_VERSION))), { durable: true });
@@ -105,21 +112,34 @@ export class Database {
       const promises = keys.map((k) => batch.get(k));
       batch.tryFlush();
       return await Promise.all(promises);
+    } catch (e) {
+      throw this.damaged(e);
     } finally {
       batch.destroy();
     }
   }
 
   get(key: Buffer): Promise<Buffer | null> {
-    return this.db.get(key);
+    return this.db.get(key).catch((e: unknown) => {
+      throw this.damaged(e);
+    });
   }
 
   /** Entries of `range` in key order; `capacity` entries are read per native call. */
   async *entries(range: { gte: Buffer; lt: Buffer }, values = true, capacity = 256): AsyncGenerator<{ key: Buffer; value: Buffer }> {
-    for await (const e of this.db.iterator(range, { values, capacity })) yield e;
+    try {
+      for await (const e of this.db.iterator(range, { values, capacity })) yield e;
+    } catch (e) {
+      throw this.damaged(e);
+    }
   }
 
+  /**
+   * Flushes the memtable first: a clean stop then leaves every commit in table and blob
+   * files (checksummed per block, verified on read) rather than only in the WAL.
+   */
   async close(): Promise<void> {
+    if (!this.readOnly) await this.db.flush();
     await this.db.close();
   }
 }

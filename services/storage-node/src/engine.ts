@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { checkExtent, FailedPreconditionError, InvalidArgumentError, parseRef, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
+import { checkExtent, FailedPreconditionError, InvalidArgumentError, parseRef, StoreDamagedError, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
 import { Catalog, ChunkStore, CodecPool, Database } from '@vmferry/store-rocksdb';
 import { EngineContext, type EngineOptions } from './context.js';
 import { readExtents, snapshotView, type Extent } from './disk-reader.js';
@@ -35,7 +35,11 @@ export class StorageEngine {
       ...(options.codecThreads === undefined ? {} : { threads: options.codecThreads }),
       ...(options.zstdLevel === undefined ? {} : { zstdLevel: options.zstdLevel }),
     });
-    const catalog = await Catalog.load(db);
+    const catalog = await loadCatalog(db, options.dataDir).catch(async (e: unknown) => {
+      await pool.close();
+      await db.close();
+      throw e;
+    });
     const ctx = new EngineContext(
       db,
       new ChunkStore(db, pool),
@@ -214,6 +218,22 @@ export class StorageEngine {
 
   verify(onProgress?: (checked: number) => void): Promise<VerifyReport> {
     return verifyStore(this.ctx, onProgress);
+  }
+}
+
+/**
+ * The VM and snapshot records. If RocksDB cannot read them all, the node refuses to start:
+ * listing fewer snapshots than it holds would look like they were deleted.
+ */
+async function loadCatalog(db: Database, dataDir: string): Promise<Catalog> {
+  try {
+    return await Catalog.load(db);
+  } catch (e) {
+    throw new StoreDamagedError(
+      `data directory ${dataDir}: the catalog (VM and snapshot records) cannot be read: ${e instanceof Error ? e.message : String(e)}. ` +
+        `The node refuses to start rather than list fewer VMs or snapshots than it holds; restore the directory from a backup or re-replicate its VMs from another site`,
+      { cause: e },
+    );
   }
 }
 
