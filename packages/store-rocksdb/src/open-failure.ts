@@ -16,15 +16,19 @@ export interface WalDamage {
 
 const DROPPING = /\] (\S+\.log): dropping (\d+) bytes; (.*)$/;
 
-/** The WAL damage RocksDB logged during its latest open attempt of `dir` (empty when none). */
+/** The WAL damage RocksDB logged during its latest open attempt of `dir`, per file (empty when none). */
 export async function walDamageFromLog(dir: string): Promise<WalDamage[]> {
   const log = await readFile(join(dir, 'LOG'), 'utf8').catch(() => '');
-  const found: WalDamage[] = [];
+  // RocksDB logs one line per skipped stretch; one entry per file: its first reason, total bytes.
+  const byFile = new Map<string, WalDamage>();
   for (const line of log.split('\n')) {
     const m = DROPPING.exec(line);
-    if (m) found.push({ file: m[1] as string, droppedBytes: Number(m[2]), reason: m[3] as string });
+    if (!m) continue;
+    const file = m[1] as string;
+    const seen = byFile.get(file);
+    byFile.set(file, { file, droppedBytes: (seen?.droppedBytes ?? 0) + Number(m[2]), reason: seen?.reason ?? (m[3] as string) });
   }
-  return found;
+  return [...byFile.values()];
 }
 
 /** The command that discards damaged WAL records and lists what they held. */
