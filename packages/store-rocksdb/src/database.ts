@@ -4,6 +4,7 @@ import RocksDB from 'rocksdb-native';
 import { FailedPreconditionError, StoreDamagedError } from '@vmferry/core';
 import { FORMAT_VERSION, metaKey } from './keys.js';
 import { explainOpenFailure } from './open-failure.js';
+import { asStorageFull, freeBytes, FULL_BELOW_BYTES, storageFull } from './storage-full.js';
 
 /** RocksDB's WALRecoveryMode values (rocksdb-native's constants.walRecoveryMode). */
 export const WalRecovery = { TOLERATE_TORN_TAIL: 0, POINT_IN_TIME: 2, SKIP_ANY: 3 } as const;
@@ -37,13 +38,26 @@ export interface WriteBatch {
  * kTolerateCorruptedTailRecords instead: a record cut short at the end of the log (an
  * un-synced tail lost in a power cut, never reported durable) is dropped, but a record that
  * fails its checksum anywhere refuses the open with a StoreDamagedError naming the file.
+ *
+ * Full disk: a write that fails on a full filesystem throws StorageFullError (naming the
+ * directory and free bytes). RocksDB then refuses all writes until Resume(), which
+ * rocksdb-native does not expose, so the next write after space is back closes and reopens
+ * the instance (the WAL replays every committed write) before it goes ahead.
  */
 export class Database {
+  /** A write failed on a full disk: reopen before the next one. */
+  private full = false;
+  private reopening: Promise<void> | undefined;
+
   private constructor(
     readonly path: string,
-    readonly db: RocksDB,
-    private readonly readOnly: boolean,
+    private db: RocksDB,
+    private readonly mode: OpenMode,
   ) {}
+
+  private get readOnly(): boolean {
+    return this.mode.readOnly === true;
+  }
 
   /** A read RocksDB refused for damage (a block or blob checksum) becomes DATA_LOSS naming the file. */
   private damaged(e: unknown): unknown {
@@ -52,23 +66,8 @@ export class Database {
   }
 
   static async open(path: string, mode: OpenMode = {}): Promise<Database> {
-    // Chunks (KiB-sized values) go to blob files: compaction then moves small keys, not
-    // chunk bytes, which keeps ingest near disk speed (values are already compressed).
-    const db = new RocksDB(path, {
-      maxBackgroundJobs: 4,
-      enableBlobFiles: true,
-      minBlobSize: 2048,
-      blobFileSize: 256 * 1024 * 1024,
-      writeBufferSize: 128 * 1024 * 1024,
-      walRecoveryMode: mode.walRecovery ?? WalRecovery.TOLERATE_TORN_TAIL,
-      readOnly: mode.readOnly ?? false,
-    });
-    try {
-      await db.ready();
-    } catch (e) {
-      throw await explainOpenFailure(path, e);
-    }
-    const d = new Database(path, db, mode.readOnly === true);
+    const db = await openRocks(path, mode);
+    const d = new Database(path, db, mode);
     const version = await db.get(metaKey('format'));
     if (version === null && mode.readOnly !== true) {
       await d.commit((b) => b.tryPut(metaKey('format'), Buffer.from(String(FORMAT_VERSION))), { durable: true });
@@ -83,15 +82,38 @@ export class Database {
 
   /** Builds a batch with `fill` and writes it atomically; `durable` also syncs the WAL. */
   async commit(fill: (batch: WriteBatch) => void, options: { durable?: boolean } = {}): Promise<void> {
+    if (this.full) await this.resumeAfterFull();
     const batch = this.db.write({ capacity: 64 });
     try {
       fill(batch);
       await batch.flush();
+      if (options.durable) await this.syncWal();
+    } catch (e) {
+      throw await this.writeFailed(e);
     } finally {
       // An undestroyed batch keeps close() from resolving (STACK.md).
       batch.destroy();
     }
-    if (options.durable) await this.syncWal();
+  }
+
+  private async writeFailed(e: unknown): Promise<unknown> {
+    const mapped = await asStorageFull(this.path, e);
+    if (mapped !== e) this.full = true;
+    return mapped;
+  }
+
+  /** Reopens RocksDB once space is back (one reopen for all callers waiting on it). */
+  private async resumeAfterFull(): Promise<void> {
+    this.reopening ??= (async () => {
+      const free = await freeBytes(this.path);
+      if (free !== undefined && free < FULL_BELOW_BYTES) throw storageFull(this.path, free);
+      await this.db.close();
+      this.db = await openRocks(this.path, this.mode);
+      this.full = false;
+    })().finally(() => {
+      this.reopening = undefined;
+    });
+    await this.reopening;
   }
 
   private async syncWal(): Promise<void> {
@@ -139,7 +161,28 @@ export class Database {
    * files (checksummed per block, verified on read) rather than only in the WAL.
    */
   async close(): Promise<void> {
-    if (!this.readOnly) await this.db.flush();
+    // A flush that fails (a full disk) loses nothing: the WAL still holds every write.
+    if (!this.readOnly) await this.db.flush().catch(() => undefined);
     await this.db.close();
   }
+}
+
+async function openRocks(path: string, mode: OpenMode): Promise<RocksDB> {
+  // Chunks (KiB-sized values) go to blob files: compaction then moves small keys, not
+  // chunk bytes, which keeps ingest near disk speed (values are already compressed).
+  const db = new RocksDB(path, {
+    maxBackgroundJobs: 4,
+    enableBlobFiles: true,
+    minBlobSize: 2048,
+    blobFileSize: 256 * 1024 * 1024,
+    writeBufferSize: 128 * 1024 * 1024,
+    walRecoveryMode: mode.walRecovery ?? WalRecovery.TOLERATE_TORN_TAIL,
+    readOnly: mode.readOnly ?? false,
+  });
+  try {
+    await db.ready();
+  } catch (e) {
+    throw await explainOpenFailure(path, e);
+  }
+  return db;
 }
