@@ -48,7 +48,11 @@ export class StorageEngine {
       createNodeMetrics(),
     );
     const engine = new StorageEngine(ctx);
-    await engine.recover();
+    // A failed start-up must release the codec threads and RocksDB, or the process never exits.
+    await engine.recover().catch(async (e: unknown) => {
+      await engine.close().catch(() => undefined);
+      throw e;
+    });
     return engine;
   }
 
