@@ -80,9 +80,15 @@ export function registerCommands(program: Command): void {
     .option('--tls-key <file>', "this site's private key (PEM)")
     .option('--tls-ca <file>', 'the CA that signs peer sites (PEM)')
     .option('--hypervisors <file>', 'JSON: per VM name (or "*") a quiesce adapter: {"type":"qmp","socket":…} or {"type":"exec","freeze":…,"thaw":…}')
-    .action(async (opts: { data: string; listen: string; site?: string; maxSnapshots?: string; prometheusPort?: string; replicationListen?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string; hypervisors?: string }, cmd: Command) => {
+    .option('--recover-wal', 'do not start: discard a damaged write-ahead log tail, print the VMs and snapshots lost, exit')
+    .action(async (opts: { data: string; listen: string; recoverWal?: boolean; site?: string; maxSnapshots?: string; prometheusPort?: string; replicationListen?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string; hypervisors?: string }, cmd: Command) => {
       // --nats is global (the coordination commands share it): named here, the node joins NATS.
-      const { nats } = cmd.optsWithGlobals<{ nats?: string }>();
+      const { nats, json } = cmd.optsWithGlobals<{ nats?: string; json?: boolean }>();
+      if (opts.recoverWal) {
+        const { recoverWalCommand } = await import('./recover-wal.js');
+        await recoverWalCommand(opts.data, json === true);
+        return;
+      }
       const { configFromEnv, runStorageNode } = await import('@vmferry/storage-node');
       const config = configFromEnv({
         dataDir: opts.data,

@@ -116,6 +116,26 @@ export class ChunkCorruptError extends VmferryError {
   }
 }
 
+/**
+ * Thrown when the node's database files are damaged (a WAL record, table, blob or MANIFEST
+ * fails its checksum): the message names the file and what the operator can do.
+ */
+export class StoreDamagedError extends VmferryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('data-loss', message, options);
+  }
+}
+
+/**
+ * Thrown when a write fails because the data directory's filesystem is full. Retryable: the
+ * node resumes writing by itself once space is freed.
+ */
+export class StorageFullError extends VmferryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('resource-exhausted', message, { ...options, retryable: true });
+  }
+}
+
 export function isVmferryError(e: unknown): e is VmferryError {
   return e instanceof VmferryError;
 }

@@ -1,9 +1,21 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import RocksDB from 'rocksdb-native';
-import { FailedPreconditionError } from '@vmferry/core';
+import { FailedPreconditionError, StoreDamagedError } from '@vmferry/core';
 import { upgradeV1ToV2 } from './format-upgrade.js';
 import { FORMAT_VERSION, metaKey } from './keys.js';
+import { explainOpenFailure } from './open-failure.js';
+import { asStorageFull, freeBytes, FULL_BELOW_BYTES, storageFull } from './storage-full.js';
+
+/** RocksDB's WALRecoveryMode values (rocksdb-native's constants.walRecoveryMode). */
+export const WalRecovery = { TOLERATE_TORN_TAIL: 0, POINT_IN_TIME: 2, SKIP_ANY: 3 } as const;
+
+/** How to open: only `--recover-wal` uses anything but the defaults. */
+export interface OpenMode {
+  /** Default TOLERATE_TORN_TAIL: refuse on a damaged record, accept a truncated un-synced tail. */
+  readonly walRecovery?: (typeof WalRecovery)[keyof typeof WalRecovery];
+  readonly readOnly?: boolean;
+}
 
 /** The writes a commit may stage (a subset of rocksdb-native's batch, typed here for callers). */
 export interface WriteBatch {
@@ -21,31 +33,50 @@ export interface WriteBatch {
  * WAL file. WAL writes are sequential, so every earlier write (the chunks the snapshot
  * references) is on disk once that returns. A plain process kill loses nothing either way:
  * the WAL is in the OS page cache.
+ *
+ * Damage: RocksDB's default WAL recovery (point in time) stops at a damaged record and
+ * silently drops it and every later commit, durable or not. We open with
+ * kTolerateCorruptedTailRecords instead: a record cut short at the end of the log (an
+ * un-synced tail lost in a power cut, never reported durable) is dropped, but a record that
+ * fails its checksum anywhere refuses the open with a StoreDamagedError naming the file.
+ *
+ * Full disk: a write that fails on a full filesystem throws StorageFullError (naming the
+ * directory and free bytes). RocksDB then refuses all writes until Resume(), which
+ * rocksdb-native does not expose, so the next write after space is back closes and reopens
+ * the instance (the WAL replays every committed write) before it goes ahead.
  */
 export class Database {
+  /** A write failed on a full disk: reopen before the next one. */
+  private full = false;
+  private reopening: Promise<void> | undefined;
+
   private constructor(
     readonly path: string,
-    readonly db: RocksDB,
+    private db: RocksDB,
+    private readonly mode: OpenMode,
   ) {}
 
-  static async open(path: string): Promise<Database> {
-    // Chunks (KiB-sized values) go to blob files: compaction then moves small keys, not
-    // chunk bytes, which keeps ingest near disk speed (values are already compressed).
-    const db = new RocksDB(path, {
-      maxBackgroundJobs: 4,
-      enableBlobFiles: true,
-      minBlobSize: 2048,
-      blobFileSize: 256 * 1024 * 1024,
-      writeBufferSize: 128 * 1024 * 1024,
-    });
-    await db.ready();
-    const d = new Database(path, db);
+  private get readOnly(): boolean {
+    return this.mode.readOnly === true;
+  }
+
+  /** A read RocksDB refused for damage (a block or blob checksum) becomes DATA_LOSS naming the file. */
+  private damaged(e: unknown): unknown {
+    if (!(e instanceof Error) || !/checksum|corrupt/i.test(e.message)) return e;
+    return new StoreDamagedError(`data directory ${this.path}: a database file is damaged: ${e.message}`, { cause: e });
+  }
+
+  static async open(path: string, mode: OpenMode = {}): Promise<Database> {
+    const db = await openRocks(path, mode);
+    const d = new Database(path, db, mode);
     const version = await db.get(metaKey('format'));
-    if (version === null) {
+    if (version === null && mode.readOnly !== true) {
       await d.commit((b) => b.tryPut(metaKey('format'), Buffer.from(String(FORMAT_VERSION))), { durable: true });
-    } else if (Number(version.toString()) === 1 && FORMAT_VERSION === 2) {
+    } else if (version !== null && Number(version.toString()) === 1 && FORMAT_VERSION === 2 && mode.readOnly !== true) {
       await upgradeV1ToV2(d);
-    } else if (Number(version.toString()) !== FORMAT_VERSION) {
+    } else if (version !== null && Number(version.toString()) === 1 && mode.readOnly === true) {
+      // A read-only open (WAL recovery's first look) reads only records, the same in both versions.
+    } else if (version !== null && Number(version.toString()) !== FORMAT_VERSION) {
       await db.close();
       throw new FailedPreconditionError(
         `data folder ${path} has format version ${version.toString()}; this build reads version ${FORMAT_VERSION}`,
@@ -56,15 +87,38 @@ export class Database {
 
   /** Builds a batch with `fill` and writes it atomically; `durable` also syncs the WAL. */
   async commit(fill: (batch: WriteBatch) => void, options: { durable?: boolean } = {}): Promise<void> {
+    if (this.full) await this.resumeAfterFull();
     const batch = this.db.write({ capacity: 64 });
     try {
       fill(batch);
       await batch.flush();
+      if (options.durable) await this.syncWal();
+    } catch (e) {
+      throw await this.writeFailed(e);
     } finally {
       // An undestroyed batch keeps close() from resolving (docs/design.md, library facts).
       batch.destroy();
     }
-    if (options.durable) await this.syncWal();
+  }
+
+  private async writeFailed(e: unknown): Promise<unknown> {
+    const mapped = await asStorageFull(this.path, e);
+    if (mapped !== e) this.full = true;
+    return mapped;
+  }
+
+  /** Reopens RocksDB once space is back (one reopen for all callers waiting on it). */
+  private async resumeAfterFull(): Promise<void> {
+    this.reopening ??= (async () => {
+      const free = await freeBytes(this.path);
+      if (free !== undefined && free < FULL_BELOW_BYTES) throw storageFull(this.path, free);
+      await this.db.close();
+      this.db = await openRocks(this.path, this.mode);
+      this.full = false;
+    })().finally(() => {
+      this.reopening = undefined;
+    });
+    await this.reopening;
   }
 
   private async syncWal(): Promise<void> {
@@ -85,21 +139,55 @@ export class Database {
       const promises = keys.map((k) => batch.get(k));
       batch.tryFlush();
       return await Promise.all(promises);
+    } catch (e) {
+      throw this.damaged(e);
     } finally {
       batch.destroy();
     }
   }
 
   get(key: Buffer): Promise<Buffer | null> {
-    return this.db.get(key);
+    return this.db.get(key).catch((e: unknown) => {
+      throw this.damaged(e);
+    });
   }
 
   /** Entries of `range` in key order; `capacity` entries are read per native call. */
   async *entries(range: { gte: Buffer; lt: Buffer }, values = true, capacity = 256): AsyncGenerator<{ key: Buffer; value: Buffer }> {
-    for await (const e of this.db.iterator(range, { values, capacity })) yield e;
+    try {
+      for await (const e of this.db.iterator(range, { values, capacity })) yield e;
+    } catch (e) {
+      throw this.damaged(e);
+    }
   }
 
+  /**
+   * Flushes the memtable first: a clean stop then leaves every commit in table and blob
+   * files (checksummed per block, verified on read) rather than only in the WAL.
+   */
   async close(): Promise<void> {
+    // A flush that fails (a full disk) loses nothing: the WAL still holds every write.
+    if (!this.readOnly) await this.db.flush().catch(() => undefined);
     await this.db.close();
   }
+}
+
+async function openRocks(path: string, mode: OpenMode): Promise<RocksDB> {
+  // Chunks (KiB-sized values) go to blob files: compaction then moves small keys, not
+  // chunk bytes, which keeps ingest near disk speed (values are already compressed).
+  const db = new RocksDB(path, {
+    maxBackgroundJobs: 4,
+    enableBlobFiles: true,
+    minBlobSize: 2048,
+    blobFileSize: 256 * 1024 * 1024,
+    writeBufferSize: 128 * 1024 * 1024,
+    walRecoveryMode: mode.walRecovery ?? WalRecovery.TOLERATE_TORN_TAIL,
+    readOnly: mode.readOnly ?? false,
+  });
+  try {
+    await db.ready();
+  } catch (e) {
+    throw await explainOpenFailure(path, e);
+  }
+  return db;
 }

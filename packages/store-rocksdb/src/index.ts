@@ -1,4 +1,5 @@
-export { Database, type WriteBatch } from './database.js';
+export { Database, WalRecovery, type OpenMode, type WriteBatch } from './database.js';
+export { recoverWal, type WalRecoveryReport } from './wal-recovery.js';
 export { ChunkStore, type StoredChunk, type ChunkIndexEntry } from './chunk-store.js';
 export { CodecPool, type CodecPoolOptions, type Decoded } from './codec-pool.js';
 export { Catalog, type CatalogTx } from './catalog.js';

@@ -33,6 +33,10 @@ declare module 'rocksdb-native' {
       columnFamily?: unknown;
       maxBackgroundJobs?: number;
       bytesPerSync?: number;
+      /** Open without writing anything (no WAL replay into new files, no compaction). */
+      readOnly?: boolean;
+      /** RocksDB's WALRecoveryMode: 0 tolerate a torn tail, 1 absolute, 2 point in time, 3 skip any. */
+      walRecoveryMode?: number;
     }
     interface ColumnFamilyOptions {
       enableBlobFiles?: boolean;

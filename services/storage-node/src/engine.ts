@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { checkExtent, FailedPreconditionError, InvalidArgumentError, parseRef, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
+import { checkExtent, FailedPreconditionError, InvalidArgumentError, parseRef, StoreDamagedError, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
 import { Catalog, ChunkStore, CodecPool, Database } from '@vmferry/store-rocksdb';
 import { EngineContext, type EngineOptions } from './context.js';
 import { readExtents, snapshotView, type Extent } from './disk-reader.js';
@@ -40,7 +40,11 @@ export class StorageEngine {
     });
     const chunks = new ChunkStore(db, pool);
     // A root written by any catalog commit is reported to a running GC (its write barrier).
-    const catalog = await Catalog.load(db, (roots) => chunks.reference(roots));
+    const catalog = await loadCatalog(db, options.dataDir, (roots) => chunks.reference(roots)).catch(async (e: unknown) => {
+      await pool.close();
+      await db.close();
+      throw e;
+    });
     const ctx = new EngineContext(
       db,
       chunks,
@@ -49,7 +53,11 @@ export class StorageEngine {
       createNodeMetrics(),
     );
     const engine = new StorageEngine(ctx);
-    await engine.recover();
+    // A failed start-up must release the codec threads and RocksDB, or the process never exits.
+    await engine.recover().catch(async (e: unknown) => {
+      await engine.close().catch(() => undefined);
+      throw e;
+    });
     return engine;
   }
 
@@ -220,6 +228,22 @@ export class StorageEngine {
 
   verify(onProgress?: (checked: number) => void): Promise<VerifyReport> {
     return verifyStore(this.ctx, onProgress);
+  }
+}
+
+/**
+ * The VM and snapshot records. If RocksDB cannot read them all, the node refuses to start:
+ * listing fewer snapshots than it holds would look like they were deleted.
+ */
+async function loadCatalog(db: Database, dataDir: string, referenced: (roots: Buffer[]) => void): Promise<Catalog> {
+  try {
+    return await Catalog.load(db, referenced);
+  } catch (e) {
+    throw new StoreDamagedError(
+      `data directory ${dataDir}: the catalog (VM and snapshot records) cannot be read: ${e instanceof Error ? e.message : String(e)}. ` +
+        `The node refuses to start rather than list fewer VMs or snapshots than it holds; restore the directory from a backup or re-replicate its VMs from another site`,
+      { cause: e },
+    );
   }
 }
 
