@@ -4,7 +4,9 @@
  * Moving parts
  *   roots     each VM's live tree + its unsnapshotted writes ('d' entries), every snapshot,
  *             every unexpired pin (chunks of an uncommitted replication, chunks a replicator
- *             was told are here): the catalog's list is taken in the same tick as `begin()`.
+ *             was told are here). The catalog's list is taken, and recording begins, inside
+ *             the exclusive section: no writer is then between staging and landing a batch
+ *             (one that staged under the previous run would record into the wrong run).
  *   barrier   (ChunkStore.barrier) while a GC runs, records every id that is checked (`has`),
  *             written (`addPuts`), pinned, or newly referenced by a VM/snapshot record (the
  *             catalog reports roots). `referencing(fn)` is a shared section; each sweep batch
@@ -80,13 +82,18 @@ class Marker {
     if (set.live) for await (const fp of dirtyChunks(this.ctx, set.vm.id)) this.marked.add(toHex(fp));
   }
 
-  /** Keeps `ids` (any kind): data is marked, a tree node is marked with its subtree. */
+  /**
+   * Keeps `ids` (any kind): data is marked, a tree node is marked with its subtree. An id not
+   * in the store is not marked: should it be written later, it is recorded again then, and a
+   * node must be walked at that point, not taken as kept.
+   */
   async keep(ids: readonly Fingerprint[]): Promise<void> {
     const fresh = ids.filter((id) => !this.marked.has(toHex(id)));
     const entries = await this.ctx.chunks.entries(fresh);
     for (const [i, id] of fresh.entries()) {
       const e = entries[i];
-      if (e?.level !== undefined) await this.tree(id);
+      if (e === undefined) continue;
+      if (e.level !== undefined) await this.tree(id);
       else this.marked.add(toHex(id));
     }
   }
@@ -96,9 +103,13 @@ class Marker {
 export async function collectGarbage(ctx: EngineContext): Promise<GcReport> {
   const started = performance.now();
   const { chunks } = ctx;
-  // Same tick: every reference created after this list is taken is recorded by the barrier.
-  chunks.barrier.begin();
-  const roots = allRootSets(ctx);
+  // The root list is taken, and recording begins, while no section is between staging its
+  // batch and landing it: a section that staged its ids under the previous run (or before any
+  // run) has landed and so is in the list; every later one records into this run.
+  const roots = await chunks.barrier.sweeping(() => {
+    chunks.barrier.begin();
+    return Promise.resolve(allRootSets(ctx));
+  });
   try {
     const mark = new Marker(ctx);
     for (const set of roots) await mark.rootSet(set);
