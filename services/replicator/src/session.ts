@@ -178,7 +178,9 @@ export async function replicateSnapshot(o: SessionOptions): Promise<SessionResul
   }
   phase = 'commit';
   report();
-  const committed = await o.target.commit(info.site, info.vm, snapshot);
+  // The site we pulled through (as the target names it, its certificate checked), never the
+  // name the source gives itself: that would let one peer add snapshots to another's replicas.
+  const committed = await o.target.commit(o.sourceSite, info.vm, snapshot);
   // The source keeps this snapshot (the pair's base) from deletion; a failed ack only weakens
   // that protection, so it does not fail the session.
   const baseRecorded = await o.source.ack(info.vm.id, snapshot.id).then(
