@@ -9,7 +9,7 @@ import Bottleneck from 'bottleneck';
 import { context, trace } from '@opentelemetry/api';
 import { openCoordination, publishEvent, replicateJobSubject, rpoKey, runWorker, type ReplicateJob, type ReplicationState, type WorkerHandle } from '@vmferry/nats';
 import { NotFoundError } from '@vmferry/core';
-import type { Site, StorageNodeClient, ListSnapshotsResponse, SiteList } from '@vmferry/proto';
+import type { Site, StorageNodeClient, ListSnapshotsResponse, SiteList, Vm } from '@vmferry/proto';
 import { nodeClient, sourceClient, unary, type TlsFiles } from './clients.js';
 import { grpcSource, grpcTarget } from './grpc-ports.js';
 import { LinkThrottle } from './link-throttle.js';
@@ -82,7 +82,7 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
         chunksSkipped: result.chunksSkipped,
         seconds: result.seconds,
       });
-      if (job.keep !== undefined) await remoteRetention(job.vmId, job.keep);
+      if (job.keep !== undefined) await remoteRetention(result.snapshot.vmId, job.sourceSite, job.keep);
     } catch (e) {
       // A certificate problem is final and named (which site, which certificate, what to do).
       throw explainPeerFailure(e, { peer: job.sourceSite, local: o.site, identity: src.identity, tls: o.tls }) ?? e;
@@ -92,8 +92,17 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
     }
   };
 
-  /** Keeps the replica's newest `keep` snapshots; its newest (the pair's base) is never deleted. */
-  const remoteRetention = async (vmId: string, keep: number): Promise<void> => {
+  /**
+   * Keeps the replica's newest `keep` snapshots; its newest (the pair's base) is never deleted.
+   * Only a replica of the job's source: the job comes from a peer, and the VM it names may be
+   * local here (failback), whose snapshots only this site's own policy may prune.
+   */
+  const remoteRetention = async (vmId: string, sourceSite: string, keep: number): Promise<void> => {
+    const vm = await unary<{ vm: string }, Vm>((r, cb) => node.getVm(r, cb), { vm: vmId });
+    if (vm.replicaOf !== sourceSite) {
+      log(`remote retention skipped for VM '${vm.name}': it is ${vm.replicaOf ? `a replica of ${vm.replicaOf}` : 'local'} here, not a replica of ${sourceSite}`);
+      return;
+    }
     const { snapshots } = await unary<{ vm: string }, ListSnapshotsResponse>((r, cb) => node.listSnapshots(r, cb), { vm: vmId });
     for (const s of snapshots.slice(0, Math.max(0, snapshots.length - keep))) {
       await unary((r, cb) => node.deleteSnapshot(r, cb), { ref: `${vmId}@${s.id}` })
