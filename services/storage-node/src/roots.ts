@@ -11,6 +11,14 @@ export interface RootSet {
   readonly roots: readonly Fingerprint[];
   /** Live only: the chunks of blocks written since the last snapshot. */
   readonly live: boolean;
+  /** The snapshot's id (absent for live state). */
+  readonly snapshotId?: string;
+}
+
+/** Whether `set` still exists: a VM or snapshot deleted meanwhile may have lost its chunks to GC. */
+export function rootSetExists(ctx: EngineContext, set: RootSet): boolean {
+  if (!ctx.catalog.vmById(set.vm.id)) return false;
+  return set.snapshotId === undefined || ctx.catalog.snapshot(set.vm.id, set.snapshotId) !== undefined;
 }
 
 /** Every root on the node: each VM's live state and each of its snapshots. */
@@ -19,7 +27,7 @@ export function allRootSets(ctx: EngineContext): RootSet[] {
   for (const vm of ctx.catalog.vms()) {
     out.push({ vm, ref: vm.name, roots: vm.disks.map((d) => fromHex(d.root)), live: true });
     for (const s of ctx.catalog.snapshots(vm.id)) {
-      out.push({ vm, ref: `${vm.name}@${s.label ?? s.id}`, roots: s.disks.map((d) => fromHex(d.root)), live: false });
+      out.push({ vm, ref: `${vm.name}@${s.label ?? s.id}`, roots: s.disks.map((d) => fromHex(d.root)), live: false, snapshotId: s.id });
     }
   }
   return out;

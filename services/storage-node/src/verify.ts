@@ -11,7 +11,7 @@
 import { ChunkMissingError, fromHex, toHex, type Fingerprint } from '@vmferry/core';
 import { keys } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
-import { allRootSets, walkRootSet } from './roots.js';
+import { allRootSets, rootSetExists, walkRootSet, type RootSet } from './roots.js';
 
 export interface CorruptChunk {
   readonly chunkId: string;
@@ -74,7 +74,10 @@ export async function verifyStore(ctx: EngineContext, onProgress: (checked: numb
   // through; the walk records it as referenced and continues with the other roots.
   const referencedBy = new Map<string, string[]>();
   const walkDamage: CorruptChunk[] = [];
-  for (const set of allRootSets(ctx)) {
+  const sets = allRootSets(ctx);
+  const setOf = new Map<string, RootSet>(sets.map((s) => [s.ref, s]));
+  const stillThere = (set: RootSet | undefined): boolean => set === undefined || rootSetExists(ctx, set);
+  for (const set of sets) {
     const note = (hex: string): void => {
       if (bad.has(hex) || !present.has(hex)) {
         const list = referencedBy.get(hex) ?? [];
@@ -111,8 +114,11 @@ export async function verifyStore(ctx: EngineContext, onProgress: (checked: numb
   const corrupt = [...bad].map(([chunkId, reason]) => ({ chunkId, reason, referencedBy: referencedBy.get(chunkId) ?? [] }));
   if (indexDamage !== undefined) corrupt.push({ chunkId: CHUNK_INDEX_DAMAGE, reason: indexDamage, referencedBy: [...unindexedRefs] });
   corrupt.push(...walkDamage);
+  // A chunk absent now is missing only for refs that still exist: GC may free the chunks of a
+  // VM or snapshot deleted while verify ran (verify runs alongside every other operation).
   const missing = [...referencedBy]
     .filter(([hex]) => absent.has(hex) && !bad.has(hex))
-    .map(([chunkId, refs]) => ({ chunkId, referencedBy: refs }));
+    .map(([chunkId, refs]) => ({ chunkId, referencedBy: refs.filter((ref) => stillThere(setOf.get(ref))) }))
+    .filter((m) => m.referencedBy.length > 0);
   return { chunksChecked: checked, corrupt, missing };
 }
