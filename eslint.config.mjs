@@ -26,6 +26,36 @@ export default tseslint.config(
       ],
     },
   },
+  // The layering, enforced: services never import each other, adapters and the core never
+  // import a service, and no file reaches into another package's internals (deep imports).
+  ...['storage-node', 'replicator', 'scheduler'].map((svc) => ({
+    files: [`services/${svc}/src/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@vmferry/storage-node', '@vmferry/replicator', '@vmferry/scheduler'].filter((p) => p !== `@vmferry/${svc}`), message: 'services never import each other: they talk over gRPC and NATS' },
+            { group: ['@vmferry/*/*'], message: 'import a package by its entry point, not its internals' },
+          ],
+        },
+      ],
+    },
+  })),
+  {
+    files: ['packages/{store-rocksdb,nats,telemetry,proto,testkit}/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@vmferry/storage-node', '@vmferry/replicator', '@vmferry/scheduler', '@vmferry/cli'], message: 'adapters never import a service or the CLI' },
+            { group: ['@vmferry/*/*'], message: 'import a package by its entry point, not its internals' },
+          ],
+        },
+      ],
+    },
+  },
   {
     files: ['**/test/**/*.ts', 'loadtest/**/*.ts', 'test/**/*.ts'],
     rules: { '@typescript-eslint/no-floating-promises': 'off', '@typescript-eslint/require-await': 'off' },
