@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // Runs every compiled test file (dist/**/test/**/*.test.js) with node's built-in runner.
+// --test-force-exit: a test file whose failed assertion left a child process running still
+// exits once its tests are done, so one failure cannot hang the whole run.
 // Usage: node scripts/run-tests.mjs [filter-substring]
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,5 +24,5 @@ if (selected.length === 0) {
   console.error('no test files found (did the build run?)');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...selected], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-force-exit', '--test-reporter=spec', ...selected], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -76,6 +76,8 @@ describe('byte flips in every kind of RocksDB file', () => {
         return;
       }
       const started = node as NodeProcess;
+      // A failed assertion must not leave this node running: the test file would never exit.
+      t.after(() => started.kill());
       const v = await runCli(started.address, ['--json', 'verify']);
       assert.equal(v.code, 2, `verify finds the ${kind} damage: ${v.stdout}${v.stderr}`);
       const report = JSON.parse(v.stdout) as VerifyJson;
