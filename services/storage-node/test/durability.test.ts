@@ -5,12 +5,12 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { StorageNodeClient, type Snapshot, type WriteDiskRequest, type WriteDiskResponse } from '@vmferry/proto';
 import { cliJson, runCli, startNodeProcess, type NodeProcess } from '@vmferry/testkit';
-import { exportHash, MiB, random, removeDir, sha256, tempDir, type SnapshotJson, type VmJson } from './helpers.js';
+import { exportDisk, exportHash, MiB, random, removeDir, sha256, tempDir, type SnapshotJson, type VmJson } from './helpers.js';
 
 const ITERATIONS = 8;
 const DISK = 8 * MiB;
@@ -28,6 +28,22 @@ function write(c: StorageNodeClient, vm: string, offset: number, data: Buffer): 
 
 function snapshot(c: StorageNodeClient, vm: string): Promise<Snapshot> {
   return new Promise((resolve, reject) => c.createSnapshot({ vm, label: '' }, (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+/** The byte ranges (coalesced, at most 8) where `got` differs from `want`. */
+function describeDiff(got: Buffer, want: Buffer): string {
+  const ranges: string[] = [];
+  let i = 0;
+  while (i < want.length && ranges.length < 8) {
+    if (got[i] === want[i]) {
+      i++;
+      continue;
+    }
+    const start = i;
+    while (i < want.length && got[i] !== want[i]) i++;
+    ranges.push(`${start}..${i}`);
+  }
+  return `${got.length} bytes exported, ${want.length} expected; differing ranges ${ranges.join(', ') || 'none'}`;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -57,6 +73,10 @@ describe('SIGKILL during import and snapshot', () => {
     const model = Buffer.alloc(DISK);
     let confirmed: Buffer = Buffer.from(model); // live state as of the last reported snapshot
     const snapshots: { id: string; hash: string }[] = [];
+    /** The content of the newest reported snapshot, to say which bytes differ on a failure. */
+    let lastContent = Buffer.alloc(0);
+    /** What happened in this round, in order (printed when a check fails). */
+    let journal: string[] = [];
     const imported = new Set<string>();
     const cliReported: string[] = [];
     const imageHash = sha256(readFileSync(image()));
@@ -68,6 +88,7 @@ describe('SIGKILL during import and snapshot', () => {
       const addr = node.address;
       // Back to the last confirmed state: writes not covered by a reported snapshot are unknown.
       if (snapshots.length > 0) await cliJson(addr, ['restore', `d@${snapshots[snapshots.length - 1]?.id ?? ''}`]);
+      journal.push(`restore to ${snapshots[snapshots.length - 1]?.id ?? '(none)'}`);
       model.set(confirmed);
 
       const importName = `imp-${i}`;
@@ -85,6 +106,8 @@ describe('SIGKILL during import and snapshot', () => {
             bytes.copy(model, at);
             const snap = await snapshot(client, 'd');
             snapshots.push({ id: snap.id, hash: sha256(model) });
+            lastContent = Buffer.from(model);
+            journal.push(`write ${at}+${bytes.length}, snapshot ${snap.id}`);
             confirmed = Buffer.from(model);
           }
         } catch {
@@ -96,6 +119,7 @@ describe('SIGKILL during import and snapshot', () => {
         await sleep(randomInt(0, 300));
         const r = await runCli(addr, ['--json', 'snapshot', 'create', 'd']);
         if (r.code === 0) cliReported.push((JSON.parse(r.stdout) as SnapshotJson).id);
+        journal.push(`CLI snapshot: ${r.code === 0 ? (JSON.parse(r.stdout) as SnapshotJson).id : 'failed'}`);
       })();
       await sleep(randomInt(50, 800));
       await node.kill();
@@ -113,7 +137,12 @@ describe('SIGKILL during import and snapshot', () => {
       }
       for (const n of imported) assert.ok(names.includes(n), `reported import ${n} is gone`);
       const last = snapshots[snapshots.length - 1];
-      if (last) assert.equal(await exportHash(node.address, `d@${last.id}`, dir), last.hash, `snapshot ${last.id} after crash ${i}`);
+      if (last) {
+        const got = await exportDisk(node.address, `d@${last.id}`, dir);
+        assert.equal(got.hash, last.hash, `snapshot ${last.id} after crash ${i}: ${describeDiff(readFileSync(got.file), lastContent)}; round: ${journal.join('; ')}`);
+        rmSync(got.file, { force: true });
+      }
+      journal = [];
     }
 
     const addr = node.address;
