@@ -5,20 +5,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { Database, keys } from '@vmferry/store-rocksdb';
 import { StorageEngine } from '../src/engine.js';
-import { extentBytes } from '../src/disk-reader.js';
+import { readAll, sha } from './engine-helpers.js';
 import { random, removeDir, tempDir } from './helpers.js';
 
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-async function readAll(engine: StorageEngine, ref: string): Promise<Buffer> {
-  const { size, extents } = engine.read(ref, 0, 0, 0);
-  const out = Buffer.alloc(size);
-  for await (const x of extents) extentBytes(x).copy(out, x.offset);
-  return out;
-}
 
 /** Index entries by kind: how many carry a level (nodes) and how many do not. */
 async function indexKinds(engine: StorageEngine): Promise<{ nodes: number; data: number }> {

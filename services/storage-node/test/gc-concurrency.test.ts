@@ -9,9 +9,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { StorageEngine } from '../src/engine.js';
-import { extentBytes } from '../src/disk-reader.js';
+import { readAll, sha, writeAt } from './engine-helpers.js';
 import { removeDir, tempDir } from './helpers.js';
 
 const BLOCK = 4096;
@@ -19,7 +18,6 @@ const DISK = 256 * BLOCK;
 const CLIENTS = 6;
 const ROUNDS = 30;
 
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** A small deterministic PRNG so a failure can be replayed from its seed. */
 function prng(seed: number): () => number {
@@ -33,18 +31,7 @@ function prng(seed: number): () => number {
   };
 }
 
-async function readAll(engine: StorageEngine, ref: string): Promise<Buffer> {
-  const { size, extents } = engine.read(ref, 0, 0, 0);
-  const out = Buffer.alloc(size);
-  for await (const x of extents) extentBytes(x).copy(out, x.offset);
-  return out;
-}
 
-async function write(engine: StorageEngine, vm: string, offset: number, data: Buffer): Promise<void> {
-  const w = engine.openWriter(vm, 0, offset, data.length);
-  await w.write(data);
-  await w.end();
-}
 
 describe('GC during concurrent writes, snapshots, clones, restores and deletes', () => {
   let dir = '';
@@ -87,7 +74,7 @@ describe('GC during concurrent writes, snapshots, clones, restores and deletes',
         for (let k = 0; k < blocks; k++) {
           const at = Math.floor(rnd() * (DISK / BLOCK)) * BLOCK;
           const data = rnd() < 0.7 ? pick(pool) : Buffer.from(Array.from({ length: BLOCK }, () => Math.floor(rnd() * 256)));
-          await write(engine, vm, at, data);
+          await writeAt(engine, vm, at, data);
           data.copy(live, at);
         }
         const action = rnd();
@@ -158,7 +145,7 @@ describe('GC during concurrent writes, snapshots, clones, restores and deletes',
         for (let i = 0; i < 60; i++) {
           const data = Buffer.alloc(BLOCK, (i % 250) + 1);
           data.write(`${name}/${i}`, 0);
-          await write(e, name, (i % 64) * BLOCK, data);
+          await writeAt(e, name, (i % 64) * BLOCK, data);
           data.copy(live, (i % 64) * BLOCK);
           const s = await e.createSnapshot(name);
           snaps.push(s.id);

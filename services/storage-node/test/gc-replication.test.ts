@@ -7,25 +7,17 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { setImmediate as tick } from 'node:timers/promises';
 import { fromHex, walkTree, type Fingerprint } from '@vmferry/core';
 import { StorageEngine } from '../src/engine.js';
-import { extentBytes } from '../src/disk-reader.js';
+import { readAll, sha } from './engine-helpers.js';
 import { random, removeDir, tempDir } from './helpers.js';
 
 const BLOCK = 4096;
 const BLOCKS = 1100; // two levels: a root over two level-0 nodes (fan-out 1,024)
 const ROUNDS = 8;
 
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-async function readAll(engine: StorageEngine, ref: string): Promise<Buffer> {
-  const { size, extents } = engine.read(ref, 0, 0, 0);
-  const out = Buffer.alloc(size);
-  for await (const x of extents) extentBytes(x).copy(out, x.offset);
-  return out;
-}
 
 describe('GC during a replication receive', () => {
   let dir = '';
