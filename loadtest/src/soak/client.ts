@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { DiskImage } from './disk-image.js';
 import type { ClientIo, SnapshotJson, VmJson } from './client-io.js';
 import { CREATED_DISK, importImage, writePayload, type Pending, type SnapModel, type VmModel } from './model.js';
-import type { Rng } from './random.js';
+import type { Rng } from '@vmferry/testkit';
 import { resolvePending } from './resolve.js';
 
 /** Most VMs a client keeps (own, imported and clones). */

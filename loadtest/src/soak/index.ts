@@ -12,7 +12,7 @@ import { SoakClient } from './client.js';
 import { gcLoop, killLoop, verifyLoop } from './loops.js';
 import { sharedLibrary } from './model.js';
 import { NodeControl } from './node-control.js';
-import { Rng } from './random.js';
+import { Rng } from '@vmferry/testkit';
 import { Tally, type SoakReport } from './report.js';
 
 export { formatReport, type Loss, type SoakReport } from './report.js';

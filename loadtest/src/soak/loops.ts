@@ -2,7 +2,7 @@
  * The background loops of a soak: GC, verify and the killer. Each runs until `stopped()`.
  */
 import type { NodeControl } from './node-control.js';
-import type { Rng } from './random.js';
+import type { Rng } from '@vmferry/testkit';
 import type { Tally } from './report.js';
 
 /** Sleeps `ms`, waking early when `stopped()`. */

@@ -4,7 +4,7 @@
  * is exact, except right after an operation a kill cut off (see `Pending`).
  */
 import { DiskImage, MODEL_BLOCK } from './disk-image.js';
-import { Rng } from './random.js';
+import { Rng } from '@vmferry/testkit';
 
 /** A snapshot the CLI reported (or one found whole after an interrupted create). */
 export interface SnapModel {

@@ -23,22 +23,18 @@ export class GcBarrier {
     return this.lock.shared(fn);
   }
 
-  /** Runs one sweep batch: no `referencing` section runs meanwhile. */
+  /** Runs one sweep batch (or the start of a run): no `referencing` section runs meanwhile. */
   sweeping<T>(fn: () => Promise<T>): Promise<T> {
     return this.lock.exclusive(fn);
   }
 
+  /** Records `ids` for the running collection (nothing when none runs). */
   record(ids: Iterable<Fingerprint>): void {
     if (!this.recorded) return;
     for (const id of ids) this.recorded.add(toHex(id));
   }
 
-  recordHex(ids: Iterable<string>): void {
-    if (!this.recorded) return;
-    for (const hex of ids) this.recorded.add(hex);
-  }
-
-  /** Starts recording for a GC run. Call in the same tick as taking the GC's root list. */
+  /** Starts recording for a GC run. Call inside `sweeping`, with the GC taking its root list. */
   begin(): void {
     if (this.recorded) throw new FailedPreconditionError('a garbage collection is already running on this store');
     this.recorded = new Set();

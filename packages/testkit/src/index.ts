@@ -6,3 +6,4 @@ export { MINT_CERTS, mintCerts, startSite, pairSites, seededBytes, writeDisk, ex
 export { startDelayProxy, type DelayProxy } from './delay-proxy.js';
 export { startNatsServer, natsServerBinary, freePort, type NatsServer, type NatsOptions } from './nats-server.js';
 export { mintCertWithDates } from './odd-certs.js';
+export { Rng } from './random.js';

@@ -7,47 +7,23 @@
  * the races live: a snapshot folding dirty blocks while GC marks, a dedup hit on a chunk GC
  * already judged garbage, a clone of a snapshot deleted a moment later.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StorageEngine } from '../src/engine.js';
-import { readAll, sha, writeAt } from './engine-helpers.js';
-import { removeDir, tempDir } from './helpers.js';
+import { readAll, sha, tempEngine, writeAt } from './engine-helpers.js';
+import { Rng } from '@vmferry/testkit';
+import { removeDir } from './helpers.js';
 
 const BLOCK = 4096;
 const DISK = 256 * BLOCK;
 const CLIENTS = 6;
 const ROUNDS = 30;
 
-
-/** A small deterministic PRNG so a failure can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-
-
 describe('GC during concurrent writes, snapshots, clones, restores and deletes', () => {
-  let dir = '';
-  let engine: StorageEngine;
-
-  before(async () => {
-    dir = tempDir();
-    engine = await StorageEngine.open({ dataDir: dir, codecThreads: 1 });
-  });
-
-  after(async () => {
-    await engine?.close();
-    removeDir(dir);
-  });
+  const t = tempEngine();
 
   test(`${CLIENTS} clients × ${ROUNDS} rounds with GC looping lose nothing`, async () => {
+    const { engine } = t;
     const seed = Date.now() % 100000;
     const expected = new Map<string, string>(); // ref → sha256 of its content
     // A shared pool of block contents, so clients dedup against each other's (and deleted) data.
@@ -62,8 +38,9 @@ describe('GC during concurrent writes, snapshots, clones, restores and deletes',
     })();
 
     const client = async (c: number): Promise<void> => {
-      const rnd = prng(seed * 31 + c);
-      const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)] as T;
+      const rng = new Rng(seed * 31 + c);
+      const rnd = (): number => rng.next();
+      const pick = <T>(a: readonly T[]): T => rng.pick(a);
       let vm = `c${c}`;
       await engine.createVm({ name: vm, disks: [{ size: DISK, blockSize: BLOCK }] });
       let live = Buffer.alloc(DISK);
@@ -125,6 +102,7 @@ describe('GC during concurrent writes, snapshots, clones, restores and deletes',
   });
 
   test('snapshots folded across the boundary of back-to-back GC runs keep their chunks', async () => {
+    const { dir } = t;
     // A tiny store makes GC runs short, so run boundaries are frequent: a fold staged while one
     // run records and landing after the next run took its root list must still be kept.
     const e = await StorageEngine.open({ dataDir: `${dir}-boundary`, codecThreads: 1 });

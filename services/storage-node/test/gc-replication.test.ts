@@ -5,35 +5,22 @@
  * whole: a node reported present keeps its subtree (pins), and a sweep never deletes a child
  * before its parent.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
 import { fromHex, walkTree, type Fingerprint } from '@vmferry/core';
-import { StorageEngine } from '../src/engine.js';
-import { readAll, sha } from './engine-helpers.js';
-import { random, removeDir, tempDir } from './helpers.js';
+import { readAll, sha, tempEngine } from './engine-helpers.js';
+import { random } from './helpers.js';
 
 const BLOCK = 4096;
 const BLOCKS = 1100; // two levels: a root over two level-0 nodes (fan-out 1,024)
 const ROUNDS = 8;
 
-
-
 describe('GC during a replication receive', () => {
-  let dir = '';
-  let engine: StorageEngine;
-
-  before(async () => {
-    dir = tempDir();
-    engine = await StorageEngine.open({ dataDir: dir, codecThreads: 1 });
-  });
-
-  after(async () => {
-    await engine?.close();
-    removeDir(dir);
-  });
+  const t = tempEngine();
 
   test(`${ROUNDS} replicas committed over garbage while GC runs are whole`, async () => {
+    const { engine } = t;
     // Other VMs, so marking takes a while and the receive lands at different GC phases.
     for (let i = 0; i < 2; i++) {
       await engine.createVm({ name: `bulk${i}`, disks: [{ size: BLOCKS * BLOCK, blockSize: BLOCK }] });

@@ -1,6 +1,7 @@
 /**
- * Seeded randomness for the soak: the choice of operations, offsets and sizes (mulberry32)
- * and the data written (AES-CTR keyed from the generator: fast and reproducible).
+ * Seeded randomness for tests and the soak, so a failure can be replayed from its seed: the
+ * choice of operations, offsets and sizes (mulberry32) and the data written (AES-CTR keyed
+ * from the generator: fast and reproducible).
  */
 import { createCipheriv } from 'node:crypto';
 
