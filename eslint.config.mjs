@@ -13,51 +13,38 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
-  {
-    files: ['packages/core/src/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            { group: ['node:fs*', 'fs', 'node:net', 'net', 'node:child_process', '@grpc/*', '@nats-io/*', 'rocksdb-native', '@opentelemetry/*', 'zstd-napi'], message: 'the core is pure: no I/O modules' },
-          ],
-        },
-      ],
-    },
-  },
-  // The layering, enforced: services never import each other, adapters and the core never
-  // import a service, and no file reaches into another package's internals (deep imports).
-  ...['storage-node', 'replicator', 'scheduler'].map((svc) => ({
-    files: [`services/${svc}/src/**/*.ts`],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            { group: ['@vmferry/storage-node', '@vmferry/replicator', '@vmferry/scheduler'].filter((p) => p !== `@vmferry/${svc}`), message: 'services never import each other: they talk over gRPC and NATS' },
-            { group: ['@vmferry/*/*'], message: 'import a package by its entry point, not its internals' },
-          ],
-        },
-      ],
-    },
-  })),
-  {
-    files: ['packages/{store-rocksdb,nats,telemetry,proto,testkit}/src/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            { group: ['@vmferry/storage-node', '@vmferry/replicator', '@vmferry/scheduler', '@vmferry/cli'], message: 'adapters never import a service or the CLI' },
-            { group: ['@vmferry/*/*'], message: 'import a package by its entry point, not its internals' },
-          ],
-        },
-      ],
-    },
-  },
+  // The layering, enforced. ESLint keeps only the last `no-restricted-imports` that matches a
+  // file, so each area lists every rule that applies to it.
+  ...areas().map(({ files, ignores, patterns }) => ({ files, ignores, rules: { 'no-restricted-imports': ['error', { patterns }] } })),
   {
     files: ['**/test/**/*.ts', 'loadtest/**/*.ts', 'test/**/*.ts'],
     rules: { '@typescript-eslint/no-floating-promises': 'off', '@typescript-eslint/require-await': 'off' },
   },
 );
+
+/** Each area of the tree with every import it may not make. */
+function areas() {
+  const services = ['storage-node', 'replicator', 'scheduler'];
+  const noDeep = { group: ['@vmferry/*/*'], message: 'import a package by its entry point, not its internals' };
+  // Only the gRPC edge speaks gRPC: grpc-js and the generated wire code stay behind it, so
+  // services and the CLI see core types and core errors. Tests may use raw clients (a test
+  // of bad input has to send what no typed client would).
+  const noGrpc = { group: ['@grpc/grpc-js', '@vmferry/proto'], message: 'only @vmferry/grpc-edge imports grpc-js and the generated wire code' };
+  const noService = { group: ['@vmferry/storage-node', '@vmferry/replicator', '@vmferry/scheduler', '@vmferry/cli'], message: 'adapters never import a service or the CLI' };
+  const io = ['node:fs*', 'fs', 'node:net', 'net', 'node:child_process', '@grpc/*', '@nats-io/*', 'rocksdb-native', '@opentelemetry/*', 'zstd-napi'];
+  return [
+    { files: ['packages/core/src/**/*.ts'], patterns: [{ group: io, message: 'the core is pure: no I/O modules' }, noService, noDeep] },
+    ...services.map((svc) => ({
+      files: [`services/${svc}/src/**/*.ts`],
+      patterns: [
+        { group: services.filter((s) => s !== svc).map((s) => `@vmferry/${s}`), message: 'services never import each other: they talk over gRPC and NATS' },
+        { group: ['@vmferry/cli'], message: 'a service never imports the CLI' },
+        noGrpc,
+        noDeep,
+      ],
+    })),
+    { files: ['packages/{store-rocksdb,nats,telemetry,testkit}/src/**/*.ts'], patterns: [noService, noGrpc, noDeep] },
+    { files: ['packages/{grpc-edge,proto}/src/**/*.ts'], patterns: [noService, noDeep] },
+    { files: ['packages/cli/src/**/*.ts', 'loadtest/src/**/*.ts'], patterns: [noGrpc, noDeep] },
+  ].map((a) => ({ ignores: [], ...a }));
+}

@@ -13,6 +13,9 @@ export type ErrorCode =
   | 'data-loss'
   | 'permission-denied'
   | 'unavailable'
+  | 'cancelled'
+  | 'deadline-exceeded'
+  | 'unimplemented'
   | 'internal';
 
 /**
@@ -31,8 +34,20 @@ export const RETRYABLE_BY_DEFAULT: Record<ErrorCode, boolean> = {
   'data-loss': false,
   'permission-denied': false,
   unavailable: true,
+  // The caller gave up or ran out of time: the work itself may well succeed next time.
+  cancelled: true,
+  'deadline-exceeded': true,
+  // The peer runs a version without this call: asking again does not add it.
+  unimplemented: false,
   internal: false,
 };
+
+/** Every code, for exhaustive tables and for reading a code back off the wire. */
+export const ERROR_CODES = Object.keys(RETRYABLE_BY_DEFAULT) as readonly ErrorCode[];
+
+export function isErrorCode(s: string): s is ErrorCode {
+  return Object.hasOwn(RETRYABLE_BY_DEFAULT, s);
+}
 
 export class VmferryError extends Error {
   readonly code: ErrorCode;
@@ -96,6 +111,20 @@ export class LimitExceededError extends VmferryError {
 export class UnavailableError extends VmferryError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('unavailable', message, options);
+  }
+}
+
+/** Thrown when the caller is not allowed to do this (no verified certificate, not a known peer). */
+export class PermissionDeniedError extends VmferryError {
+  constructor(message: string) {
+    super('permission-denied', message);
+  }
+}
+
+/** Thrown when a bug or an unexpected state stops an operation: not the caller's doing. */
+export class InternalError extends VmferryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('internal', message, options);
   }
 }
 

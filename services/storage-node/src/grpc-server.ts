@@ -1,13 +1,11 @@
 /** The storage node's gRPC API: a thin adapter from wire messages to the engine. */
-import { once, type EventEmitter } from 'node:events';
-import type { Http2Session } from 'node:http2';
+import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { InvalidArgumentError } from '@vmferry/core';
 import { StorageNodeService, type StorageNodeServer } from '@vmferry/proto';
 import { siteFromWire, siteToWire, snapshotFromWire, snapshotToWire, statsToWire, verifyReportToWire, vmFromWire, vmToWire } from './convert.js';
 import type { StorageEngine } from './engine.js';
-import { toServiceError } from './grpc-errors.js';
-import { bind, shutdown } from './grpc-listen.js';
+import { bind, raiseReceiveWindow, shutdown, toServiceError } from '@vmferry/grpc-edge';
 import { withSafeDecode } from './safe-decode.js';
 import { encodeExtent, type ExtentMessage } from './wire-extent.js';
 
@@ -245,26 +243,6 @@ export function storageNodeHandlers(engine: StorageEngine, replicationAddress?: 
       })();
     },
   };
-}
-
-/** HTTP/2 receive window the node grants each client connection and stream. */
-export const RECEIVE_WINDOW_BYTES = 8 * 1024 * 1024;
-
-/**
- * grpc-js has no server option for the HTTP/2 receive window (it stays at 64 KiB; docs/design.md),
- * which caps client→server streams (import, write) at one window per event-loop turn. Until
- * grpc-js grows the option, raise it on each new session of the server's HTTP/2 listeners.
- * Reaching into `http2Servers` is a private field: if a grpc-js upgrade renames it, this
- * becomes a no-op (slower imports, nothing breaks).
- */
-function raiseReceiveWindow(server: grpc.Server): void {
-  const listeners = (server as unknown as { http2Servers?: Map<EventEmitter, unknown> }).http2Servers;
-  for (const listener of listeners?.keys() ?? []) {
-    listener.on('session', (session: Http2Session) => {
-      session.setLocalWindowSize(RECEIVE_WINDOW_BYTES);
-      session.settings({ initialWindowSize: RECEIVE_WINDOW_BYTES });
-    });
-  }
 }
 
 export interface StartedServer {

@@ -8,12 +8,11 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import { FailedPreconditionError, FINGERPRINT_BYTES, InvalidArgumentError, NotFoundError, PAGE_HASH_BYTES, packChunks, parseRef, VmferryError } from '@vmferry/core';
+import { FailedPreconditionError, FINGERPRINT_BYTES, InvalidArgumentError, NotFoundError, PAGE_HASH_BYTES, packChunks, parseRef, PermissionDeniedError } from '@vmferry/core';
 import { ReplicationSourceService, type ChunkIdList, type PageSetPart, type ReplicationSourceServer } from '@vmferry/proto';
 import { snapshotToWire, vmToWire } from './convert.js';
 import type { StorageEngine } from './engine.js';
-import { toServiceError } from './grpc-errors.js';
-import { bind, shutdown } from './grpc-listen.js';
+import { bind, shutdown, toServiceError } from '@vmferry/grpc-edge';
 import { withSafeDecode } from './safe-decode.js';
 
 /** Largest ChunkBatch message sent (the client's default receive limit is 4 MiB). */
@@ -27,12 +26,6 @@ export interface EndpointTls {
   readonly certFile: string;
   readonly keyFile: string;
   readonly caFile: string;
-}
-
-class PermissionDeniedError extends VmferryError {
-  constructor(message: string) {
-    super('permission-denied', message);
-  }
 }
 
 /** Resolves the caller's site from its certificate, or throws PERMISSION_DENIED. */

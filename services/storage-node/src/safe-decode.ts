@@ -10,7 +10,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { InvalidArgumentError } from '@vmferry/core';
 import { findUnsafeInt64, requestTypeOf } from '@vmferry/proto';
-import { toServiceError } from './grpc-errors.js';
+import { toServiceError } from '@vmferry/grpc-edge';
 
 const BAD = Symbol('undecodable request');
 interface BadRequest {

@@ -1,0 +1,7 @@
+/*
+ * The gRPC edge: the only package that imports @grpc/grpc-js and the generated wire code.
+ * Everything above it (services, CLI) speaks core types and core errors.
+ */
+export * from './errors.js';
+export * from './streams.js';
+export * from './listen.js';
