@@ -16,7 +16,7 @@ import { buildExtImage, cliJson, makeContentTree, startNodeProcess, type NodePro
 
 const MiB = 1024 * 1024;
 const work = mkdtempSync(join(tmpdir(), 'vmferry-bench-'));
-const PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
+const PATH = `${process.env['PATH'] ?? ''}:/usr/sbin:/sbin`;
 const results: Record<string, number | string> = {};
 const rows: [string, string, string][] = [];
 const record = (name: string, value: number, unit: string, note = ''): void => {

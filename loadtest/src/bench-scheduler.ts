@@ -14,7 +14,7 @@ import { StorageNodeClient, type Vm, type CreateVmRequest } from '@vmferry/proto
 import { Scheduler } from '@vmferry/scheduler';
 import { startNatsServer, startNodeProcess } from '@vmferry/testkit';
 
-const VMS = Number(process.env.BENCH_VMS ?? 10_000);
+const VMS = Number(process.env['BENCH_VMS'] ?? 10_000);
 const EVERY_S = 30;
 
 function createVm(client: StorageNodeClient, req: CreateVmRequest): Promise<Vm> {

@@ -11,7 +11,7 @@ import { formatReport, runSoak } from '@vmferry/loadtest/soak';
 const SECONDS = 30;
 
 test(`soak: ${SECONDS} s of clients, gc, verify and SIGKILLs lose nothing reported`, { timeout: 300_000 }, async () => {
-  const seed = Number(process.env.VMFERRY_SOAK_SEED ?? Math.floor(Math.random() * 2 ** 31));
+  const seed = Number(process.env['VMFERRY_SOAK_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
   // Kills 2.75–7.25 s after each restart, each after at least one operation done, so a
   // 30 s run sees several even when CLI calls take seconds (a loaded CI machine).
   const report = await runSoak({ seconds: SECONDS, clients: 3, killEveryMs: 5000, minOpsPerKill: 1, seed });

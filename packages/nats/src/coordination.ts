@@ -29,7 +29,7 @@ export interface Coordination {
  * `domain`: the JetStream domain holding vmferry's streams, for a site whose NATS server is a
  * leaf node of the hub that runs JetStream (deploy/nats). Default: VMFERRY_JS_DOMAIN or none.
  */
-export async function openCoordination(servers: string, name: string, domain: string | undefined = process.env.VMFERRY_JS_DOMAIN || undefined): Promise<Coordination> {
+export async function openCoordination(servers: string, name: string, domain: string | undefined = process.env['VMFERRY_JS_DOMAIN'] || undefined): Promise<Coordination> {
   const nc = await connect({ servers: servers.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
   const jsOpts = domain ? { domain } : {};
   const jsm = await jetstreamManager(nc, jsOpts);

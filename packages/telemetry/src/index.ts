@@ -32,8 +32,8 @@ export interface Telemetry {
 
 export function startTelemetry(options: TelemetryOptions): Telemetry {
   const env = options.env ?? process.env;
-  const otlp = Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT);
-  const promPort = options.prometheusPort ?? Number(env.VMFERRY_PROMETHEUS_PORT ?? 0);
+  const otlp = Boolean(env['OTEL_EXPORTER_OTLP_ENDPOINT'] || env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] || env['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT']);
+  const promPort = options.prometheusPort ?? Number(env['VMFERRY_PROMETHEUS_PORT'] ?? 0);
   if (!otlp && !promPort) return { enabled: false, shutdown: () => Promise.resolve() };
 
   const readers: MetricReader[] = [];

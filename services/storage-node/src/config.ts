@@ -51,19 +51,19 @@ export function loadConfig(input: Record<string, unknown>): NodeConfig {
 /** The only reader of the environment: VMFERRY_* variables under explicit overrides. */
 export function configFromEnv(overrides: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): NodeConfig {
   return loadConfig({
-    dataDir: env.VMFERRY_DATA,
-    listen: env.VMFERRY_LISTEN,
-    site: env.VMFERRY_SITE,
-    maxSnapshotsPerVm: env.VMFERRY_MAX_SNAPSHOTS_PER_VM,
-    zstdLevel: env.VMFERRY_ZSTD_LEVEL,
-    codecThreads: env.VMFERRY_CODEC_THREADS,
-    prometheusPort: env.VMFERRY_PROMETHEUS_PORT,
-    replicationListen: env.VMFERRY_REPLICATION_LISTEN,
-    tlsCert: env.VMFERRY_TLS_CERT,
-    tlsKey: env.VMFERRY_TLS_KEY,
-    tlsCa: env.VMFERRY_TLS_CA,
-    nats: env.VMFERRY_NATS,
-    hypervisors: env.VMFERRY_HYPERVISORS,
+    dataDir: env['VMFERRY_DATA'],
+    listen: env['VMFERRY_LISTEN'],
+    site: env['VMFERRY_SITE'],
+    maxSnapshotsPerVm: env['VMFERRY_MAX_SNAPSHOTS_PER_VM'],
+    zstdLevel: env['VMFERRY_ZSTD_LEVEL'],
+    codecThreads: env['VMFERRY_CODEC_THREADS'],
+    prometheusPort: env['VMFERRY_PROMETHEUS_PORT'],
+    replicationListen: env['VMFERRY_REPLICATION_LISTEN'],
+    tlsCert: env['VMFERRY_TLS_CERT'],
+    tlsKey: env['VMFERRY_TLS_KEY'],
+    tlsCa: env['VMFERRY_TLS_CA'],
+    nats: env['VMFERRY_NATS'],
+    hypervisors: env['VMFERRY_HYPERVISORS'],
     ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
   });
 }
