@@ -7,3 +7,4 @@ export { startDelayProxy, type DelayProxy } from './delay-proxy.js';
 export { startNatsServer, natsServerBinary, freePort, type NatsServer, type NatsOptions } from './nats-server.js';
 export { mintCertWithDates } from './odd-certs.js';
 export { Rng } from './random.js';
+export { ManualClock } from './manual-clock.js';

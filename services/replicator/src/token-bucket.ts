@@ -4,20 +4,22 @@
  * by one message, then wait it off in short sleeps, re-reading the rate each time, so a
  * new rate (a calendar boundary, `link set-rate`) takes effect within RECHECK_MS.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import { SYSTEM_CLOCK, type Clock } from '@vmferry/core';
 
 const RECHECK_MS = 100;
 
 export class TokenBucket {
   private tokens: number;
-  private last = performance.now();
+  private last: number;
 
   /** `rate` bytes/s (Infinity: unlimited); `burstSeconds` of rate may accumulate. */
   constructor(
     private rate: number,
     private readonly burstSeconds = 0.25,
+    private readonly clock: Clock = SYSTEM_CLOCK,
   ) {
     this.tokens = Number.isFinite(rate) ? rate * burstSeconds : 0;
+    this.last = clock.nowMs();
   }
 
   get bytesPerSecond(): number {
@@ -31,7 +33,7 @@ export class TokenBucket {
   }
 
   private refill(): void {
-    const now = performance.now();
+    const now = this.clock.nowMs();
     if (Number.isFinite(this.rate)) {
       this.tokens = Math.min(this.rate * this.burstSeconds, this.tokens + ((now - this.last) / 1000) * this.rate);
     }
@@ -49,7 +51,7 @@ export class TokenBucket {
         return;
       }
       const waitMs = Math.min(RECHECK_MS, (-this.tokens / this.rate) * 1000);
-      await sleep(Math.max(1, waitMs), undefined, signal ? { signal } : undefined);
+      await this.clock.sleep(Math.max(1, waitMs), signal);
       this.refill();
     }
   }

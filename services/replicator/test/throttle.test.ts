@@ -1,8 +1,8 @@
-/** Unit tests: the shared token bucket and the link rate calendar (no processes). */
+/** Unit tests: the shared token bucket (on a manual clock) and the link rate calendar. */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidArgumentError, parseCalendar, parseRate, rateAt, transferSeconds, UNLIMITED } from '@vmferry/core';
+import { ManualClock } from '@vmferry/testkit';
 import { TokenBucket } from '../src/index.js';
 
 const MB = 1e6;
@@ -12,52 +12,75 @@ async function drain(bucket: TokenBucket, total: number, piece: number): Promise
 }
 
 describe('TokenBucket', () => {
-  test('4 MB/s shared by 4 concurrent takers moving 8 MB in total takes about 2 s', async () => {
-    const bucket = new TokenBucket(4 * MB);
-    const t0 = performance.now();
-    await Promise.all([0, 1, 2, 3].map(() => drain(bucket, 2 * MB, 64 * 1024)));
-    const s = (performance.now() - t0) / 1000;
-    // (8 MB - 1 MB burst) / 4 MB/s = 1.75 s
-    assert.ok(s >= 1.6 && s <= 2.8, `took ${s.toFixed(2)} s`);
+  test('4 MB/s shared by 4 concurrent takers moving 8 MB in total takes 1.75 s', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket(4 * MB, 0.25, clock);
+    await clock.runUntil(Promise.all([0, 1, 2, 3].map(() => drain(bucket, 2 * MB, 64 * 1024))));
+    // (8 MB - 1 MB burst) / 4 MB/s = 1.75 s; a taker may run ahead by one message.
+    const s = clock.nowMs() / 1000;
+    assert.ok(s >= 1.74 && s <= 1.8, `took ${s.toFixed(3)} s of clock time`);
   });
 
-  test('setRate mid-transfer takes effect within ~0.2 s', async () => {
-    const bucket = new TokenBucket(1 * MB);
-    const t0 = performance.now();
-    const done = drain(bucket, 4 * MB, 64 * 1024).then(() => performance.now());
-    await sleep(500);
-    const changedAt = performance.now();
+  test('no taker passes more than the rate allows at any moment', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket(1 * MB, 0.25, clock);
+    let passed = 0;
+    const samples: { at: number; bytes: number }[] = [];
+    const taker = (async () => {
+      for (let i = 0; i < 64; i++) {
+        await bucket.take(64 * 1024);
+        passed += 64 * 1024;
+        samples.push({ at: clock.nowMs(), bytes: passed });
+      }
+    })();
+    await clock.runUntil(taker);
+    // By time t, at most burst + rate·t + one message may have passed.
+    for (const { at, bytes } of samples) assert.ok(bytes <= 0.25 * MB + (at / 1000) * MB + 64 * 1024, `${bytes} bytes by ${at} ms`);
+  });
+
+  test('setRate mid-transfer takes effect within one recheck (100 ms)', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket(1 * MB, 0.25, clock);
+    let finishedAt: number | undefined;
+    const done = drain(bucket, 4 * MB, 64 * 1024).then(() => {
+      finishedAt = clock.nowMs();
+    });
+    await clock.advance(500);
+    assert.equal(finishedAt, undefined, 'at 1 MB/s the transfer takes ~3.75 s');
     bucket.setRate(40 * MB);
     assert.equal(bucket.bytesPerSecond, 40 * MB);
-    const end = await done;
-    // At 1 MB/s alone it would take ~3.75 s; at 40 MB/s the remaining ~3.3 MB take ~0.08 s.
-    assert.ok(end - changedAt < 350, `finished ${(end - changedAt).toFixed(0)} ms after the rate change`);
-    assert.ok(end - t0 > 450, 'the first half second was throttled');
+    await clock.runUntil(done);
+    // At 40 MB/s the remaining ~3.2 MB take ~80 ms, plus at most one 100 ms recheck.
+    assert.ok(finishedAt !== undefined && finishedAt - 500 <= 200, `finished ${String((finishedAt ?? 0) - 500)} ms after the rate change`);
   });
 
-  test('setRate(unlimited) releases a taker deep in debt within ~0.2 s', async () => {
-    const bucket = new TokenBucket(1 * MB);
-    const p = bucket.take(20 * MB).then(() => performance.now());
-    await sleep(300);
-    const changedAt = performance.now();
+  test('setRate(unlimited) releases a taker deep in debt within one recheck', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket(1 * MB, 0.25, clock);
+    const p = bucket.take(20 * MB).then(() => clock.nowMs());
+    await clock.advance(300);
     bucket.setRate(UNLIMITED);
-    const end = await p;
-    assert.ok(end - changedAt < 250, `released ${(end - changedAt).toFixed(0)} ms after the change`);
+    const end = await clock.runUntil(p);
+    assert.ok(end - 300 <= 100, `released ${String(end - 300)} ms after the change`);
   });
 
   test('an unlimited bucket never waits', async () => {
-    const bucket = new TokenBucket(UNLIMITED);
-    const t0 = performance.now();
+    const clock = new ManualClock();
+    const bucket = new TokenBucket(UNLIMITED, 0.25, clock);
     for (let i = 0; i < 2000; i++) await bucket.take(1e12);
-    assert.ok(performance.now() - t0 < 200);
+    assert.equal(clock.sleeping, 0);
+    assert.equal(clock.nowMs(), 0);
   });
 
-  test('an aborted take rejects', async () => {
-    const bucket = new TokenBucket(1 * MB);
+  test('an aborted take rejects and stops waiting', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket(1 * MB, 0.25, clock);
     const ac = new AbortController();
     const p = bucket.take(50 * MB, ac.signal);
-    setTimeout(() => ac.abort(), 50);
+    await clock.advance(50);
+    ac.abort();
     await assert.rejects(p);
+    assert.equal(clock.sleeping, 0, 'the aborted taker left no timer behind');
   });
 });
 
