@@ -1,11 +1,25 @@
 #!/usr/bin/env node
-// Runs every compiled test file (dist/**/test/**/*.test.js) with node's built-in runner.
+// Runs the compiled test files (dist/**/test/**/*.test.js) with node's built-in runner.
+//   node scripts/run-tests.mjs [--unit] [filter-substring]
+// --unit: only the in-process tests (no node, nats-server or QEMU processes spawned): the
+//   packages' own tests and files named *.unit.test.ts. `npm run test:unit`, < 1 minute.
+// Files run VMFERRY_TEST_CONCURRENCY at a time (default: one per core). Every test binds
+// port 0, works in its own temp folder and names its network namespaces uniquely, so files
+// do not share anything but the CPU.
 // --test-force-exit: a test file whose failed assertion left a child process running still
 // exits once its tests are done, so one failure cannot hang the whole run.
-// Usage: node scripts/run-tests.mjs [filter-substring]
 import { readdirSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+
+const args = process.argv.slice(2);
+const unitOnly = args.includes('--unit');
+const filter = args.find((a) => !a.startsWith('--'));
+
+/** Tests that run in process: the pure core, the edge's codecs, the store on a temp RocksDB. */
+const UNIT_DIRS = ['packages/core/', 'packages/grpc-edge/', 'packages/store-rocksdb/', 'packages/testkit/'];
+const isUnit = (f) => UNIT_DIRS.some((d) => f.startsWith(d)) || f.endsWith('.unit.test.js');
 
 const roots = ['packages', 'services', 'test'];
 const files = [];
@@ -18,11 +32,15 @@ function walk(dir) {
   }
 }
 for (const r of roots) walk(r);
-const filter = process.argv[2];
-const selected = files.filter((f) => !filter || f.includes(filter)).sort();
+const selected = files.filter((f) => (!filter || f.includes(filter)) && (!unitOnly || isUnit(f))).sort();
 if (selected.length === 0) {
   console.error('no test files found (did the build run?)');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-force-exit', '--test-reporter=spec', ...selected], { stdio: 'inherit' });
+const concurrency = Number(process.env.VMFERRY_TEST_CONCURRENCY ?? availableParallelism());
+const r = spawnSync(
+  process.execPath,
+  ['--test', `--test-concurrency=${concurrency}`, '--test-force-exit', '--test-reporter=spec', ...selected],
+  { stdio: 'inherit' },
+);
 process.exit(r.status ?? 1);
