@@ -1,2 +1,2 @@
-export { openCoordination, publishJob, snapshotJobSubject, type Coordination, type SnapshotJob } from '@vmferry/nats';
+export { JOBS_STREAM, openCoordination, publishJob, snapshotJobSubject, type Coordination, type SnapshotJob } from '@vmferry/nats';
 export { slotJobId as slotJobIdFor } from '@vmferry/core';

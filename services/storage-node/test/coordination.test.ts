@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openCoordination, publishJob, slotJobIdFor, snapshotJobSubject, type Coordination, type SnapshotJob } from './coordination-helpers.js';
+import { JOBS_STREAM, openCoordination, publishJob, slotJobIdFor, snapshotJobSubject, type Coordination, type SnapshotJob } from './coordination-helpers.js';
 import { cliJson, startNatsServer, startNodeProcess, type NatsServer, type NodeProcess } from '@vmferry/testkit';
 
 interface SnapshotJson {
@@ -69,6 +69,16 @@ describe('storage node on the coordination plane', () => {
     throw new Error(`timed out waiting for ${what}`);
   }
 
+  /** Resolves once the durable consumer has delivered and settled every job published to it. */
+  async function jobsSettled(durable: string): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      const info = await c.jsm.consumers.info(JOBS_STREAM, durable);
+      if (info.num_pending === 0 && info.num_ack_pending === 0) return;
+      await sleep(100);
+    }
+    throw new Error(`timed out waiting for consumer ${durable} to settle its jobs`);
+  }
+
   test('the node registers its VMs in the registry', async () => {
     for (let i = 0; i < 50; i++) {
       const e = await c.registry.get(`vm.siteA.${vmId}`);
@@ -89,7 +99,9 @@ describe('storage node on the coordination plane', () => {
       await publishJob(c, snapshotJobSubject('siteA'), job(slot), `${slotJobIdFor(vmId, 'hourly', slot)}-again`);
       await waitFor((s) => s.some((x) => x.origin === `schedule:hourly@${slot}`), `slot ${slot}`);
     }
-    await sleep(500);
+    // Every job, the duplicates included, has been handled once the node's consumer has
+    // none pending or unacknowledged: only then is "no slot doubled" a finding.
+    await jobsSettled('snapshot-siteA');
     const s = await snapshots();
     const hourly = s.filter((x) => x.origin.startsWith('schedule:hourly@'));
     assert.deepEqual(
