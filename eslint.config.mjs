@@ -1,10 +1,21 @@
 // ESLint: typescript-eslint type-checked rules; no floating promises, no `any`, and the
 // pure core may not import I/O modules (fs, net, grpc, nats, rocksdb, otel).
 import tseslint from 'typescript-eslint';
+import { importX } from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', 'packages/proto/src/gen/**', 'scripts/**', '**/bin/**', 'eslint.config.mjs'] },
   ...tseslint.configs.recommendedTypeChecked,
+  {
+    // No import cycles inside a package (project references already forbid them between packages).
+    plugins: { 'import-x': importX },
+    settings: {
+      ...importX.flatConfigs.typescript.settings,
+      'import-x/resolver-next': [createTypeScriptImportResolver({ project: ['packages/*/tsconfig.json', 'services/*/tsconfig.json', 'test/tsconfig.json', 'loadtest/tsconfig.json'], noWarnOnMultipleProjects: true })],
+    },
+    rules: { 'import-x/no-cycle': ['error', { ignoreExternal: true }] },
+  },
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
