@@ -29,7 +29,12 @@ export default tseslint.config(
   ...areas().map(({ files, ignores, patterns }) => ({ files, ignores, rules: { 'no-restricted-imports': ['error', { patterns }] } })),
   {
     files: ['**/test/**/*.ts', 'loadtest/**/*.ts', 'test/**/*.ts'],
-    rules: { '@typescript-eslint/no-floating-promises': 'off', '@typescript-eslint/require-await': 'off' },
+    rules: {
+      '@typescript-eslint/require-await': 'off',
+      // Floating promises are checked in tests too; node:test's test()/describe() promises are
+      // the runner's to await.
+      '@typescript-eslint/no-floating-promises': ['error', { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }] }],
+    },
   },
 );
 
