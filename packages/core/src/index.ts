@@ -14,3 +14,4 @@ export * from './rate.js';
 export * from './policy.js';
 export * from './packing.js';
 export * from './locks.js';
+export * from './replication-types.js';

@@ -87,3 +87,11 @@ export async function mapped<T>(call: Promise<T>, peer?: string): Promise<T> {
     throw asCoreError(e, peer);
   }
 }
+
+/** The status name and details a peer answered with, when `e` is a core error made from a gRPC failure. */
+export function remoteFailure(e: unknown): { readonly status: string; readonly details: string } | undefined {
+  if (!isVmferryError(e) || !isServiceError(e.cause)) return undefined;
+  const cause = e.cause;
+  const name: string | undefined = status[cause.code];
+  return { status: name ?? `status ${cause.code}`, details: cause.details };
+}
