@@ -1,7 +1,8 @@
 /*
  * The stream and call helpers every gRPC user needs, written once: unary calls as promises
- * with errors mapped to core errors, writes that wait for HTTP/2 flow control, and the one
- * way to fail a server stream so the client receives the status.
+ * with errors mapped to core errors, writes that wait for HTTP/2 flow control, server-stream
+ * reads and client-stream uploads whose failures are core errors, and the one way to fail a
+ * server stream so the client receives the status.
  */
 import { once } from 'node:events';
 import type { ClientReadableStream, ClientWritableStream, ServiceError } from '@grpc/grpc-js';
@@ -69,21 +70,21 @@ export interface Upload<Req, Res> {
 
 /** Opens a client-streaming call (`open` passes the callback to the generated method). */
 export function upload<Req, Res>(open: (cb: Callback<Res>) => ClientWritableStream<Req>, peer?: string): Upload<Req, Res> {
-  let call: ClientWritableStream<Req> | undefined;
+  let settle: Callback<Res> = () => undefined;
   const result = new Promise<Res>((resolve, reject) => {
-    call = open((err, res) => (err ? reject(fromServiceError(err, peer)) : resolve(res)));
+    settle = (err, res) => (err ? reject(fromServiceError(err, peer)) : resolve(res));
   });
   // Observed through write() and end(); a failure nobody awaits must not crash the process.
   result.catch(() => undefined);
-  const opened = call as unknown as ClientWritableStream<Req>;
+  const call = open((err, res) => settle(err, res));
   return {
     write: async (msg) => {
-      await writeWithBackpressure(opened, msg, result);
+      await writeWithBackpressure(call, msg, result);
     },
     end: () => {
-      opened.end();
+      call.end();
       return result;
     },
-    cancel: () => opened.cancel(),
+    cancel: () => call.cancel(),
   };
 }
