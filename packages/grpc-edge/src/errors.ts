@@ -92,6 +92,7 @@ export async function mapped<T>(call: Promise<T>, peer?: string): Promise<T> {
 export function remoteFailure(e: unknown): { readonly status: string; readonly details: string } | undefined {
   if (!isVmferryError(e) || !isServiceError(e.cause)) return undefined;
   const cause = e.cause;
-  const name: string | undefined = status[cause.code];
+  // A code from a newer peer has no name here.
+  const name = (status as unknown as Record<number, string | undefined>)[cause.code];
   return { status: name ?? `status ${cause.code}`, details: cause.details };
 }

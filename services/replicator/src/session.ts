@@ -14,23 +14,8 @@
  * next run asks for, and moves, only the rest. Incremental runs cost O(changed × height).
  */
 import { Decompressor } from 'zstd-napi';
-import {
-  ChunkCorruptError,
-  childAt,
-  decodeNodeChecked,
-  fingerprint,
-  isHole,
-  referencedPages,
-  toHex,
-  fromHex,
-  unpackChunks,
-  type ChunkRecord,
-  type ChunkToStore,
-  type CommittedSnapshot,
-  type PackedBatch,
-  type SnapshotRecord,
-  type VmRecord,
-} from '@vmferry/core';
+import { ChunkCorruptError, childAt, decodeNodeChecked, fingerprint, isHole, referencedPages, toHex, fromHex, unpackChunks } from '@vmferry/core';
+import type { ChunkRecord, ChunkToStore, CommittedSnapshot, PackedBatch, SnapshotRecord, VmRecord } from '@vmferry/core';
 import { pageIndexFor, type PageIndex } from './page-index.js';
 import { checkNodeShape, checkSourceMetadata, childExpectation, rootExpectation, sameExpectation, type NodeExpectation } from './source-checks.js';
 import type { SourcePort, TargetPort } from './ports.js';
