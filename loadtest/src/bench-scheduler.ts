@@ -7,19 +7,14 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { openCoordination, type VmferryEvent } from '@vmferry/nats';
-import { StorageNodeClient, type Vm, type CreateVmRequest } from '@vmferry/proto';
+import { connectStorageNode } from '@vmferry/grpc-edge';
 import { Scheduler } from '@vmferry/scheduler';
 import { startNatsServer, startNodeProcess } from '@vmferry/testkit';
 
 const VMS = Number(process.env['BENCH_VMS'] ?? 10_000);
 const EVERY_S = 30;
-
-function createVm(client: StorageNodeClient, req: CreateVmRequest): Promise<Vm> {
-  return new Promise((resolve, reject) => client.createVm(req, (err, vm) => (err ? reject(err) : resolve(vm))));
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -39,11 +34,11 @@ async function main(): Promise<void> {
   };
   try {
     console.error(`creating ${VMS} VMs on one storage node…`);
-    const client = new StorageNodeClient(node.address, grpc.credentials.createInsecure());
+    const client = connectStorageNode(node.address);
     const t0 = performance.now();
     for (let i = 0; i < VMS; i += 64) {
       await Promise.all(
-        Array.from({ length: Math.min(64, VMS - i) }, (_, k) => createVm(client, { name: `vm-${String(i + k).padStart(5, '0')}`, disks: [{ size: 1 << 30, blockSize: 0 }], hypervisorConfig: Buffer.alloc(0) })),
+        Array.from({ length: Math.min(64, VMS - i) }, (_, k) => client.createVm({ name: `vm-${String(i + k).padStart(5, '0')}`, disks: [{ size: 1 << 30, blockSize: 0 }], hypervisorConfig: Buffer.alloc(0) })),
       );
     }
     client.close();

@@ -27,7 +27,7 @@ export async function gcLoop(ctl: NodeControl, tally: Tally, rng: Rng, stopped: 
       tally.gc.runs++;
       tally.gc.chunksSwept += r.report.chunksSwept;
       tally.gc.bytesFreed += r.report.bytesFreed;
-    } else if (r.error.includes('DATA_LOSS')) {
+    } else if (r.code === 'data-loss') {
       // The node will not collect while a referenced chunk is missing: GC is stopped from then
       // on. A loss (once per message; the loop keeps asking every 50 ms).
       tally.gc.refused++;

@@ -4,8 +4,8 @@
  * is down and tells a failure caused by a kill (outcome unknown) from any other failure.
  */
 import { execFile } from 'node:child_process';
-import * as grpc from '@grpc/grpc-js';
-import { StorageNodeClient, type GcReport } from '@vmferry/proto';
+import { isVmferryError, type ErrorCode } from '@vmferry/core';
+import { connectStorageNode, type GcReportView, type StorageNodeClient } from '@vmferry/grpc-edge';
 import { startNodeProcess, VMFERRY_BIN, type NodeProcess } from '@vmferry/testkit';
 
 /** How one CLI call ended. */
@@ -111,17 +111,18 @@ export class NodeControl {
    * costs ~0.35 s of CPU against GC's milliseconds, so GC would be running (and racing the
    * clients) only a small fraction of the time.
    */
-  async gc(): Promise<{ readonly report: GcReport } | { readonly interrupted: boolean; readonly error: string }> {
+  async gc(): Promise<{ readonly report: GcReportView } | { readonly interrupted: boolean; readonly error: string; readonly code: ErrorCode | undefined }> {
     const epoch = await this.running();
     // A new channel per process: an old one may sit in reconnect backoff after the kill.
     if (!this.grpcClient || this.grpcEpoch !== epoch) {
       this.grpcClient?.close();
-      this.grpcClient = new StorageNodeClient(this.address, grpc.credentials.createInsecure());
+      this.grpcClient = connectStorageNode(this.address);
       this.grpcEpoch = epoch;
     }
     const c = this.grpcClient;
-    return new Promise((resolve) =>
-      c.runGc({}, (err, report) => resolve(err ? { interrupted: epoch !== this.epoch, error: `${err.message}` } : { report })),
+    return c.runGc().then(
+      (report) => ({ report }),
+      (e: unknown) => ({ interrupted: epoch !== this.epoch, error: e instanceof Error ? e.message : String(e), code: isVmferryError(e) ? e.code : undefined }),
     );
   }
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { formatBytes, parseSize, InvalidArgumentError } from '@vmferry/core';
-import type { Snapshot, StorageNodeClient, Vm } from '@vmferry/proto';
+import { formatBytes, parseSize, InternalError, InvalidArgumentError } from '@vmferry/core';
+import type { SnapshotView, StorageNodeClient, VerifyReportView, VmView } from '@vmferry/grpc-edge';
 import { printFields, printJson, printTable } from './output.js';
 import { byteProgress } from './progress.js';
 
@@ -32,7 +32,7 @@ function parseOffset(text: string): number {
 
 const when = (ms: number): string => new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
 
-function vmRow(vm: Vm): Record<string, string | number> {
+function vmRow(vm: VmView): Record<string, string | number> {
   return {
     name: vm.name,
     id: vm.id,
@@ -42,7 +42,7 @@ function vmRow(vm: Vm): Record<string, string | number> {
   };
 }
 
-function snapshotRow(s: Snapshot): Record<string, string | number> {
+function snapshotRow(s: SnapshotView): Record<string, string | number> {
   return { id: s.id, label: s.label, created: when(s.createdAtMs), consistency: s.consistency, origin: s.origin, 'dirty blocks': s.dirtyBlocks };
 }
 
@@ -129,10 +129,9 @@ export function registerCommands(program: Command): void {
     .option('--config <file>', 'hypervisor config file kept with the VM (VMX, libvirt XML, …)')
     .action(
       withClient(async (client, g, name: string, opts: { disk: string[]; blockSize: string; config?: string }) => {
-        const { api } = await import('./client.js');
         const disks = opts.disk.map((d) => ({ size: parseSize(d), blockSize: parseSize(opts.blockSize) }));
         const hypervisorConfig = opts.config ? await readFile(opts.config) : Buffer.alloc(0);
-        const created = await api(client).createVm({ name, disks, hypervisorConfig });
+        const created = await client.createVm({ name, disks, hypervisorConfig });
         if (g.json) printJson(created);
         else printFields({ created: created.name, id: created.id, disks: created.disks.map((d) => formatBytes(d.size)).join(', ') });
       }),
@@ -168,8 +167,7 @@ export function registerCommands(program: Command): void {
     .description('list VMs')
     .action(
       withClient(async (client, g) => {
-        const { api } = await import('./client.js');
-        const { vms } = await api(client).listVms({});
+        const vms = await client.listVms();
         if (g.json) printJson(vms);
         else printTable(vms.map(vmRow));
       }),
@@ -178,8 +176,7 @@ export function registerCommands(program: Command): void {
     .description('show a VM')
     .action(
       withClient(async (client, g, name: string) => {
-        const { api } = await import('./client.js');
-        const v = await api(client).getVm({ vm: name });
+        const v = await client.getVm(name);
         if (g.json) return printJson(v);
         printFields({
           name: v.name,
@@ -199,9 +196,8 @@ export function registerCommands(program: Command): void {
     .description('delete a VM and its snapshots (space is freed by gc)')
     .action(
       withClient(async (client, g, name: string) => {
-        const { api } = await import('./client.js');
-        const v = await api(client).getVm({ vm: name });
-        await api(client).deleteVm({ vm: name });
+        const v = await client.getVm(name);
+        await client.deleteVm(name);
         if (g.json) printJson({ deleted: v.name, id: v.id });
         else printFields({ deleted: v.name, id: v.id });
       }),
@@ -251,24 +247,21 @@ export function registerCommands(program: Command): void {
     .option('--label <label>', 'a label to refer to it by (VM@LABEL)')
     .action(
       withClient(async (client, g, vmName: string, opts: { label?: string }) => {
-        const { api } = await import('./client.js');
-        const s = await api(client).createSnapshot({ vm: vmName, label: opts.label ?? '' });
+        const s = await client.createSnapshot({ vm: vmName, label: opts.label ?? '' });
         if (g.json) printJson(s);
         else printFields({ snapshot: `${s.vmName}@${s.label || s.id}`, id: s.id, 'dirty blocks': s.dirtyBlocks });
       }),
     );
   snap.command('list <vm>').action(
     withClient(async (client, g, vmName: string) => {
-      const { api } = await import('./client.js');
-      const { snapshots } = await api(client).listSnapshots({ vm: vmName });
+      const snapshots = await client.listSnapshots(vmName);
       if (g.json) printJson(snapshots);
       else printTable(snapshots.map(snapshotRow));
     }),
   );
   snap.command('show <ref>').action(
     withClient(async (client, g, ref: string) => {
-      const { api } = await import('./client.js');
-      const s = await api(client).getSnapshot({ ref });
+      const s = await client.getSnapshot(ref);
       if (g.json) return printJson(s);
       printFields({ vm: s.vmName, ...snapshotRow(s) });
       printTable(s.disks.map((d) => ({ disk: d.index, size: formatBytes(d.size), 'block size': formatBytes(d.blockSize), 'grid offset': d.gridOffset, root: d.root.slice(0, 16) })));
@@ -276,17 +269,15 @@ export function registerCommands(program: Command): void {
   );
   snap.command('label <ref> <label>').action(
     withClient(async (client, g, ref: string, label: string) => {
-      const { api } = await import('./client.js');
-      const s = await api(client).labelSnapshot({ ref, label });
+      const s = await client.labelSnapshot({ ref, label });
       if (g.json) printJson(s);
       else printFields({ labelled: `${s.vmName}@${s.label}`, id: s.id });
     }),
   );
   snap.command('delete <ref>').action(
     withClient(async (client, g, ref: string) => {
-      const { api } = await import('./client.js');
-      const s = await api(client).getSnapshot({ ref });
-      await api(client).deleteSnapshot({ ref });
+      const s = await client.getSnapshot(ref);
+      await client.deleteSnapshot(ref);
       if (g.json) printJson({ deleted: ref, id: s.id });
       else printFields({ deleted: ref, id: s.id });
     }),
@@ -298,9 +289,8 @@ export function registerCommands(program: Command): void {
     .option('--count <n>', 'make N clones named NAME-001 … NAME-N', '1')
     .action(
       withClient(async (client, g, ref: string, name: string, opts: { count: string }) => {
-        const { api } = await import('./client.js');
         const started = Date.now();
-        const r = await api(client).cloneVm({ ref, name, count: parseCount(opts.count) });
+        const r = await client.cloneVm({ ref, name, count: parseCount(opts.count) });
         if (g.json) return printJson({ ...r, seconds: (Date.now() - started) / 1000 });
         printFields({ source: `${r.source?.vmName ?? ''}@${r.source?.id ?? ''}`, clones: r.vms.length, seconds: ((Date.now() - started) / 1000).toFixed(2) });
         if (r.vms.length <= 20) printTable(r.vms.map(vmRow));
@@ -313,8 +303,7 @@ export function registerCommands(program: Command): void {
     .option('--disk <index>', 'restore only this vDisk')
     .action(
       withClient(async (client, g, ref: string, opts: { disk?: string }) => {
-        const { api } = await import('./client.js');
-        const v = await api(client).restore({ ref, ...(opts.disk === undefined ? {} : { diskIndex: parseIndex(opts.disk) }) });
+        const v = await client.restore({ ref, ...(opts.disk === undefined ? {} : { diskIndex: parseIndex(opts.disk) }) });
         if (g.json) printJson(v);
         else printFields({ restored: v.name, from: ref, disks: opts.disk ?? 'all' });
       }),
@@ -325,8 +314,7 @@ export function registerCommands(program: Command): void {
     .description('space: logical vs stored bytes, dedup and compression, per VM unique vs shared')
     .action(
       withClient(async (client, g, vmName: string | undefined) => {
-        const { api } = await import('./client.js');
-        const s = await api(client).getStats({ vm: vmName ?? '' });
+        const s = await client.getStats(vmName ?? '');
         if (g.json) return printJson(s);
         printFields({
           'logical bytes': `${formatBytes(s.logicalBytes)} (${s.logicalBytes})`,
@@ -357,8 +345,7 @@ export function registerCommands(program: Command): void {
     .description('free chunks no snapshot or live state references')
     .action(
       withClient(async (client, g) => {
-        const { api } = await import('./client.js');
-        const r = await api(client).runGc({});
+        const r = await client.runGc();
         if (g.json) printJson(r);
         else printFields({ marked: r.chunksMarked, swept: r.chunksSwept, freed: formatBytes(r.bytesFreed), 'duration ms': r.durationMs });
       }),
@@ -369,13 +356,12 @@ export function registerCommands(program: Command): void {
     .description('re-hash every stored chunk; report corrupt or missing chunks and who references them')
     .action(
       withClient(async (client, g) => {
-        const stream = client.verify({});
-        let report: import('@vmferry/proto').VerifyReport | undefined;
-        for await (const ev of stream as AsyncIterable<import('@vmferry/proto').VerifyEvent>) {
+        let report: VerifyReportView | undefined;
+        for await (const ev of client.verify()) {
           if (ev.kind?.$case === 'progress' && !g.json && process.stderr.isTTY) process.stderr.write(`\rchecked ${ev.kind.value.chunksChecked} chunks`);
           if (ev.kind?.$case === 'report') report = ev.kind.value;
         }
-        if (!report) throw new Error('the node ended verify without a report');
+        if (!report) throw new InternalError('the node ended verify without a report');
         if (g.json) printJson(report);
         else {
           if (process.stderr.isTTY) process.stderr.write('\n');

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import Bottleneck from 'bottleneck';
 import { formatBytes, formatRate, parseCalendar, rateAt, InvalidArgumentError } from '@vmferry/core';
-import type { NodeInfo, Site, StorageNodeClient } from '@vmferry/proto';
+import type { NodeInfoView, SiteView, StorageNodeClient } from '@vmferry/grpc-edge';
 import { tlsFor } from './tls-files.js';
 import { printFields, printJson, printTable } from './output.js';
 import { byteProgress } from './progress.js';
@@ -24,12 +24,10 @@ async function withNode<T>(g: Globals, fn: (client: StorageNodeClient) => Promis
   }
 }
 
-// client.js loads grpc-js: imported on use, so `vmferry node` can start telemetry first.
-const apiOf = async (c: StorageNodeClient) => (await import('./client.js')).api(c);
-const sitesOf = async (c: StorageNodeClient): Promise<Site[]> => (await (await apiOf(c)).listSites({})).sites;
-const infoOf = async (c: StorageNodeClient): Promise<NodeInfo> => (await apiOf(c)).getNodeInfo({});
+const sitesOf = (c: StorageNodeClient): Promise<SiteView[]> => c.listSites();
+const infoOf = (c: StorageNodeClient): Promise<NodeInfoView> => c.getNodeInfo();
 
-function siteRow(s: Site): Record<string, string> {
+function siteRow(s: SiteView): Record<string, string> {
   return { name: s.name, replication: s.replicationAddress, identity: s.identity, node: s.nodeAddress, bind: s.bindAddress, rate: s.rate || 'unlimited' };
 }
 
@@ -73,8 +71,8 @@ export function registerReplicationCommands(program: Command): void {
     .action(async (name: string, o: { replication?: string; identity?: string; nodeAddress?: string; bind?: string; rate?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
       if (o.rate) parseCalendar(o.rate);
-      const s = await withNode(g, async (c) =>
-        (await apiOf(c)).putSite({
+      const s = await withNode(g, (c) =>
+        c.putSite({
           name,
           replicationAddress: o.replication ?? '',
           identity: o.identity ?? '',
@@ -94,7 +92,7 @@ export function registerReplicationCommands(program: Command): void {
   });
   site.command('remove <name>').action(async (name: string, _o: unknown, cmd: Command) => {
     const g = cmd.optsWithGlobals<Globals>();
-    await withNode(g, async (c) => (await apiOf(c)).deleteSite({ name }));
+    await withNode(g, (c) => c.deleteSite(name));
     if (g.json) printJson({ removed: name });
     else printFields({ removed: name });
   });
@@ -110,7 +108,7 @@ export function registerReplicationCommands(program: Command): void {
       const s = await withNode(g, async (c) => {
         const found = (await sitesOf(c)).find((x) => x.name === name);
         if (!found) throw new InvalidArgumentError(`site '${name}' is not known here (vmferry site add ${name} …)`);
-        return (await apiOf(c)).putSite({ ...found, rate: calendar });
+        return c.putSite({ ...found, rate: calendar });
       });
       if (g.json) printJson({ ...s, rateNow: rateAt(cal, new Date()) });
       else printFields({ site: s.name, calendar: s.rate, 'rate now': formatRate(rateAt(cal, new Date())) });
@@ -136,6 +134,8 @@ export function registerReplicationCommands(program: Command): void {
       if (!from || !to) throw new InvalidArgumentError('replicate needs --from SITE and --to SITE[,SITE…]');
       const o = { ...opts, from, to };
       const r = await import('@vmferry/replicator');
+      // The edge loads grpc-js: imported on use, so `vmferry node` can start telemetry first.
+      const edge = await import('@vmferry/grpc-edge');
       const targets = await resolveTargets(g, o.to.split(',').map((s) => s.trim()).filter(Boolean), o.bind);
       const fullRef = ref.includes('@') ? ref : `${ref}@latest`;
       // Sessions per source link are limited and ordered by bottleneck; bytes by the link's bucket.
@@ -143,19 +143,19 @@ export function registerReplicationCommands(program: Command): void {
       const results = await Promise.all(
         targets.map((t) =>
           limiter.schedule(async () => {
-            const node = r.nodeClient(t.nodeAddress);
+            const node = edge.connectStorageNode(t.nodeAddress);
             try {
               const sites = await sitesOf(node);
               const src = sites.find((s) => s.name === o.from);
               if (!src) throw new InvalidArgumentError(`site '${o.from}' is not known at site ${t.site} (vmferry --node ${t.nodeAddress} site add ${o.from} …)`);
               const throttle = new r.LinkThrottle(src.rate, async () => (await sitesOf(node)).find((s) => s.name === o.from)?.rate ?? '').start();
-              const source = r.sourceClient(src, tlsFor(t.site, o), t.bindAddress || undefined);
+              const source = edge.connectReplicationSource(src, tlsFor(t.site, o), t.bindAddress || undefined);
               const progress = byteProgress(`${o.from}→${t.site}`, 1, false);
               let bar = progress;
               try {
                 return await r.replicateSnapshot({
-                  source: r.grpcSource(source),
-                  target: r.grpcTarget(node),
+                  source,
+                  target: edge.storageNodeTarget(node),
                   sourceSite: o.from,
                   ref: fullRef,
                   streams: Number(o.streams),
@@ -164,7 +164,7 @@ export function registerReplicationCommands(program: Command): void {
                     if (p.phase === 'data' && p.bytesTotal > 0 && bar === progress) bar = byteProgress(`${o.from}→${t.site}`, p.bytesTotal, !g.json);
                     bar.update(p.bytesDone);
                   },
-                }).then((res) => ({ target: t.site, ...res }));
+                }).then((res) => ({ target: t.site, ...res, snapshot: edge.snapshotView(res.snapshot, res.snapshot.vmName) }));
               } finally {
                 bar.stop();
                 throttle.stop();
@@ -214,19 +214,20 @@ export function registerReplicationCommands(program: Command): void {
       if (!merged.from || !merged.to) throw new InvalidArgumentError('replicate plan needs --from SITE and --to SITE');
       const o = { ...merged, from: merged.from, to: merged.to };
       const r = await import('@vmferry/replicator');
+      const edge = await import('@vmferry/grpc-edge');
       const [t] = await resolveTargets(g, [o.to], o.bind);
       if (!t) throw new InvalidArgumentError('no target site');
-      const node = r.nodeClient(t.nodeAddress);
+      const node = edge.connectStorageNode(t.nodeAddress);
       try {
         const src = (await sitesOf(node)).find((s) => s.name === o.from);
         if (!src) throw new InvalidArgumentError(`site '${o.from}' is not known at site ${t.site}`);
         const tls = tlsFor(t.site, o);
-        const source = r.sourceClient(src, tls, t.bindAddress || undefined);
+        const source = edge.connectReplicationSource(src, tls, t.bindAddress || undefined);
         try {
           const plan = await r
             .planReplication({
-              source: r.grpcSource(source),
-              target: r.grpcTarget(node),
+              source,
+              target: edge.storageNodeTarget(node),
               ref: ref.includes('@') ? ref : `${ref}@latest`,
               calendar: src.rate,
             })

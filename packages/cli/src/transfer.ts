@@ -1,17 +1,11 @@
 /** Streaming a file into a vDisk (import, write) and a vDisk out to a sparse file (export). */
-import { once } from 'node:events';
 import { open, stat } from 'node:fs/promises';
-import type * as grpc from '@grpc/grpc-js';
 import { InvalidArgumentError, isZero, SECTOR } from '@vmferry/core';
-import type { DiskExtent, ImportVmRequest, StorageNodeClient, Vm, WriteDiskRequest, WriteDiskResponse } from '@vmferry/proto';
+import type { StorageNodeClient, VmView, WriteResultView } from '@vmferry/grpc-edge';
 import type { Progress } from './progress.js';
 
 /** Size of each data message; well under the node's 8 MiB message limit. */
 const PIECE_BYTES = 4 * 1024 * 1024;
-
-async function send<T>(stream: grpc.ClientWritableStream<T>, msg: T): Promise<void> {
-  if (!stream.write(msg)) await once(stream, 'drain');
-}
 
 /**
  * The file in PIECE_BYTES pieces with their offsets. With `skipZero`, all-zero pieces are
@@ -42,24 +36,18 @@ export async function importImages(
   header: { name: string; blockSize: number; config: Buffer },
   images: readonly string[],
   progress: Progress,
-): Promise<Vm> {
+): Promise<VmView> {
   const sizes = await Promise.all(images.map(async (f) => (await stat(f)).size));
   // Refused here, naming the file, rather than by the node as "disk size N".
   images.forEach((f, i) => {
     const size = sizes[i] ?? 0;
     if (size % SECTOR !== 0) throw new InvalidArgumentError(`image ${f} is ${size} bytes, not a whole number of ${SECTOR}-byte sectors (vDisk ${i})`);
   });
-  let result!: Promise<Vm>;
-  const stream = await new Promise<grpc.ClientWritableStream<ImportVmRequest>>((resolve) => {
-    result = new Promise((res, rej) => {
-      resolve(client.importVm((err, vm) => (err ? rej(err) : res(vm))));
-    });
-  });
-  result.catch(() => undefined);
+  const stream = client.importVm();
   let done = 0;
   let dataBytes = 0;
   try {
-    await send(stream, {
+    await stream.write({
       kind: {
         $case: 'header',
         value: { name: header.name, disks: sizes.map((size) => ({ size, blockSize: header.blockSize })), hypervisorConfig: header.config },
@@ -68,7 +56,7 @@ export async function importImages(
     for (const [diskIndex, file] of images.entries()) {
       // A new disk reads as zeros: all-zero pieces need not cross the wire.
       for await (const { offset, data } of pieces(file, true)) {
-        await send(stream, { kind: { $case: 'data', value: { diskIndex, offset, data } } });
+        await stream.write({ kind: { $case: 'data', value: { diskIndex, offset, data } } });
         dataBytes += data.length;
         progress.update(done + offset + data.length);
       }
@@ -76,11 +64,13 @@ export async function importImages(
       progress.update(done);
     }
     // The node commits only on this marker: a stream cut short by an error here is refused.
-    await send(stream, { kind: { $case: 'end', value: { dataBytes } } });
-  } finally {
-    stream.end();
+    await stream.write({ kind: { $case: 'end', value: { dataBytes } } });
+  } catch (e) {
+    // Ended without the marker, the node refuses the import: what failed here is the news.
+    stream.end().catch(() => undefined);
+    throw e;
   }
-  return result;
+  return stream.end();
 }
 
 export async function writeFile(
@@ -88,24 +78,21 @@ export async function writeFile(
   target: { vm: string; diskIndex: number; offset: number },
   file: string,
   progress: Progress,
-): Promise<WriteDiskResponse> {
-  let result!: Promise<WriteDiskResponse>;
-  const stream = await new Promise<grpc.ClientWritableStream<WriteDiskRequest>>((resolve) => {
-    result = new Promise((res, rej) => resolve(client.writeDisk((err, r) => (err ? rej(err) : res(r)))));
-  });
-  result.catch(() => undefined);
+): Promise<WriteResultView> {
+  const stream = client.writeDisk();
   let done = 0;
   try {
-    await send(stream, { kind: { $case: 'header', value: { ...target, length: (await stat(file)).size } } });
+    await stream.write({ kind: { $case: 'header', value: { ...target, length: (await stat(file)).size } } });
     for await (const { data } of pieces(file)) {
-      await send(stream, { kind: { $case: 'data', value: data } });
+      await stream.write({ kind: { $case: 'data', value: data } });
       done += data.length;
       progress.update(done);
     }
-  } finally {
-    stream.end();
+  } catch (e) {
+    stream.end().catch(() => undefined);
+    throw e;
   }
-  return result;
+  return stream.end();
 }
 
 /**
@@ -124,8 +111,7 @@ export async function exportDisk(
   let dataBytes = 0;
   const writes = new Set<Promise<unknown>>();
   try {
-    const stream = client.readDisk({ ref: req.ref, diskIndex: req.diskIndex, offset: 0, length: 0 });
-    for await (const x of stream as AsyncIterable<DiskExtent>) {
+    for await (const x of client.readDisk({ ref: req.ref, diskIndex: req.diskIndex, offset: 0, length: 0 })) {
       if (x.diskSize > 0 && size === 0) {
         size = x.diskSize;
         onSize(size);

@@ -15,3 +15,4 @@ export * from './policy.js';
 export * from './packing.js';
 export * from './locks.js';
 export * from './clock.js';
+export * from './replication-types.js';

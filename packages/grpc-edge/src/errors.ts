@@ -87,3 +87,12 @@ export async function mapped<T>(call: Promise<T>, peer?: string): Promise<T> {
     throw asCoreError(e, peer);
   }
 }
+
+/** The status name and details a peer answered with, when `e` is a core error made from a gRPC failure. */
+export function remoteFailure(e: unknown): { readonly status: string; readonly details: string } | undefined {
+  if (!isVmferryError(e) || !isServiceError(e.cause)) return undefined;
+  const cause = e.cause;
+  // A code from a newer peer has no name here.
+  const name = (status as unknown as Record<number, string | undefined>)[cause.code];
+  return { status: name ?? `status ${cause.code}`, details: cause.details };
+}

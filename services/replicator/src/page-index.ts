@@ -5,8 +5,7 @@
  * again to rebuild them. Built from the local node when first needed and kept (per base
  * snapshot) for the next sessions in this process.
  */
-import { childAt, decodeNodeChecked, fromHex, fullPages, isHole, PAGE_SIZE, toHex } from '@vmferry/core';
-import type { Snapshot } from '@vmferry/proto';
+import { childAt, decodeNodeChecked, fromHex, fullPages, isHole, PAGE_SIZE, toHex, type SnapshotRecord } from '@vmferry/core';
 import type { TargetPort } from './ports.js';
 
 const READ_BATCH = 256;
@@ -23,7 +22,7 @@ export class PageIndex {
   ) {}
 
   /** Indexes every data chunk reachable from the base snapshot's roots. */
-  static async build(target: TargetPort, base: Snapshot): Promise<PageIndex> {
+  static async build(target: TargetPort, base: SnapshotRecord): Promise<PageIndex> {
     const index = new PageIndex(target, base.id);
     const data = new Map<string, Buffer>();
     let frontier = [...new Map(base.disks.map((d) => [d.root, fromHex(d.root)])).values()].filter((r) => !isHole(r));
@@ -80,7 +79,7 @@ export class PageIndex {
 const kept = new Map<string, PageIndex>();
 
 /** The index of `base`, built on first use and kept for later sessions (the two newest). */
-export async function pageIndexFor(target: TargetPort, base: Snapshot): Promise<PageIndex> {
+export async function pageIndexFor(target: TargetPort, base: SnapshotRecord): Promise<PageIndex> {
   const known = kept.get(base.id);
   if (known) return known;
   const index = await PageIndex.build(target, base);

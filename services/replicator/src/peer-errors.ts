@@ -10,11 +10,8 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { VmferryError } from '@vmferry/core';
-import type { TlsFiles } from './clients.js';
-
-const PERMISSION_DENIED = 7;
-const UNAVAILABLE = 14;
+import { isVmferryError, VmferryError } from '@vmferry/core';
+import { remoteFailure, type TlsFiles } from '@vmferry/grpc-edge';
 
 /** Who is talking to whom: `local` pulls from `peer`, expecting certificate identity `identity`. */
 export interface PeerContext {
@@ -58,16 +55,17 @@ function ownCertificateProblem(c: PeerContext): string | undefined {
  * or undefined when the failure is not about certificates.
  */
 export function explainPeerFailure(e: unknown, c: PeerContext): VmferryError | undefined {
-  if (e instanceof VmferryError) return undefined;
-  const err = e as { code?: unknown; details?: unknown };
-  const details = typeof err.details === 'string' ? err.details : '';
-  if (err.code === PERMISSION_DENIED) {
+  // Only a call's failure, as the peer or the TLS layer reported it: errors made here say their own cause.
+  const remote = remoteFailure(e);
+  if (!remote || !isVmferryError(e)) return undefined;
+  const details = remote.details;
+  if (e.code === 'permission-denied') {
     const cn = readCert(c.tls.cert)?.subject.match(/CN=([^\n,]+)/)?.[1] ?? c.local;
     return refused(
       `site ${c.peer} does not allow site ${c.local}: ${details} (PERMISSION_DENIED). On site ${c.peer}: vmferry site add ${c.local} --identity ${cn}`,
     );
   }
-  if (err.code !== UNAVAILABLE) return undefined;
+  if (e.code !== 'unavailable') return undefined;
   const theirs = `site ${c.peer}'s certificate`;
   if (/certificate has expired/i.test(details)) {
     return refused(`${theirs} has expired (refused by ${c.local}): ${c.peer} must be given a new certificate`);

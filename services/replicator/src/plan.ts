@@ -32,7 +32,6 @@ export async function planReplication(o: {
   now?: Date;
 }): Promise<Plan> {
   const info = await o.source.getSnapshot(o.ref);
-  if (!info.vm || !info.snapshot) throw new Error(`source answered without the snapshot for ${o.ref}`);
   checkSourceMetadata(info.site, info);
   let nodeBytes = 0;
   let nodeCount = 0;

@@ -9,9 +9,7 @@ import Bottleneck from 'bottleneck';
 import { context, trace } from '@opentelemetry/api';
 import { openCoordination, publishEvent, replicateJobSubject, rpoKey, runWorker, type ReplicateJob, type ReplicationState, type WorkerHandle } from '@vmferry/nats';
 import { NotFoundError } from '@vmferry/core';
-import type { Site, StorageNodeClient, ListSnapshotsResponse, SiteList, Vm } from '@vmferry/proto';
-import { nodeClient, sourceClient, unary, type TlsFiles } from './clients.js';
-import { grpcSource, grpcTarget } from './grpc-ports.js';
+import { connectReplicationSource, connectStorageNode, storageNodeTarget, type SiteView, type StorageNodeClient, type TlsFiles } from '@vmferry/grpc-edge';
 import { LinkThrottle } from './link-throttle.js';
 import { explainPeerFailure } from './peer-errors.js';
 import { replicateSnapshot } from './session.js';
@@ -30,13 +28,13 @@ export interface ReplicatorServiceOptions {
   readonly log?: (line: string) => void;
 }
 
-async function sites(node: StorageNodeClient): Promise<Site[]> {
-  return (await unary<object, SiteList>((r, cb) => node.listSites(r, cb), {})).sites;
+async function sites(node: StorageNodeClient): Promise<SiteView[]> {
+  return node.listSites();
 }
 
 export async function startReplicatorService(o: ReplicatorServiceOptions): Promise<{ stop(): Promise<void> }> {
   const c = await openCoordination(o.natsUrl, `vmferry-replicator-${o.site}`);
-  const node = nodeClient(o.nodeAddress);
+  const node = connectStorageNode(o.nodeAddress);
   const links = new Bottleneck.Group({ maxConcurrent: o.sessionsPerLink ?? 2 });
   const perVm = new Map<string, Promise<unknown>>();
   const log = o.log ?? (() => undefined);
@@ -45,12 +43,12 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
     const src = (await sites(node)).find((s) => s.name === job.sourceSite);
     if (!src) throw new NotFoundError('site', job.sourceSite, `site ${job.sourceSite} is not known at ${o.site}: add it with vmferry site add`);
     const throttle = new LinkThrottle(src.rate, async () => (await sites(node)).find((s) => s.name === job.sourceSite)?.rate ?? '').start();
-    const client = sourceClient(src, o.tls, o.bindAddress || src.bindAddress || undefined);
+    const source = connectReplicationSource(src, o.tls, o.bindAddress || src.bindAddress || undefined);
     let lastProgress = 0;
     try {
       const result = await replicateSnapshot({
-        source: grpcSource(client),
-        target: grpcTarget(node),
+        source,
+        target: storageNodeTarget(node),
         sourceSite: job.sourceSite,
         ref: `${job.vmId}@${job.snapshotId}`,
         ...(o.streams ? { streams: o.streams } : {}),
@@ -88,7 +86,7 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
       throw explainPeerFailure(e, { peer: job.sourceSite, local: o.site, identity: src.identity, tls: o.tls }) ?? e;
     } finally {
       throttle.stop();
-      client.close();
+      source.close();
     }
   };
 
@@ -98,14 +96,15 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
    * local here (failback), whose snapshots only this site's own policy may prune.
    */
   const remoteRetention = async (vmId: string, sourceSite: string, keep: number): Promise<void> => {
-    const vm = await unary<{ vm: string }, Vm>((r, cb) => node.getVm(r, cb), { vm: vmId });
+    const vm = await node.getVm(vmId);
     if (vm.replicaOf !== sourceSite) {
       log(`remote retention skipped for VM '${vm.name}': it is ${vm.replicaOf ? `a replica of ${vm.replicaOf}` : 'local'} here, not a replica of ${sourceSite}`);
       return;
     }
-    const { snapshots } = await unary<{ vm: string }, ListSnapshotsResponse>((r, cb) => node.listSnapshots(r, cb), { vm: vmId });
+    const snapshots = await node.listSnapshots(vmId);
     for (const s of snapshots.slice(0, Math.max(0, snapshots.length - keep))) {
-      await unary((r, cb) => node.deleteSnapshot(r, cb), { ref: `${vmId}@${s.id}` })
+      await node
+        .deleteSnapshot(`${vmId}@${s.id}`)
         .then(() => publishEvent(c, 'snapshot.deleted', { site: o.site, vmId, snapshotId: s.id, reason: 'remote retention' }))
         .catch(() => undefined);
     }

@@ -15,7 +15,7 @@
  */
 import { Decompressor } from 'zstd-napi';
 import { ChunkCorruptError, childAt, decodeNodeChecked, fingerprint, isHole, referencedPages, toHex, fromHex, unpackChunks } from '@vmferry/core';
-import type { ChunkRecord, PackedBatch, Snapshot, Vm } from '@vmferry/proto';
+import type { ChunkRecord, ChunkToStore, CommittedSnapshot, PackedBatch, SnapshotRecord, VmRecord } from '@vmferry/core';
 import { pageIndexFor, type PageIndex } from './page-index.js';
 import { checkNodeShape, checkSourceMetadata, childExpectation, rootExpectation, sameExpectation, type NodeExpectation } from './source-checks.js';
 import type { SourcePort, TargetPort } from './ports.js';
@@ -53,7 +53,7 @@ export interface SessionOptions {
 }
 
 export interface SessionResult {
-  readonly snapshot: Snapshot;
+  readonly snapshot: CommittedSnapshot;
   readonly vmName: string;
   readonly bytesReceived: number;
   readonly chunksReceived: number;
@@ -113,7 +113,6 @@ export async function replicateSnapshot(o: SessionOptions): Promise<SessionResul
 
   report();
   const info = await o.source.getSnapshot(o.ref);
-  if (!info.vm || !info.snapshot) throw new Error(`source answered without the snapshot for ${o.ref}`);
   checkSourceMetadata(o.sourceSite, info);
   const snapshot = info.snapshot;
 
@@ -205,7 +204,7 @@ export async function replicateSnapshot(o: SessionOptions): Promise<SessionResul
 
 export interface WalkResult {
   /** Tree nodes the target lacks, fetched and checked, by level. */
-  readonly nodesByLevel: Map<number, ChunkRecord[]>;
+  readonly nodesByLevel: Map<number, ChunkToStore[]>;
   /** Every data chunk the missing nodes reference (the target may hold some). */
   readonly dataIds: Map<string, Buffer>;
 }
@@ -213,11 +212,11 @@ export interface WalkResult {
 /** Walks the snapshot's trees top-down, fetching only the nodes the target lacks. */
 export async function walkMissing(
   o: Pick<SessionOptions, 'source' | 'target' | 'signal'> & { readonly sourceSite?: string },
-  snapshot: Snapshot,
+  snapshot: SnapshotRecord,
   streams: number,
   received: (records: readonly ChunkRecord[]) => Promise<void>,
 ): Promise<WalkResult> {
-  const nodesByLevel = new Map<number, ChunkRecord[]>();
+  const nodesByLevel = new Map<number, ChunkToStore[]>();
   const dataIds = new Map<string, Buffer>();
   const site = o.sourceSite ?? 'the source';
   let frontier = new Map<string, Buffer>();
@@ -273,7 +272,7 @@ export { missingIn };
  * The snapshot this site already holds that the new one most likely shares pages with: the
  * VM's newest replica here, else (a clone's first replication) the snapshot it was cloned from.
  */
-async function baseSnapshot(target: TargetPort, vm: Vm): Promise<Snapshot | undefined> {
+async function baseSnapshot(target: TargetPort, vm: VmRecord): Promise<SnapshotRecord | undefined> {
   const own = await target.snapshots(vm.id);
   if (own.length > 0) return own[own.length - 1];
   if (!vm.clonedFrom) return undefined;
@@ -286,7 +285,7 @@ interface Packing {
 }
 
 /** Builds (or reuses) the base's page index and uploads it; undefined when the source cannot pack. */
-async function openPacking(o: SessionOptions, vm: Vm): Promise<Packing | undefined> {
+async function openPacking(o: SessionOptions, vm: VmRecord): Promise<Packing | undefined> {
   const base = await baseSnapshot(o.target, vm);
   const index = base ? await pageIndexFor(o.target, base) : undefined;
   const token = await o.source.openPageSet(index ? index.hashes() : []);
@@ -295,7 +294,7 @@ async function openPacking(o: SessionOptions, vm: Vm): Promise<Packing | undefin
 }
 
 /** Rebuilds a packed batch into raw records for the node (which verifies and compresses them). */
-async function unpack(batch: PackedBatch, index: PageIndex | undefined): Promise<ChunkRecord[]> {
+async function unpack(batch: PackedBatch, index: PageIndex | undefined): Promise<ChunkToStore[]> {
   const literals = batch.literals[0] === 1 ? decompressor.decompress(batch.literals.subarray(1)) : batch.literals.subarray(1);
   await index?.load(referencedPages(batch.chunks));
   const chunks = unpackChunks(batch.chunks, literals, (h) => index?.page(h));

@@ -16,45 +16,16 @@ import {
   toHex,
   treeGeometry,
   validateReplicaRecord,
-  HOLE,
+  type DiskRecord,
+  type SourceSnapshot,
   type TreeGeometry,
   type TreeNode,
 } from '@vmferry/core';
-import type { Snapshot, SourceSnapshot } from '@vmferry/proto';
 
 /** Throws InvalidArgumentError naming the source site when its VM or snapshot record is malformed. */
 export function checkSourceMetadata(sourceSite: string, info: SourceSnapshot): void {
-  const { vm, snapshot: s } = info;
-  if (!vm || !s) throw new InvalidArgumentError(`source site ${sourceSite} answered without the VM or the snapshot`);
-  const layout = (d: { index: number; size: number; blockSize: number; gridOffset: number }): { index: number; size: number; blockSize: number; gridOffset: number } => ({
-    index: d.index,
-    size: d.size,
-    blockSize: d.blockSize,
-    gridOffset: d.gridOffset,
-  });
   try {
-    validateReplicaRecord(
-      {
-        id: vm.id,
-        name: vm.name,
-        createdAtMs: vm.createdAtMs,
-        homeSite: vm.homeSite,
-        hypervisorConfig: vm.hypervisorConfig.toString('base64'),
-        ...(vm.clonedFrom ? { clonedFrom: vm.clonedFrom } : {}),
-        disks: vm.disks.map((d) => ({ ...layout(d), root: toHex(HOLE) })),
-      },
-      {
-        id: s.id,
-        vmId: s.vmId,
-        createdAtMs: s.createdAtMs,
-        ...(s.label ? { label: s.label } : {}),
-        consistency: s.consistency === '' ? 'crash' : (s.consistency as 'crash'),
-        ...(s.consistencyNote ? { consistencyNote: s.consistencyNote } : {}),
-        origin: s.origin,
-        disks: s.disks.map((d) => ({ ...layout(d), root: d.root })),
-        dirtyBlocks: s.dirtyBlocks,
-      },
-    );
+    validateReplicaRecord(info.vm, info.snapshot);
   } catch (e) {
     if (isVmferryError(e)) throw new InvalidArgumentError(`source site ${sourceSite} sent a bad replica record: ${e.message}`);
     throw e;
@@ -71,7 +42,7 @@ export interface NodeExpectation {
 }
 
 /** What each disk's root must be. */
-export function rootExpectation(disk: Snapshot['disks'][number]): NodeExpectation {
+export function rootExpectation(disk: DiskRecord): NodeExpectation {
   const geometry = treeGeometry(blockCount(disk));
   return { level: geometry.height - 1, slots: nodeSlots(geometry, geometry.height - 1, 0), edgeIndex: 0, geometry };
 }

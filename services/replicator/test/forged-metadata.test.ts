@@ -9,11 +9,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import { encodeNode, fingerprint, newId, TREE_FANOUT, emptyNode, setChild, type SiteRecord } from '@vmferry/core';
-import type { Snapshot, SourceSnapshot, Vm } from '@vmferry/proto';
+import { encodeNode, fingerprint, newId, TREE_FANOUT, emptyNode, setChild, isVmferryError, toHex, HOLE, type ErrorCode, type SiteRecord, type SnapshotRecord, type SourceSnapshot, type VmRecord } from '@vmferry/core';
+import { connectReplicationSource, connectStorageNode, storageNodeTarget } from '@vmferry/grpc-edge';
 import { cliJson, exportSha, mintCerts, pairSites, runCli, seededBytes, startSite, writeDisk, type Site } from '@vmferry/testkit';
-import { grpcSource, grpcTarget, nodeClient, replicateSnapshot, sourceClient, type SourcePort, type TargetPort } from '../src/index.js';
+import { replicateSnapshot, type SourcePort, type TargetPort } from '../src/index.js';
 
 const MiB = 1024 * 1024;
 const BLOCK = 64 * 1024;
@@ -36,12 +35,12 @@ async function put(target: TargetPort, nodes: readonly { id: Buffer; record: Buf
   await s.end();
 }
 
-function rejectsWith(code: grpc.status, pattern: RegExp): (e: unknown) => boolean {
+function rejectsWith(code: ErrorCode, pattern: RegExp): (e: unknown) => boolean {
   return (e: unknown) => {
-    const err = e as grpc.ServiceError;
-    assert.equal(err.code, code, `expected ${grpc.status[code]}: ${String(e)}`);
-    assert.match(err.details, pattern);
-    assert.ok(err.details.length < 1000, 'the message stays readable');
+    assert.ok(isVmferryError(e), `a coded error: ${String(e)}`);
+    assert.equal(e.code, code, `expected ${code}: ${String(e)}`);
+    assert.match(e.message, pattern);
+    assert.ok(e.message.length < 1000, 'the message stays readable');
     return true;
   };
 }
@@ -69,14 +68,14 @@ describe('forged replica metadata and tree nodes', () => {
     [a, b] = await Promise.all([startSite('siteA', join(dir, 'a'), certs), startSite('siteB', join(dir, 'b'), certs)]);
     await pairSites(a, b);
     const site: SiteRecord = { name: 'siteA', replicationAddress: a.repl, identity: 'siteA', nodeAddress: '', bindAddress: '', rate: '' };
-    const src = sourceClient(site, { cert: join(certs, 'siteB.crt'), key: join(certs, 'siteB.key'), ca: join(certs, 'ca.crt') });
-    const nc = nodeClient(b.api);
+    const src = connectReplicationSource(site, { cert: join(certs, 'siteB.crt'), key: join(certs, 'siteB.key'), ca: join(certs, 'ca.crt') });
+    const nc = connectStorageNode(b.api);
     closeClients = () => {
       src.close();
       nc.close();
     };
-    source = grpcSource(src);
-    target = grpcTarget(nc);
+    source = src;
+    target = storageNodeTarget(nc);
 
     // At B: a local VM with live (unsnapshotted) writes, which a widened range delete would hit.
     await cliJson(b.api, ['vm', 'create', 'bystander', '--disk', '4M']);
@@ -109,13 +108,13 @@ describe('forged replica metadata and tree nodes', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const vmOf = (): Vm => honest.vm as Vm;
-  const snapOf = (): Snapshot => honest.snapshot as Snapshot;
+  const vmOf = (): VmRecord => honest.vm;
+  const snapOf = (): SnapshotRecord => honest.snapshot;
   /** A new VM and snapshot over the donor's tree, which B holds: commitable unless refused. */
   let forgeries = 0;
-  const forged = (name = `forged-${++forgeries}`): { vm: Vm; snap: Snapshot } => {
-    const vm: Vm = { ...(donor.vm as Vm), id: newId(), name };
-    return { vm, snap: { ...(donor.snapshot as Snapshot), id: newId(), vmId: vm.id, vmName: name } };
+  const forged = (name = `forged-${++forgeries}`): { vm: VmRecord; snap: SnapshotRecord } => {
+    const vm: VmRecord = { ...donor.vm, id: newId(), name };
+    return { vm, snap: { ...donor.snapshot, id: newId(), vmId: vm.id } };
   };
 
   /** Nothing was committed at B and its other VMs' data is as it was. */
@@ -128,7 +127,7 @@ describe('forged replica metadata and tree nodes', () => {
 
   test('VM id "" is refused (INVALID_ARGUMENT); deleting "" afterwards touches no other VM', async () => {
     const { vm, snap } = forged();
-    await assert.rejects(target.commit('siteA', { ...vm, id: '' }, { ...snap, vmId: '' }), rejectsWith(grpc.status.INVALID_ARGUMENT, /VM id '' is not a valid id/));
+    await assert.rejects(target.commit('siteA', { ...vm, id: '' }, { ...snap, vmId: '' }), rejectsWith('invalid-argument', /VM id '' is not a valid id/));
     await unchanged();
     const del = await runCli(b.api, ['vm', 'delete', '']);
     assert.notEqual(del.code, 0);
@@ -137,47 +136,47 @@ describe('forged replica metadata and tree nodes', () => {
 
   test("VM id 'x/../y' is refused", async () => {
     const { vm, snap } = forged();
-    await assert.rejects(target.commit('siteA', { ...vm, id: 'x/../y' }, { ...snap, vmId: 'x/../y' }), rejectsWith(grpc.status.INVALID_ARGUMENT, /VM id 'x\/\.\.\/y' is not a valid id/));
+    await assert.rejects(target.commit('siteA', { ...vm, id: 'x/../y' }, { ...snap, vmId: 'x/../y' }), rejectsWith('invalid-argument', /VM id 'x\/\.\.\/y' is not a valid id/));
     await unchanged();
   });
 
   test("VM names '../../etc' and one of 10,000 characters are refused", async () => {
     const etc = forged('../../etc');
-    await assert.rejects(target.commit('siteA', etc.vm, etc.snap), rejectsWith(grpc.status.INVALID_ARGUMENT, /invalid VM name '\.\.\/\.\.\/etc'/));
+    await assert.rejects(target.commit('siteA', etc.vm, etc.snap), rejectsWith('invalid-argument', /invalid VM name '\.\.\/\.\.\/etc'/));
     const long = forged('a'.repeat(10_000));
-    await assert.rejects(target.commit('siteA', long.vm, long.snap), rejectsWith(grpc.status.INVALID_ARGUMENT, /invalid VM name/));
+    await assert.rejects(target.commit('siteA', long.vm, long.snap), rejectsWith('invalid-argument', /invalid VM name/));
     await unchanged();
   });
 
   test("label 'a/b@c' is refused", async () => {
     const { vm, snap } = forged();
-    await assert.rejects(target.commit('siteA', vm, { ...snap, label: 'a/b@c' }), rejectsWith(grpc.status.INVALID_ARGUMENT, /invalid snapshot label 'a\/b@c'/));
+    await assert.rejects(target.commit('siteA', vm, { ...snap, label: 'a/b@c' }), rejectsWith('invalid-argument', /invalid snapshot label 'a\/b@c'/));
     await unchanged();
   });
 
   test('a snapshot with zero disks is refused', async () => {
     const { vm, snap } = forged();
-    await assert.rejects(target.commit('siteA', { ...vm, disks: [] }, { ...snap, disks: [] }), rejectsWith(grpc.status.INVALID_ARGUMENT, /has 0 vDisks/));
-    await assert.rejects(target.commit('siteA', vm, { ...snap, disks: [] }), rejectsWith(grpc.status.INVALID_ARGUMENT, /has 0 vDisks/));
+    await assert.rejects(target.commit('siteA', { ...vm, disks: [] }, { ...snap, disks: [] }), rejectsWith('invalid-argument', /has 0 vDisks/));
+    await assert.rejects(target.commit('siteA', vm, { ...snap, disks: [] }), rejectsWith('invalid-argument', /has 0 vDisks/));
     await unchanged();
   });
 
   test('a 1 TiB disk over a 16 MiB tree the target holds is refused (DATA_LOSS)', async () => {
-    const root = donor.snapshot?.disks[0]?.root ?? '';
+    const root = donor.snapshot.disks[0]?.root ?? '';
     const disk = { index: 0, size: 1024 ** 4, blockSize: BLOCK, gridOffset: 0 };
-    const vm: Vm = { ...vmOf(), id: newId(), name: 'huge', disks: [disk] };
-    const snap: Snapshot = { ...snapOf(), id: newId(), vmId: vm.id, vmName: 'huge', disks: [{ ...disk, root }] };
-    await assert.rejects(target.commit('siteA', vm, snap), rejectsWith(grpc.status.DATA_LOSS, /vDisk 0 .*level 0 with 256 slots where the disk's geometry has level 2 with 16/));
+    const vm: VmRecord = { ...vmOf(), id: newId(), name: 'huge', disks: [{ ...disk, root: toHex(HOLE) }] };
+    const snap: SnapshotRecord = { ...snapOf(), id: newId(), vmId: vm.id, disks: [{ ...disk, root }] };
+    await assert.rejects(target.commit('siteA', vm, snap), rejectsWith('data-loss', /vDisk 0 .*level 0 with 256 slots where the disk's geometry has level 2 with 16/));
     await unchanged();
   });
 
   test("a level-1 root over data chunks the target holds is refused at put; the snapshot's honest replication then succeeds", async () => {
     const forged = node(1, [held[0] as Buffer, held[1] as Buffer]);
-    await assert.rejects(put(target, [forged]), rejectsWith(grpc.status.DATA_LOSS, /level-1 tree node references chunk [0-9a-f]{12}, which is not a tree node/));
+    await assert.rejects(put(target, [forged]), rejectsWith('data-loss', /level-1 tree node references chunk [0-9a-f]{12}, which is not a tree node/));
     // Committing the honest snapshot's metadata over that root is refused too (it is not here).
     const snap = snapOf();
-    const lying: Snapshot = { ...snap, disks: snap.disks.map((d) => ({ ...d, root: forged.id.toString('hex') })) };
-    await assert.rejects(target.commit('siteA', vmOf(), lying), rejectsWith(grpc.status.FAILED_PRECONDITION, /root [0-9a-f]{12} has not arrived/));
+    const lying: SnapshotRecord = { ...snap, disks: snap.disks.map((d) => ({ ...d, root: forged.id.toString('hex') })) };
+    await assert.rejects(target.commit('siteA', vmOf(), lying), rejectsWith('failed-precondition', /root [0-9a-f]{12} has not arrived/));
     await unchanged();
     const ok = await replicateSnapshot({ source, target, sourceSite: 'siteA', ref: 'victim@s1' });
     assert.equal(ok.vmName, 'victim');
@@ -191,9 +190,9 @@ describe('forged replica metadata and tree nodes', () => {
     const leaf = node(0, Array.from({ length: TREE_FANOUT }, (_, i) => held[i % held.length] as Buffer));
     await put(target, [leaf]);
     // Level 2 over level-0 nodes, stored already and in the same batch.
-    await assert.rejects(put(target, [node(2, [leaf.id, leaf.id])]), rejectsWith(grpc.status.DATA_LOSS, /level-2 tree node references tree node [0-9a-f]{12} of level 0/));
+    await assert.rejects(put(target, [node(2, [leaf.id, leaf.id])]), rejectsWith('data-loss', /level-2 tree node references tree node [0-9a-f]{12} of level 0/));
     const other = node(0, [held[5] as Buffer]);
-    await assert.rejects(put(target, [other, node(2, [other.id])]), rejectsWith(grpc.status.DATA_LOSS, /of level 0/));
+    await assert.rejects(put(target, [other, node(2, [other.id])]), rejectsWith('data-loss', /of level 0/));
     await unchanged();
   });
 
@@ -202,12 +201,12 @@ describe('forged replica metadata and tree nodes', () => {
     // The victim's 128 MiB disk has 2,048 blocks: a level-1 root of 2 slots. This one has 3.
     const wide = node(1, [leaf.id, leaf.id, leaf.id]);
     await put(target, [leaf, wide]);
-    const vm: Vm = { ...vmOf(), id: newId(), name: 'wide' };
-    const snap: Snapshot = { ...snapOf(), id: newId(), vmId: vm.id, vmName: 'wide', disks: snapOf().disks.map((d) => ({ ...d, root: wide.id.toString('hex') })) };
-    await assert.rejects(target.commit('siteA', vm, snap), rejectsWith(grpc.status.DATA_LOSS, /level 1 with 3 slots where the disk's geometry has level 1 with 2/));
+    const vm: VmRecord = { ...vmOf(), id: newId(), name: 'wide' };
+    const snap: SnapshotRecord = { ...snapOf(), id: newId(), vmId: vm.id, disks: snapOf().disks.map((d) => ({ ...d, root: wide.id.toString('hex') })) };
+    await assert.rejects(target.commit('siteA', vm, snap), rejectsWith('data-loss', /level 1 with 3 slots where the disk's geometry has level 1 with 2/));
     // A short level-0 node anywhere but the right edge would make reads of its blocks fail.
     const short = node(0, [held[3] as Buffer], 5);
-    await assert.rejects(put(target, [short, node(1, [short.id, leaf.id])]), rejectsWith(grpc.status.DATA_LOSS, /subtree at slot 0 has a level-0 node of 5 slots/));
+    await assert.rejects(put(target, [short, node(1, [short.id, leaf.id])]), rejectsWith('data-loss', /subtree at slot 0 has a level-0 node of 5 slots/));
     // On the right edge the short node is what the geometry asks for (2,048 + 5 blocks).
     const edge = node(1, [leaf.id, leaf.id, short.id]);
     await put(target, [short, edge]);
@@ -215,15 +214,15 @@ describe('forged replica metadata and tree nodes', () => {
   });
 
   test('the replicator refuses a lying source early, naming it: bad metadata and a root of the wrong level', async () => {
-    const liar = (vm: Vm, snapshot: Snapshot): SourcePort => ({ ...source, getSnapshot: async () => ({ ...honest, vm, snapshot }) });
+    const liar = (vm: VmRecord, snapshot: SnapshotRecord): SourcePort => ({ ...source, getSnapshot: async () => ({ ...honest, vm, snapshot }) });
     await assert.rejects(
       replicateSnapshot({ source: liar({ ...vmOf(), name: '../../etc' }, snapOf()), target, sourceSite: 'siteA', ref: 'victim@s1' }),
       (e: unknown) => (e as { code?: string }).code === 'invalid-argument' && /source site siteA .*invalid VM name '\.\.\/\.\.\/etc'/.test(String(e)),
     );
     // 1 TiB over a 128 MiB (level-1) tree that B does not hold: caught as the root arrives.
     const disk = { index: 0, size: 1024 ** 4, blockSize: BLOCK, gridOffset: 0 };
-    const root = (await source.getSnapshot('victim2@s1')).snapshot?.disks[0]?.root ?? '';
-    const vm: Vm = { ...vmOf(), id: newId(), name: 'huge2', disks: [disk] };
+    const root = (await source.getSnapshot('victim2@s1')).snapshot.disks[0]?.root ?? '';
+    const vm: VmRecord = { ...vmOf(), id: newId(), name: 'huge2', disks: [{ ...disk, root: toHex(HOLE) }] };
     await assert.rejects(
       replicateSnapshot({ source: liar(vm, { ...snapOf(), id: newId(), vmId: vm.id, disks: [{ ...disk, root }] }), target, sourceSite: 'siteA', ref: 'victim@s1' }),
       (e: unknown) => (e as { code?: string }).code === 'data-loss' && /source site siteA sent a tree node of level 1 with 2 slots where .* level 2 with 16/.test(String(e)),

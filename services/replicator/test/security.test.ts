@@ -4,8 +4,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import type { SiteRecord } from '@vmferry/core';
+import { isVmferryError, type SiteRecord, type VmferryError } from '@vmferry/core';
 import { cliJson, exportSha, mintCerts, runCli, seededBytes, startSite, writeDisk, type Site } from '@vmferry/testkit';
 
 const MiB = 1024 * 1024;
@@ -15,13 +14,14 @@ const MiB = 1024 * 1024;
  * through the replicator's client directly, for the gRPC status (the CLI prints a message
  * naming the certificate problem instead: cert-errors.test.ts checks those).
  */
-async function getSnapshotError(site: SiteRecord, tls: { cert: string; key: string; ca: string }): Promise<grpc.ServiceError> {
-  const { grpcSource, sourceClient } = await import('../src/index.js');
-  const client = sourceClient(site, tls);
+async function getSnapshotError(site: SiteRecord, tls: { cert: string; key: string; ca: string }): Promise<VmferryError> {
+  const { connectReplicationSource } = await import('@vmferry/grpc-edge');
+  const client = connectReplicationSource(site, tls);
   try {
-    await grpcSource(client).getSnapshot('vm1@s1');
+    await client.getSnapshot('vm1@s1');
   } catch (e) {
-    return e as grpc.ServiceError;
+    assert.ok(isVmferryError(e), `a coded error: ${String(e)}`);
+    return e;
   } finally {
     client.close();
   }
@@ -96,7 +96,7 @@ describe('replication security', () => {
     assert.doesNotMatch(r.stderr, /PERMISSION_DENIED/, 'refused in the TLS handshake, before the allow-list');
     assert.deepEqual(await vms(b), []);
     const e = await getSnapshotError(siteA(), { cert: join(rogue, 'siteB.crt'), key: join(rogue, 'siteB.key'), ca: join(certs, 'ca.crt') });
-    assert.ok(e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.UNAUTHENTICATED, `code ${e.code}: ${e.details}`);
+    assert.ok(e.code === 'unavailable' || e.code === 'permission-denied', `code ${e.code}: ${e.message}`);
   });
 
   test('an expired client certificate (same CA, same identity) is refused; nothing is committed', async () => {
@@ -110,7 +110,7 @@ describe('replication security', () => {
     assert.doesNotMatch(r.stderr, /PERMISSION_DENIED/);
     assert.deepEqual(await vms(b), []);
     const e = await getSnapshotError(siteA(), { cert: join(expired, 'siteB.crt'), key: join(expired, 'siteB.key'), ca: join(certs, 'ca.crt') });
-    assert.ok(e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.UNAUTHENTICATED, `code ${e.code}: ${e.details}`);
+    assert.ok(e.code === 'unavailable' || e.code === 'permission-denied', `code ${e.code}: ${e.message}`);
   });
 
   test('a server certificate for another identity is refused by the client', async () => {
@@ -121,7 +121,7 @@ describe('replication security', () => {
       assert.notEqual(r.code, 0);
       assert.deepEqual(await vms(b), []);
       const e = await getSnapshotError({ ...siteA(), identity: 'siteC' }, { cert: join(certs, 'siteB.crt'), key: join(certs, 'siteB.key'), ca: join(certs, 'ca.crt') });
-      assert.ok(e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.UNAUTHENTICATED, `code ${e.code}: ${e.details}`);
+      assert.ok(e.code === 'unavailable' || e.code === 'permission-denied', `code ${e.code}: ${e.message}`);
     } finally {
       await cliJson(b.api, ['site', 'add', 'siteA', '--replication', a.repl, '--identity', 'siteA']);
     }
