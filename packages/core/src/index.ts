@@ -14,3 +14,5 @@ export * from './rate.js';
 export * from './policy.js';
 export * from './packing.js';
 export * from './locks.js';
+export * from './stored-record.js';
+export * from './chunk-check.js';

@@ -14,7 +14,7 @@
  * next run asks for, and moves, only the rest. Incremental runs cost O(changed × height).
  */
 import { Decompressor } from 'zstd-napi';
-import { ChunkCorruptError, childAt, decodeNodeChecked, fingerprint, isHole, referencedPages, toHex, fromHex, unpackChunks } from '@vmferry/core';
+import { ChunkCorruptError, childAt, isHole, nodeFromRecord, rawRecord, recordBytes, referencedPages, toHex, fromHex, unpackChunks } from '@vmferry/core';
 import type { ChunkRecord, PackedBatch, Snapshot, Vm } from '@vmferry/proto';
 import { pageIndexFor, type PageIndex } from './page-index.js';
 import { checkNodeShape, checkSourceMetadata, childExpectation, rootExpectation, sameExpectation, type NodeExpectation } from './source-checks.js';
@@ -242,11 +242,7 @@ export async function walkMissing(
       for await (const records of o.source.fetch(ids, o.signal)) {
         await received(records);
         for (const r of records) {
-          const raw = r.record.subarray(1);
-          if (r.record[0] !== 0 || !fingerprint(raw).equals(r.id)) {
-            throw new ChunkCorruptError(toHex(r.id), 'the source sent a tree node that does not match its id');
-          }
-          const node = decodeNodeChecked(r.id, raw);
+          const node = nodeFromRecord(r.id, r.record, 'the source sent a tree node that does not match its id');
           const e = expected.get(toHex(r.id));
           if (!e) throw new ChunkCorruptError(toHex(r.id), `source site ${site} sent a tree node that was not asked for`);
           checkNodeShape(site, r.id, node, e);
@@ -296,10 +292,11 @@ async function openPacking(o: SessionOptions, vm: Vm): Promise<Packing | undefin
 
 /** Rebuilds a packed batch into raw records for the node (which verifies and compresses them). */
 async function unpack(batch: PackedBatch, index: PageIndex | undefined): Promise<ChunkRecord[]> {
-  const literals = batch.literals[0] === 1 ? decompressor.decompress(batch.literals.subarray(1)) : batch.literals.subarray(1);
+  const literals = batch.literals.length === 0 ? batch.literals : recordBytes(batch.literals, (frame) => decompressor.decompress(frame));
+  if (literals === undefined) throw new ChunkCorruptError(toHex(batch.chunks[0]?.id ?? Buffer.alloc(0)), 'the source sent packed literals of an unknown codec');
   await index?.load(referencedPages(batch.chunks));
   const chunks = unpackChunks(batch.chunks, literals, (h) => index?.page(h));
-  return chunks.map((c) => ({ id: c.id, record: Buffer.concat([Buffer.of(0), c.raw]), node: false, compress: true }));
+  return chunks.map((c) => ({ id: c.id, record: rawRecord(c.raw), node: false, compress: true }));
 }
 
 const decompressor = new Decompressor();

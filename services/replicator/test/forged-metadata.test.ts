@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { encodeNode, fingerprint, newId, TREE_FANOUT, emptyNode, setChild, type SiteRecord } from '@vmferry/core';
+import { encodeNode, fingerprint, newId, rawRecord, TREE_FANOUT, emptyNode, setChild, type SiteRecord } from '@vmferry/core';
 import type { Snapshot, SourceSnapshot, Vm } from '@vmferry/proto';
 import { cliJson, exportSha, mintCerts, pairSites, runCli, seededBytes, startSite, writeDisk, type Site } from '@vmferry/testkit';
 import { grpcSource, grpcTarget, nodeClient, replicateSnapshot, sourceClient, type SourcePort, type TargetPort } from '../src/index.js';
@@ -27,7 +27,7 @@ function node(level: number, children: readonly Buffer[], slots = children.lengt
   const n = emptyNode(level, slots);
   children.forEach((c, i) => setChild(n, i, c));
   const bytes = encodeNode(n);
-  return { id: fingerprint(bytes), record: Buffer.concat([Buffer.of(0), bytes]) };
+  return { id: fingerprint(bytes), record: rawRecord(bytes) };
 }
 
 async function put(target: TargetPort, nodes: readonly { id: Buffer; record: Buffer }[]): Promise<void> {

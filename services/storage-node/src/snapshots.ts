@@ -30,7 +30,7 @@ import {
   type SnapshotRecord,
   type VmRecord,
 } from '@vmferry/core';
-import { ChunkStore, keys } from '@vmferry/store-rocksdb';
+import { keys } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 import { buildVm, diskOf, resolveVm } from './vms.js';
 import { assertNotBase } from './replication-bases.js';
@@ -116,7 +116,7 @@ export async function createSnapshot(ctx: EngineContext, vmNameOrId: string, opt
     };
     await ctx.catalog.commit(
       (tx) => {
-        ctx.chunks.addPuts(tx.batch, created.map((n) => ChunkStore.nodeChunk(n)));
+        ctx.chunks.stageNodes(tx.batch, created);
         tx.putSnapshot(record);
         tx.putVm({ ...vm, disks });
         const dirty = keys.prefixRange(keys.dirtyVmPrefix(vm.id));

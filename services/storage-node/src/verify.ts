@@ -39,10 +39,9 @@ export async function verifyStore(ctx: EngineContext, onProgress: (checked: numb
   const present = new Set<string>();
   let checked = 0;
   const checkIds = async (ids: Fingerprint[]): Promise<void> => {
-    const records = await ctx.chunks.records(ids);
-    const decoded = await ctx.chunks.pool.decode(records, ids);
-    decoded.forEach((d, i) => {
-      if (!d.ok) bad.set(toHex(ids[i] as Fingerprint), d.reason);
+    const reasons = await ctx.chunks.check(ids);
+    reasons.forEach((reason, i) => {
+      if (reason !== undefined) bad.set(toHex(ids[i] as Fingerprint), reason);
     });
   };
   const check = async (ids: Fingerprint[]): Promise<void> => {
