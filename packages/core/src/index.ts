@@ -16,3 +16,4 @@ export * from './packing.js';
 export * from './locks.js';
 export * from './stored-record.js';
 export * from './chunk-check.js';
+export * from './tree-walk.js';

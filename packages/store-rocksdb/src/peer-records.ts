@@ -14,10 +14,9 @@
  */
 import {
   ChunkCorruptError,
-  childAt,
+  childrenOf,
   decodeNodeChecked,
   FailedPreconditionError,
-  isHole,
   rawPayload,
   toHex,
   type Fingerprint,
@@ -108,11 +107,7 @@ async function storeVerified(deps: ReceiveDeps, incoming: readonly PeerChunk[], 
 /** Refuses a node whose children are not all here; returns it decoded. */
 async function checkChildrenPresent(deps: ReceiveDeps, id: Fingerprint, raw: Buffer, inBatch: ReadonlySet<string>): Promise<TreeNode> {
   const node = decodeNodeChecked(id, raw);
-  const children: Buffer[] = [];
-  for (let s = 0; s < node.slots; s++) {
-    const child = childAt(node, s);
-    if (!isHole(child) && !inBatch.has(toHex(child))) children.push(Buffer.from(child));
-  }
+  const children = [...childrenOf(node)].map((c) => c.id).filter((id) => !inBatch.has(toHex(id)));
   const present = await deps.has(children);
   const absent = children.find((_, i) => !present[i]);
   if (absent) {

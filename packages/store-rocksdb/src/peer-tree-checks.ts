@@ -8,7 +8,7 @@
  * level-0 node's children are data, which may hold any bytes, even bytes that happen to decode
  * as a tree node, so they are not inspected.
  */
-import { ChunkCorruptError, childAt, isHole, MAX_TREE_HEIGHT, shortId, toHex, TREE_FANOUT, type Fingerprint, type TreeNode } from '@vmferry/core';
+import { ChunkCorruptError, childAt, childrenOf, isHole, MAX_TREE_HEIGHT, shortId, toHex, TREE_FANOUT, type Fingerprint, type TreeNode } from '@vmferry/core';
 
 /** What the checks read from the store. */
 export interface NodeReader {
@@ -27,14 +27,12 @@ export async function checkChildKinds(store: NodeReader, nodes: BatchNodes, inBa
   for (const [hex, node] of nodes) {
     if (node.level >= MAX_TREE_HEIGHT) throw new ChunkCorruptError(hex, `tree node of level ${node.level}: no disk has a tree that tall`);
     if (node.level === 0) continue;
-    for (let s = 0; s < node.slots; s++) {
-      const child = childAt(node, s);
-      if (isHole(child)) continue;
-      const c = await childNode(store, hex, node.level, Buffer.from(child), nodes, inBatch);
+    for (const { slot, id } of childrenOf(node)) {
+      const c = await childNode(store, hex, node.level, id, nodes, inBatch);
       if (c.level !== node.level - 1) {
-        throw new ChunkCorruptError(hex, `level-${node.level} tree node references tree node ${shortId(child)} of level ${c.level} at slot ${s}`);
+        throw new ChunkCorruptError(hex, `level-${node.level} tree node references tree node ${shortId(id)} of level ${c.level} at slot ${slot}`);
       }
-      if (s < node.slots - 1) await checkComplete(store, hex, s, c, nodes, inBatch);
+      if (slot < node.slots - 1) await checkComplete(store, hex, slot, c, nodes, inBatch);
     }
   }
 }

@@ -5,7 +5,7 @@
  * again to rebuild them. Built from the local node when first needed and kept (per base
  * snapshot) for the next sessions in this process.
  */
-import { childAt, decodeNodeChecked, fromHex, fullPages, isHole, PAGE_SIZE, toHex } from '@vmferry/core';
+import { decodeNodeChecked, fromHex, fullPages, PAGE_SIZE, toHex, walkLevels } from '@vmferry/core';
 import type { Snapshot } from '@vmferry/proto';
 import type { TargetPort } from './ports.js';
 
@@ -26,20 +26,16 @@ export class PageIndex {
   static async build(target: TargetPort, base: Snapshot): Promise<PageIndex> {
     const index = new PageIndex(target, base.id);
     const data = new Map<string, Buffer>();
-    let frontier = [...new Map(base.disks.map((d) => [d.root, fromHex(d.root)])).values()].filter((r) => !isHole(r));
-    while (frontier.length > 0) {
-      const next = new Map<string, Buffer>();
-      for await (const batch of target.readChunks(frontier)) {
-        for (const { id, raw } of batch) {
-          const node = decodeNodeChecked(id, raw);
-          for (let s = 0; s < node.slots; s++) {
-            const child = childAt(node, s);
-            if (!isHole(child)) (node.level === 0 ? data : next).set(toHex(child), Buffer.from(child));
-          }
-        }
-      }
-      frontier = [...next.values()];
-    }
+    // The local node's ReadChunks verifies each chunk; the walk only decodes the nodes.
+    await walkLevels(
+      base.disks.map((d) => fromHex(d.root)),
+      {
+        load: async (ids, found) => {
+          for await (const batch of target.readChunks(ids)) for (const { id, raw } of batch) found({ id, node: decodeNodeChecked(id, raw) });
+        },
+        onLeaf: (id) => data.set(toHex(id), id),
+      },
+    );
     const ids = [...data.values()];
     for (let i = 0; i < ids.length; i += READ_BATCH) {
       for await (const batch of target.readChunks(ids.slice(i, i + READ_BATCH))) {

@@ -14,7 +14,7 @@
  * next run asks for, and moves, only the rest. Incremental runs cost O(changed × height).
  */
 import { Decompressor } from 'zstd-napi';
-import { ChunkCorruptError, childAt, isHole, nodeFromRecord, rawRecord, recordBytes, referencedPages, toHex, fromHex, unpackChunks } from '@vmferry/core';
+import { ChunkCorruptError, childrenOf, isHole, nodeFromRecord, rawRecord, recordBytes, referencedPages, toHex, fromHex, unpackChunks, walkLevels } from '@vmferry/core';
 import type { ChunkRecord, PackedBatch, Snapshot, Vm } from '@vmferry/proto';
 import { pageIndexFor, type PageIndex } from './page-index.js';
 import { checkNodeShape, checkSourceMetadata, childExpectation, rootExpectation, sameExpectation, type NodeExpectation } from './source-checks.js';
@@ -220,7 +220,6 @@ export async function walkMissing(
   const nodesByLevel = new Map<number, ChunkRecord[]>();
   const dataIds = new Map<string, Buffer>();
   const site = o.sourceSite ?? 'the source';
-  let frontier = new Map<string, Buffer>();
   // Each node's level and slots follow from its disk's geometry and its place in the tree.
   const expected = new Map<string, NodeExpectation>();
   const expect = (hex: string, e: NodeExpectation): void => {
@@ -230,36 +229,37 @@ export async function walkMissing(
     }
     if (!known) expected.set(hex, e);
   };
+  const roots: Buffer[] = [];
   for (const d of snapshot.disks) {
     if (isHole(fromHex(d.root))) continue;
-    frontier.set(d.root, fromHex(d.root));
+    roots.push(fromHex(d.root));
     expect(d.root, rootExpectation(d));
   }
-  while (frontier.size > 0) {
-    const missing = await missingIn(o.target, [...frontier.values()]);
-    const next = new Map<string, Buffer>();
-    await pool(batches(missing, FETCH_BATCH), streams, async (ids) => {
-      for await (const records of o.source.fetch(ids, o.signal)) {
-        await received(records);
-        for (const r of records) {
-          const node = nodeFromRecord(r.id, r.record, 'the source sent a tree node that does not match its id');
-          const e = expected.get(toHex(r.id));
-          if (!e) throw new ChunkCorruptError(toHex(r.id), `source site ${site} sent a tree node that was not asked for`);
-          checkNodeShape(site, r.id, node, e);
-          const list = nodesByLevel.get(node.level) ?? [];
-          list.push({ id: r.id, record: r.record, node: true, compress: false });
-          nodesByLevel.set(node.level, list);
-          for (let s = 0; s < node.slots; s++) {
-            const child = childAt(node, s);
-            if (isHole(child)) continue;
-            if (node.level > 0) expect(toHex(child), childExpectation(e, s, node.slots));
-            (node.level === 0 ? dataIds : next).set(toHex(child), Buffer.from(child));
+  // Level by level: ask the target which of the level's nodes it lacks, fetch those in
+  // batches over `streams` parallel streams, check each against its id and expected shape.
+  await walkLevels(roots, {
+    select: (ids) => missingIn(o.target, ids),
+    load: (ids, found) =>
+      pool(batches(ids, FETCH_BATCH), streams, async (batch) => {
+        for await (const records of o.source.fetch(batch, o.signal)) {
+          await received(records);
+          for (const r of records) {
+            const node = nodeFromRecord(r.id, r.record, 'the source sent a tree node that does not match its id');
+            const list = nodesByLevel.get(node.level) ?? [];
+            list.push({ id: r.id, record: r.record, node: true, compress: false });
+            nodesByLevel.set(node.level, list);
+            found({ id: r.id, node });
           }
         }
-      }
-    });
-    frontier = next;
-  }
+      }),
+    onNode: ({ id, node }) => {
+      const e = expected.get(toHex(id));
+      if (!e) throw new ChunkCorruptError(toHex(id), `source site ${site} sent a tree node that was not asked for`);
+      checkNodeShape(site, id, node, e);
+      if (node.level > 0) for (const c of childrenOf(node)) expect(toHex(c.id), childExpectation(e, c.slot, node.slots));
+    },
+    onLeaf: (id) => dataIds.set(toHex(id), id),
+  });
   return { nodesByLevel, dataIds };
 }
 

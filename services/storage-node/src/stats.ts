@@ -5,7 +5,7 @@
  * chunk store holds on disk (compressed, deduplicated, before RocksDB's own overhead).
  * Per VM: the stored bytes only it references, versus those it shares with other VMs.
  */
-import { childAt, isHole, leafAt, toHex, treeGeometry, blockCount, type Fingerprint } from '@vmferry/core';
+import { childrenOf, isHole, leafAt, toHex, treeGeometry, blockCount, type Fingerprint } from '@vmferry/core';
 import type { EngineContext } from './context.js';
 import { allRootSets, walkRootSet } from './roots.js';
 import { resolveVm } from './vms.js';
@@ -41,11 +41,7 @@ async function leafCount(ctx: EngineContext, fp: Fingerprint, memo: Map<string, 
   if (known !== undefined) return known;
   const node = await ctx.chunks.getNode(fp);
   let n = 0;
-  for (let s = 0; s < node.slots; s++) {
-    const child = childAt(node, s);
-    if (isHole(child)) continue;
-    n += node.level === 0 ? 1 : await leafCount(ctx, Buffer.from(child), memo);
-  }
+  for (const child of childrenOf(node)) n += node.level === 0 ? 1 : await leafCount(ctx, child.id, memo);
   memo.set(hex, n);
   return n;
 }
