@@ -117,6 +117,14 @@ export class ChunkStore implements NodeSource {
     return this.pool.encode(raws);
   }
 
+  /**
+   * Whether the chunk index lists `id` (one read of its entry). Rejects (StoreDamagedError)
+   * when RocksDB cannot read the entry.
+   */
+  async indexed(id: Fingerprint): Promise<boolean> {
+    return (await this.db.get(chunkIndexKey(id))) !== null;
+  }
+
   /** Stored sizes of `ids` (0 when absent). */
   async sizes(ids: readonly Fingerprint[]): Promise<number[]> {
     return (await this.entries(ids)).map((e) => e?.storedBytes ?? 0);

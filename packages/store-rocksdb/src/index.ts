@@ -8,3 +8,6 @@ export { Catalog, type CatalogTx } from './catalog.js';
 export * as keys from './keys.js';
 export { LruCache } from './lru.js';
 export { GcBarrier } from './gc-barrier.js';
+export type { LiveWriteTable, LiveWriteRange } from './tables/live-writes.js';
+export type { SiteTable } from './tables/sites.js';
+export type { ReplicationStateTable, PendingReplication, ReplicationBase } from './tables/replication-state.js';

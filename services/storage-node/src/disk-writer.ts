@@ -24,7 +24,6 @@ import {
   type Fingerprint,
   type VmRecord,
 } from '@vmferry/core';
-import { keys } from '@vmferry/store-rocksdb';
 import { liveView, readBlock, type DiskView } from './block-source.js';
 import type { EngineContext } from './context.js';
 import { diskOf } from './vms.js';
@@ -151,11 +150,8 @@ export class ExtentWriter {
     });
   }
 
-  private async hasDirty(): Promise<boolean> {
-    for await (const _ of this.ctx.db.entries(keys.prefixRange(keys.dirtyDiskPrefix(this.vm.id, this.diskIndex)), false)) {
-      return true;
-    }
-    return false;
+  private hasDirty(): Promise<boolean> {
+    return this.ctx.catalog.liveWrites.any(this.vm.id, this.diskIndex);
   }
 
   private async writeBatch(start: number, data: Buffer): Promise<void> {
@@ -212,7 +208,7 @@ export class ExtentWriter {
           stageChunks(batch);
           indexes.forEach((block, i) => {
             const fp = fps[i] as Fingerprint;
-            if (!(this.onEmptyDisk && isHole(fp))) batch.tryPut(keys.dirtyKey(this.vm.id, this.diskIndex, block), fp);
+            if (!(this.onEmptyDisk && isHole(fp))) this.ctx.catalog.liveWrites.stagePut(batch, this.vm.id, this.diskIndex, block, fp);
           });
         });
       }),

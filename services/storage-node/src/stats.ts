@@ -9,7 +9,6 @@ import { childrenOf, isHole, leafAt, toHex, treeGeometry, blockCount, type Finge
 import type { EngineContext } from './context.js';
 import { allRootSets, walkRootSet } from './roots.js';
 import { resolveVm } from './vms.js';
-import { keys } from '@vmferry/store-rocksdb';
 
 export interface VmSpace {
   readonly vmId: string;
@@ -123,9 +122,9 @@ export async function computeStats(ctx: EngineContext, vmFilter?: string): Promi
 /** Live writes change the count: +1 for a new non-hole block, -1 for a block zeroed. */
 async function liveAdjustment(ctx: EngineContext, vmId: string, disk: number, root: Fingerprint, g: ReturnType<typeof treeGeometry>): Promise<number> {
   let delta = 0;
-  for await (const { key, value } of ctx.db.entries(keys.prefixRange(keys.dirtyDiskPrefix(vmId, disk)))) {
-    const before = isHole(await leafAt(root, g, keys.blockOfDirtyKey(key), ctx.chunks)) ? 0 : 1;
-    const after = isHole(value) ? 0 : 1;
+  for await (const { block, fp } of ctx.catalog.liveWrites.entries(vmId, disk)) {
+    const before = isHole(await leafAt(root, g, block, ctx.chunks)) ? 0 : 1;
+    const after = isHole(fp) ? 0 : 1;
     delta += after - before;
   }
   return delta;

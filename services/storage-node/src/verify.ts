@@ -9,7 +9,6 @@
  * still named. The index damage itself is reported with RocksDB's message (file and offset).
  */
 import { ChunkMissingError, fromHex, toHex, type Fingerprint } from '@vmferry/core';
-import { keys } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 import { allRootSets, rootSetExists, walkRootSet, type RootSet } from './roots.js';
 
@@ -97,14 +96,11 @@ export async function verifyStore(ctx: EngineContext, onProgress: (checked: numb
   const unindexedRefs = new Set<string>();
   const unchecked = [...referencedBy.keys()].filter((hex) => !present.has(hex) && !bad.has(hex));
   for (const hex of unchecked) {
-    const indexEntry = await ctx.db.get(keys.chunkIndexKey(fromHex(hex))).then(
-      (v) => v !== null,
-      (e: unknown) => {
-        bad.set(hex, `its chunk index entry cannot be read: ${messageOf(e)}`);
-        for (const ref of referencedBy.get(hex) ?? []) unindexedRefs.add(ref);
-        return true;
-      },
-    );
+    const indexEntry = await ctx.chunks.indexed(fromHex(hex)).catch((e: unknown) => {
+      bad.set(hex, `its chunk index entry cannot be read: ${messageOf(e)}`);
+      for (const ref of referencedBy.get(hex) ?? []) unindexedRefs.add(ref);
+      return true;
+    });
     if (!bad.has(hex)) await check([fromHex(hex)]);
     if (!indexEntry && !bad.has(hex)) absent.add(hex);
     if (!bad.has(hex) && !absent.has(hex)) referencedBy.delete(hex);
