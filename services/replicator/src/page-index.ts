@@ -2,8 +2,8 @@
  * The page-hash index of a base snapshot at the receiving site: for every full 4 KiB page of
  * its data chunks, the page's 8-byte hash → (chunk, page). Uploaded to the source as a page
  * set so missing chunks can travel as references to pages the target already holds; used
- * again to rebuild them. Built from the local node when first needed and kept (per base
- * snapshot) for the next sessions in this process.
+ * again to rebuild them. Built from the local node when first needed; a PageIndexCache owned
+ * with the target's client keeps it for the next sessions into that target.
  */
 import { decodeNodeChecked, fromHex, fullPages, PAGE_SIZE, toHex, walkLevels } from '@vmferry/core';
 import type { Snapshot } from '@vmferry/proto';
@@ -73,14 +73,36 @@ export class PageIndex {
   }
 }
 
-const kept = new Map<string, PageIndex>();
+/** Base indexes a cache keeps by default (a VM's base moves one snapshot per session). */
+const DEFAULT_KEPT = 2;
 
-/** The index of `base`, built on first use and kept for later sessions (the two newest). */
-export async function pageIndexFor(target: TargetPort, base: Snapshot): Promise<PageIndex> {
-  const known = kept.get(base.id);
-  if (known) return known;
-  const index = await PageIndex.build(target, base);
-  kept.set(base.id, index);
-  while (kept.size > 2) kept.delete(kept.keys().next().value as string);
-  return index;
+/**
+ * Page indexes of base snapshots, kept for the next sessions into one target (the newest
+ * few). A PageIndex reads base chunks through the target it was built with, so a cache is
+ * bound to one TargetPort and owned by whoever owns that target's client (the replicator
+ * service): it lives and dies with the client, and no session into another target (or after
+ * the client closed) can reach it.
+ */
+export class PageIndexCache {
+  private readonly kept = new Map<string, PageIndex>();
+
+  constructor(
+    readonly target: TargetPort,
+    private readonly capacity = DEFAULT_KEPT,
+  ) {}
+
+  /** The index of `base`, built on first use; rejects with what reading the base rejects with. */
+  async indexFor(base: Snapshot): Promise<PageIndex> {
+    const known = this.kept.get(base.id);
+    if (known) return known;
+    const index = await PageIndex.build(this.target, base);
+    this.kept.set(base.id, index);
+    while (this.kept.size > this.capacity) this.kept.delete(this.kept.keys().next().value as string);
+    return index;
+  }
+
+  /** Drops every index (call when the target's client closes). */
+  clear(): void {
+    this.kept.clear();
+  }
 }

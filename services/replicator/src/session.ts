@@ -14,9 +14,9 @@
  * next run asks for, and moves, only the rest. Incremental runs cost O(changed × height).
  */
 import { Decompressor } from 'zstd-napi';
-import { ChunkCorruptError, childrenOf, isHole, nodeFromRecord, rawRecord, recordBytes, referencedPages, toHex, fromHex, unpackChunks, walkLevels } from '@vmferry/core';
+import { ChunkCorruptError, childrenOf, InvalidArgumentError, isHole, nodeFromRecord, rawRecord, recordBytes, referencedPages, toHex, fromHex, unpackChunks, walkLevels } from '@vmferry/core';
 import type { ChunkRecord, PackedBatch, Snapshot, Vm } from '@vmferry/proto';
-import { pageIndexFor, type PageIndex } from './page-index.js';
+import { PageIndex, type PageIndexCache } from './page-index.js';
 import { checkNodeShape, checkSourceMetadata, childExpectation, rootExpectation, sameExpectation, type NodeExpectation } from './source-checks.js';
 import type { SourcePort, TargetPort } from './ports.js';
 import type { TokenBucket } from './token-bucket.js';
@@ -50,6 +50,8 @@ export interface SessionOptions {
   readonly signal?: AbortSignal;
   /** Packed transfer (page references + batch compression) when the source offers it; default true. */
   readonly packed?: boolean;
+  /** Base page indexes kept across sessions into `target` (its cache); default: built per session. */
+  readonly pageIndexes?: PageIndexCache;
 }
 
 export interface SessionResult {
@@ -284,7 +286,10 @@ interface Packing {
 /** Builds (or reuses) the base's page index and uploads it; undefined when the source cannot pack. */
 async function openPacking(o: SessionOptions, vm: Vm): Promise<Packing | undefined> {
   const base = await baseSnapshot(o.target, vm);
-  const index = base ? await pageIndexFor(o.target, base) : undefined;
+  if (o.pageIndexes && o.pageIndexes.target !== o.target) {
+    throw new InvalidArgumentError('the page index cache belongs to another target: pass the cache of the session\'s own target');
+  }
+  const index = base ? await (o.pageIndexes?.indexFor(base) ?? PageIndex.build(o.target, base)) : undefined;
   const token = await o.source.openPageSet(index ? index.hashes() : []);
   if (token === undefined) return undefined;
   return { token, index };
