@@ -16,11 +16,8 @@ import {
   FailedPreconditionError,
   gridOffsetFor,
   InvalidArgumentError,
-  isZero,
-  HOLE,
   isHole,
   PARTITION_TABLE_BYTES,
-  toHex,
   type Fingerprint,
   type VmRecord,
 } from '@vmferry/core';
