@@ -36,8 +36,8 @@ const NODE_CACHE_ENTRIES = 4096;
  * has its whole subtree present.
  *
  * GC safety: every id this store is asked about (`has`), writes (`addPuts`), pins, or is told
- * is referenced (`reference`) is recorded in the barrier while a collection runs; see gc.ts
- * in the storage node for the ordering argument.
+ * is referenced (`reference`) is recorded in the barrier while a collection runs; see
+ * services/storage-node/src/gc.ts for the ordering argument.
  */
 export class ChunkStore implements NodeSource {
   private readonly nodes = new LruCache<string, TreeNode>(NODE_CACHE_ENTRIES);
