@@ -16,3 +16,6 @@ export * from './packing.js';
 export * from './locks.js';
 export * from './clock.js';
 export * from './replication-types.js';
+export * from './stored-record.js';
+export * from './chunk-check.js';
+export * from './tree-walk.js';

@@ -9,6 +9,7 @@
  * Page hashes are the first 8 bytes of BLAKE3: a collision can only make the receiver
  * rebuild a wrong chunk, which then fails its BLAKE3-256 check and is rejected.
  */
+import { verifyChunk } from './chunk-check.js';
 import { ChunkCorruptError } from './errors.js';
 import { fingerprint, toHex, type Fingerprint } from './fingerprint.js';
 
@@ -83,7 +84,7 @@ export function unpackChunks(chunks: readonly PackedChunkData[], literals: Buffe
         src.copy(raw, p * PAGE_SIZE);
       }
     }
-    if (!fingerprint(raw).equals(c.id)) throw new ChunkCorruptError(toHex(c.id), 'rebuilt from packed pages, it does not match its id');
+    verifyChunk(c.id, raw, 'rebuilt from packed pages, it does not match its id');
     return { id: c.id, raw };
   });
 }

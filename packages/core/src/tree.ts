@@ -17,6 +17,7 @@
 import { MIN_BLOCK_SIZE } from './block-grid.js';
 import { fingerprint, HOLE, isHole, toHex, type Fingerprint } from './fingerprint.js';
 import { childAt, decodeNode, emptyNode, encodeNode, nonHoleSlots, setChild, type TreeNode } from './tree-codec.js';
+import { childrenOf } from './tree-walk.js';
 
 /** Children per tree node. DO NOT CHANGE: it fixes every tree's shape and so every root. */
 export const TREE_FANOUT = 1024;
@@ -194,11 +195,9 @@ export async function walkTree(
     if (isHole(fp)) return;
     if (!(await onNode(fp))) return;
     const node = await source.getNode(fp);
-    for (let s = 0; s < node.slots; s++) {
-      const child = childAt(node, s);
-      if (isHole(child)) continue;
-      if (node.level === 0) await onLeaf(Buffer.from(child));
-      else await walk(Buffer.from(child));
+    for (const child of childrenOf(node)) {
+      if (node.level === 0) await onLeaf(child.id);
+      else await walk(child.id);
     }
   };
   await walk(root);

@@ -1,6 +1,9 @@
 import type { SnapshotRecord, VmRecord } from '@vmferry/core';
 import type { Database, WriteBatch } from './database.js';
 import { prefixRange, SNAPSHOT_PREFIX, snapshotKey, VM_PREFIX, vmKey } from './keys.js';
+import { LiveWriteTable } from './tables/live-writes.js';
+import { ReplicationStateTable } from './tables/replication-state.js';
+import { SiteTable } from './tables/sites.js';
 
 function rootsOf(disks: readonly { root: string }[]): Buffer[] {
   return disks.map((d) => Buffer.from(d.root, 'hex'));
@@ -13,13 +16,22 @@ export interface CatalogTx {
   deleteVm(vmId: string): void;
   putSnapshot(s: SnapshotRecord): void;
   deleteSnapshot(vmId: string, snapId: string): void;
+  /** Drops the live writes of one vDisk of the VM, or of all of them. */
+  clearLiveWrites(vmId: string, disk?: number): void;
+  /** Drops the VM's replication bases and pending entries. */
+  clearReplicationState(vmId: string): void;
 }
 
 /**
  * VM and snapshot records: persisted in RocksDB as JSON, mirrored in memory (they are small,
- * and listing, name lookups and the snapshot cap must not scan the database).
+ * and listing, name lookups and the snapshot cap must not scan the database). The node's
+ * other tables (live writes, peer sites, replication state) hang off it, so services never
+ * build a key or encode a value (every layout is in keys.ts and the tables).
  */
 export class Catalog {
+  readonly liveWrites: LiveWriteTable;
+  readonly sites: SiteTable;
+  readonly replication: ReplicationStateTable;
   private readonly vmsById = new Map<string, VmRecord>();
   private readonly vmIdByName = new Map<string, string>();
   /** Per VM, snapshots by id; Map iteration order is id order because ids sort by time. */
@@ -28,7 +40,11 @@ export class Catalog {
   private constructor(
     private readonly db: Database,
     private readonly referenced: (roots: Buffer[]) => void,
-  ) {}
+  ) {
+    this.liveWrites = new LiveWriteTable(db);
+    this.sites = new SiteTable(db);
+    this.replication = new ReplicationStateTable(db);
+  }
 
   /**
    * Loads every record. `referenced` is told the tree roots of each VM or snapshot record a
@@ -123,6 +139,8 @@ export class Catalog {
             batch.tryDelete(snapshotKey(vmId, snapId));
             applied.push(() => this.snapsByVm.get(vmId)?.delete(snapId));
           },
+          clearLiveWrites: (vmId, disk) => this.liveWrites.stageClear(batch, vmId, disk),
+          clearReplicationState: (vmId) => this.replication.stageClear(batch, vmId),
         });
       },
       options,

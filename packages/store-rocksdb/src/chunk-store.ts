@@ -1,57 +1,144 @@
 import {
   ChunkCorruptError,
   ChunkMissingError,
-  decodeNodeChecked,
-  fingerprint,
+  isHole,
+  nodeFromRecord,
   toHex,
   type EncodedNode,
   type Fingerprint,
   type NodeSource,
   type TreeNode,
 } from '@vmferry/core';
-import { CODEC_RAW } from './chunk-codec.js';
-import type { CodecPool } from './codec-pool.js';
+import { CodecPool, type CodecPoolOptions } from './codec-pool.js';
 import type { Database, WriteBatch } from './database.js';
 import { decodeIndexValue, encodeIndexValue, type ChunkIndexEntry } from './chunk-index.js';
 import { GcBarrier } from './gc-barrier.js';
-
-export type { ChunkIndexEntry } from './chunk-index.js';
+import { ingestBlocks, type IngestCommit, type IngestDeps, type IngestResult } from './ingest.js';
 import { CHUNK_INDEX_PREFIX, chunkIndexKey, chunkKey, fpOfIndexKey, fpOfPinKey, PIN_PREFIX, pinKey, prefixRange } from './keys.js';
 import { LruCache } from './lru.js';
+import { receivePeerChunks, type PeerChunk, type ReceiveDeps, type ReceiveResult } from './peer-records.js';
+import { nodeChunk, type StoredChunk } from './stored-chunk.js';
 
-/** A chunk ready to store: its id, stored record, and raw length; `level` for a tree node. */
-export interface StoredChunk {
-  readonly id: Fingerprint;
-  readonly record: Buffer;
-  readonly rawLength: number;
-  /** The tree level of a node (0: its children are data blocks); absent for data. */
-  readonly level?: number;
-}
-
+export type { ChunkIndexEntry } from './chunk-index.js';
+export type { StoredChunk } from './stored-chunk.js';
 
 const NODE_CACHE_ENTRIES = 4096;
 
 /**
- * Content-addressed chunks on RocksDB. Every chunk read is checked against its fingerprint
- * (ChunkCorruptError otherwise). Writing a chunk that exists changes nothing.
+ * Content-addressed chunks on RocksDB, and the one owner of the chunk pipeline: new blocks
+ * enter through `ingest` (hash, dedup, encode, commit), a peer's records through `receive`
+ * (verify, store, pin), tree nodes of a snapshot fold through `stageNodes`. Every chunk read
+ * is checked against its fingerprint (ChunkCorruptError otherwise), in the codec workers or,
+ * for tree nodes, by core's nodeFromRecord. Writing a chunk that exists changes nothing.
  *
  * Invariant (closure): a tree node is stored only with or after every chunk it references,
  * and GC deletes a node no later than its children, so a node present in the store always
  * has its whole subtree present.
  *
  * GC safety: every id this store is asked about (`has`), writes (`addPuts`), pins, or is told
- * is referenced (`reference`) is recorded in the barrier while a collection runs; see gc.ts
- * in the storage node for the ordering argument.
+ * is referenced (`reference`) is recorded in the barrier while a collection runs; see
+ * services/storage-node/src/gc.ts for the ordering argument.
  */
 export class ChunkStore implements NodeSource {
   private readonly nodes = new LruCache<string, TreeNode>(NODE_CACHE_ENTRIES);
   /** The write barrier GC and writers share. */
   readonly barrier = new GcBarrier();
 
+  /** The codec workers (hashing, compression, verification); private to the store. */
+  private readonly pool: CodecPool;
+
+  /** Starts the codec worker threads; `close()` stops them. */
   constructor(
     private readonly db: Database,
-    readonly pool: CodecPool,
-  ) {}
+    codec: CodecPoolOptions = {},
+  ) {
+    this.pool = new CodecPool(codec);
+  }
+
+  /** What the pipeline steps (ingest.ts, peer-records.ts) use, private members included. */
+  private pipeline(): IngestDeps & ReceiveDeps {
+    return {
+      pool: this.pool,
+      barrier: this.barrier,
+      db: this.db,
+      has: (ids) => this.has(ids),
+      getNode: (id) => this.getNode(id),
+      addPuts: (b, c) => this.addPuts(b, c),
+      addPins: (b, ids, t) => this.addPins(b, ids, t),
+    };
+  }
+
+  /** Stops the codec workers (the database is closed by its owner). */
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  /**
+   * Stores `blocks` (see ingest.ts for the ordering): hashes them in the workers, then inside
+   * one GC barrier section checks which the store lacks, compresses only those and runs
+   * `commit`, which writes them (via its `stage`) with its own references in one batch.
+   * Rejects with what `commit` rejects with; nothing is stored then.
+   */
+  ingest(blocks: readonly Buffer[], commit: IngestCommit): Promise<IngestResult> {
+    return ingestBlocks(this.pipeline(), blocks, commit);
+  }
+
+  /**
+   * Verifies and stores a peer's chunks in one batch, pinning them (and those already here)
+   * until `pinUntilMs`. Rejects with ChunkCorruptError (DATA_LOSS) for a chunk that does not
+   * match its id or a malformed tree, FailedPreconditionError for a node sent before its
+   * children; nothing of the batch is stored then.
+   */
+  receive(chunks: readonly PeerChunk[], pinUntilMs: number): Promise<ReceiveResult> {
+    return receivePeerChunks(this.pipeline(), chunks, pinUntilMs);
+  }
+
+  /**
+   * The ids of `ids` the store lacks (holes never count), in order; the ones it holds are
+   * pinned until `pinUntilMs` (a replicator skips their subtrees: gc.ts, case d). The check
+   * and the pin are one barrier section.
+   */
+  lacking(ids: readonly Fingerprint[], pinUntilMs: number): Promise<Fingerprint[]> {
+    return this.barrier.referencing(async () => {
+      const present = await this.has(ids);
+      const held = ids.filter((id, i) => present[i] === true && !isHole(id));
+      if (held.length > 0) await this.db.commit((b) => this.addPins(b, held, pinUntilMs));
+      return ids.filter((id, i) => present[i] !== true && !isHole(id));
+    });
+  }
+
+  /** Stages a snapshot fold's new tree nodes (stored raw) into `batch`. */
+  stageNodes(batch: WriteBatch, nodes: readonly EncodedNode[]): void {
+    this.addPuts(batch, nodes.map(nodeChunk));
+  }
+
+  /** Stored records (codec byte + zstd, or raw when zstd saves little) of `raws`. */
+  encode(raws: readonly Buffer[]): Promise<Buffer[]> {
+    return this.pool.encode(raws);
+  }
+
+  /**
+   * Whether the chunk index lists `id` (one read of its entry). Rejects (StoreDamagedError)
+   * when RocksDB cannot read the entry.
+   */
+  async indexed(id: Fingerprint): Promise<boolean> {
+    return (await this.db.get(chunkIndexKey(id))) !== null;
+  }
+
+  /** Stored sizes of `ids` (0 when absent). */
+  async sizes(ids: readonly Fingerprint[]): Promise<number[]> {
+    return (await this.entries(ids)).map((e) => e?.storedBytes ?? 0);
+  }
+
+  /**
+   * Re-reads and re-hashes `ids`: per id, undefined when sound, else why it is corrupt.
+   * Rejects with ChunkMissingError for an absent one and ChunkCorruptError for one the store
+   * cannot read (then check one by one to tell which).
+   */
+  async check(ids: readonly Fingerprint[]): Promise<(string | undefined)[]> {
+    const decoded = await this.pool.decode(await this.records(ids), ids);
+    return decoded.map((d) => (d.ok ? undefined : d.reason));
+  }
 
   /** For each id, whether the store holds it. Call inside `barrier.referencing` to rely on the answer. */
   async has(ids: readonly Fingerprint[]): Promise<boolean[]> {
@@ -71,18 +158,13 @@ export class ChunkStore implements NodeSource {
     this.barrier.record(ids);
   }
 
-  /** Adds chunk puts to `batch` (chunk record and index entry). */
-  addPuts(batch: WriteBatch, chunks: readonly StoredChunk[]): void {
+  /** Adds chunk puts to `batch` (chunk record and index entry); the pipeline's last step. */
+  private addPuts(batch: WriteBatch, chunks: readonly StoredChunk[]): void {
     this.barrier.record(chunks.map((c) => c.id));
     for (const c of chunks) {
       batch.tryPut(chunkKey(c.id), c.record);
       batch.tryPut(chunkIndexKey(c.id), encodeIndexValue(c.record.length, c.rawLength, c.level));
     }
-  }
-
-  /** Tree nodes are stored raw (fingerprints do not compress). */
-  static nodeChunk(node: EncodedNode): StoredChunk {
-    return { id: node.id, record: Buffer.concat([Buffer.of(CODEC_RAW), node.bytes]), rawLength: node.bytes.length, level: node.level };
   }
 
   /** Stored records for `ids`; rejects with ChunkMissingError for an absent one. */
@@ -123,11 +205,7 @@ export class ChunkStore implements NodeSource {
     const cached = this.nodes.get(hex);
     if (cached) return cached;
     const [record] = await this.records([fp]);
-    const raw = (record as Buffer).subarray(1);
-    if (record?.[0] !== CODEC_RAW || !fingerprint(raw).equals(fp)) {
-      throw new ChunkCorruptError(hex, 'tree node content does not match its fingerprint');
-    }
-    const node = decodeNodeChecked(fp, raw);
+    const node = nodeFromRecord(fp, record as Buffer);
     this.nodes.set(hex, node);
     return node;
   }
@@ -150,7 +228,7 @@ export class ChunkStore implements NodeSource {
    * Pins chunks until `expiresAtMs`: GC keeps them, and the subtrees of pinned tree nodes
    * (chunks of a replication not yet committed, and chunks a replicator was told are here).
    */
-  addPins(batch: WriteBatch, ids: readonly Fingerprint[], expiresAtMs: number): void {
+  private addPins(batch: WriteBatch, ids: readonly Fingerprint[], expiresAtMs: number): void {
     this.barrier.record(ids);
     const value = Buffer.alloc(8);
     value.writeBigUInt64BE(BigInt(Math.floor(expiresAtMs)));

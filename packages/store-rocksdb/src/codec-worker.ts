@@ -5,8 +5,8 @@
  */
 import { parentPort } from 'node:worker_threads';
 import * as zstd from 'zstd-napi';
-import { fingerprint, FINGERPRINT_BYTES, isZero } from '@vmferry/core';
-import { CODEC_RAW, CODEC_ZSTD, MAX_COMPRESSED_FRACTION } from './chunk-codec.js';
+import { chunkMatches, fingerprint, FINGERPRINT_BYTES, isZero, rawRecord, recordBytes, zstdRecord } from '@vmferry/core';
+import { MAX_COMPRESSED_FRACTION } from './chunk-codec.js';
 import type { CodecRequest, CodecResponse } from './codec-protocol.js';
 
 const cctx = new zstd.Compressor();
@@ -50,16 +50,16 @@ function encode(blocks: Buffer[], zstdLevel: number): CodecResponse {
   }
   const records = blocks.map((b) => {
     const z = cctx.compress(b);
-    if (z.length <= b.length * MAX_COMPRESSED_FRACTION) return Buffer.concat([Buffer.of(CODEC_ZSTD), z]);
-    return Buffer.concat([Buffer.of(CODEC_RAW), b]);
+    return z.length <= b.length * MAX_COMPRESSED_FRACTION ? zstdRecord(z) : rawRecord(b);
   });
   return { kind: 'encoded', ...pack(records) };
 }
 
 function decodeOne(record: Buffer): Buffer {
-  if (record[0] === CODEC_RAW) return record.subarray(1);
-  if (record[0] === CODEC_ZSTD) return dctx.decompress(record.subarray(1));
-  throw new Error(`unknown codec ${record[0]}`);
+  const raw = recordBytes(record, (frame) => dctx.decompress(frame));
+  // Caught below and reported as the chunk's reason; never leaves the worker as a throw.
+  if (raw === undefined) throw new Error(`unknown codec ${String(record[0])}`);
+  return raw;
 }
 
 function decode(records: Buffer[], fps: Buffer): CodecResponse {
@@ -68,7 +68,7 @@ function decode(records: Buffer[], fps: Buffer): CodecResponse {
     try {
       const raw = decodeOne(r);
       const want = fps.subarray(i * FINGERPRINT_BYTES, (i + 1) * FINGERPRINT_BYTES);
-      if (!fingerprint(raw).equals(want)) {
+      if (!chunkMatches(want, raw)) {
         errors.push('content does not match its fingerprint');
         return Buffer.alloc(0);
       }

@@ -8,8 +8,7 @@
  * as a node and hashes to its id. The upgrade rewrites those entries and the version record in
  * one durable batch, so a crash part-way leaves a version-1 folder that is upgraded again.
  */
-import { decodeNodeChecked, fingerprint } from '@vmferry/core';
-import { CODEC_RAW } from './chunk-codec.js';
+import { chunkMatches, decodeNodeChecked, rawPayload } from '@vmferry/core';
 import { encodeIndexValue } from './chunk-index.js';
 import type { Database } from './database.js';
 import { CHUNK_INDEX_PREFIX, chunkKey, fpOfIndexKey, metaKey, prefixRange } from './keys.js';
@@ -18,9 +17,8 @@ const NODE_MAGIC = Buffer.from('VFT', 'latin1');
 
 /** The level of the tree node stored as `record` under `id`, or undefined when it is data. */
 function nodeLevel(id: Buffer, record: Buffer): number | undefined {
-  if (record[0] !== CODEC_RAW || !record.subarray(1, 4).equals(NODE_MAGIC)) return undefined;
-  const raw = record.subarray(1);
-  if (!fingerprint(raw).equals(id)) return undefined;
+  const raw = rawPayload(record);
+  if (raw === undefined || !raw.subarray(0, 3).equals(NODE_MAGIC) || !chunkMatches(id, raw)) return undefined;
   try {
     return decodeNodeChecked(id, raw).level;
   } catch {

@@ -1,8 +1,13 @@
 export { Database, WalRecovery, type OpenMode, type WriteBatch } from './database.js';
 export { recoverWal, type WalRecoveryReport } from './wal-recovery.js';
-export { ChunkStore, type StoredChunk, type ChunkIndexEntry } from './chunk-store.js';
-export { CodecPool, type CodecPoolOptions, type Decoded } from './codec-pool.js';
+export { ChunkStore, type ChunkIndexEntry } from './chunk-store.js';
+export type { CodecPoolOptions } from './codec-pool.js';
+export type { IngestCommit, IngestResult, StageChunks } from './ingest.js';
+export type { PeerChunk, ReceiveResult } from './peer-records.js';
 export { Catalog, type CatalogTx } from './catalog.js';
 export * as keys from './keys.js';
 export { LruCache } from './lru.js';
 export { GcBarrier } from './gc-barrier.js';
+export type { LiveWriteTable, LiveWriteRange } from './tables/live-writes.js';
+export type { SiteTable } from './tables/sites.js';
+export type { ReplicationStateTable, PendingReplication, ReplicationBase } from './tables/replication-state.js';

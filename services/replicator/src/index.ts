@@ -5,3 +5,4 @@ export type { SourcePort, TargetPort, PutStream } from './ports.js';
 export { LinkThrottle } from './link-throttle.js';
 export { startReplicatorService, type ReplicatorServiceOptions } from './service.js';
 export { explainPeerFailure, type PeerContext } from './peer-errors.js';
+export { PageIndexCache } from './page-index.js';

@@ -2,10 +2,10 @@
  * The page-hash index of a base snapshot at the receiving site: for every full 4 KiB page of
  * its data chunks, the page's 8-byte hash → (chunk, page). Uploaded to the source as a page
  * set so missing chunks can travel as references to pages the target already holds; used
- * again to rebuild them. Built from the local node when first needed and kept (per base
- * snapshot) for the next sessions in this process.
+ * again to rebuild them. Built from the local node when first needed; a PageIndexCache owned
+ * with the target's client keeps it for the next sessions into that target.
  */
-import { childAt, decodeNodeChecked, fromHex, fullPages, isHole, PAGE_SIZE, toHex, type SnapshotRecord } from '@vmferry/core';
+import { decodeNodeChecked, fromHex, fullPages, PAGE_SIZE, toHex, walkLevels, type SnapshotRecord } from '@vmferry/core';
 import type { TargetPort } from './ports.js';
 
 const READ_BATCH = 256;
@@ -25,20 +25,16 @@ export class PageIndex {
   static async build(target: TargetPort, base: SnapshotRecord): Promise<PageIndex> {
     const index = new PageIndex(target, base.id);
     const data = new Map<string, Buffer>();
-    let frontier = [...new Map(base.disks.map((d) => [d.root, fromHex(d.root)])).values()].filter((r) => !isHole(r));
-    while (frontier.length > 0) {
-      const next = new Map<string, Buffer>();
-      for await (const batch of target.readChunks(frontier)) {
-        for (const { id, raw } of batch) {
-          const node = decodeNodeChecked(id, raw);
-          for (let s = 0; s < node.slots; s++) {
-            const child = childAt(node, s);
-            if (!isHole(child)) (node.level === 0 ? data : next).set(toHex(child), Buffer.from(child));
-          }
-        }
-      }
-      frontier = [...next.values()];
-    }
+    // The local node's ReadChunks verifies each chunk; the walk only decodes the nodes.
+    await walkLevels(
+      base.disks.map((d) => fromHex(d.root)),
+      {
+        load: async (ids, found) => {
+          for await (const batch of target.readChunks(ids)) for (const { id, raw } of batch) found({ id, node: decodeNodeChecked(id, raw) });
+        },
+        onLeaf: (id) => data.set(toHex(id), id),
+      },
+    );
     const ids = [...data.values()];
     for (let i = 0; i < ids.length; i += READ_BATCH) {
       for await (const batch of target.readChunks(ids.slice(i, i + READ_BATCH))) {
@@ -76,14 +72,36 @@ export class PageIndex {
   }
 }
 
-const kept = new Map<string, PageIndex>();
+/** Base indexes a cache keeps by default (a VM's base moves one snapshot per session). */
+const DEFAULT_KEPT = 2;
 
-/** The index of `base`, built on first use and kept for later sessions (the two newest). */
-export async function pageIndexFor(target: TargetPort, base: SnapshotRecord): Promise<PageIndex> {
-  const known = kept.get(base.id);
-  if (known) return known;
-  const index = await PageIndex.build(target, base);
-  kept.set(base.id, index);
-  while (kept.size > 2) kept.delete(kept.keys().next().value as string);
-  return index;
+/**
+ * Page indexes of base snapshots, kept for the next sessions into one target (the newest
+ * few). A PageIndex reads base chunks through the target it was built with, so a cache is
+ * bound to one TargetPort and owned by whoever owns that target's client (the replicator
+ * service): it lives and dies with the client, and no session into another target (or after
+ * the client closed) can reach it.
+ */
+export class PageIndexCache {
+  private readonly kept = new Map<string, PageIndex>();
+
+  constructor(
+    readonly target: TargetPort,
+    private readonly capacity = DEFAULT_KEPT,
+  ) {}
+
+  /** The index of `base`, built on first use; rejects with what reading the base rejects with. */
+  async indexFor(base: SnapshotRecord): Promise<PageIndex> {
+    const known = this.kept.get(base.id);
+    if (known) return known;
+    const index = await PageIndex.build(this.target, base);
+    this.kept.set(base.id, index);
+    while (this.kept.size > this.capacity) this.kept.delete(this.kept.keys().next().value as string);
+    return index;
+  }
+
+  /** Drops every index (call when the target's client closes). */
+  clear(): void {
+    this.kept.clear();
+  }
 }

@@ -13,6 +13,7 @@ import { connectReplicationSource, connectStorageNode, storageNodeTarget, type S
 import { LinkThrottle } from './link-throttle.js';
 import { explainPeerFailure } from './peer-errors.js';
 import { replicateSnapshot } from './session.js';
+import { PageIndexCache } from './page-index.js';
 
 const tracer = trace.getTracer('vmferry-replicator');
 const PROGRESS_EVERY_MS = 1000;
@@ -35,6 +36,9 @@ async function sites(node: StorageNodeClient): Promise<SiteView[]> {
 export async function startReplicatorService(o: ReplicatorServiceOptions): Promise<{ stop(): Promise<void> }> {
   const c = await openCoordination(o.natsUrl, `vmferry-replicator-${o.site}`);
   const node = connectStorageNode(o.nodeAddress);
+  // One target port for the node client's lifetime, and the base page indexes kept for it.
+  const target = storageNodeTarget(node);
+  const pageIndexes = new PageIndexCache(target);
   const links = new Bottleneck.Group({ maxConcurrent: o.sessionsPerLink ?? 2 });
   const perVm = new Map<string, Promise<unknown>>();
   const log = o.log ?? (() => undefined);
@@ -48,7 +52,8 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
     try {
       const result = await replicateSnapshot({
         source,
-        target: storageNodeTarget(node),
+        target,
+        pageIndexes,
         sourceSite: job.sourceSite,
         ref: `${job.vmId}@${job.snapshotId}`,
         ...(o.streams ? { streams: o.streams } : {}),
@@ -141,6 +146,7 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
   return {
     stop: async () => {
       await worker.stop();
+      pageIndexes.clear();
       node.close();
       await c.close();
     },

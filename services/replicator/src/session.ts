@@ -14,9 +14,9 @@
  * next run asks for, and moves, only the rest. Incremental runs cost O(changed × height).
  */
 import { Decompressor } from 'zstd-napi';
-import { ChunkCorruptError, childAt, decodeNodeChecked, fingerprint, isHole, referencedPages, toHex, fromHex, unpackChunks } from '@vmferry/core';
+import { ChunkCorruptError, childrenOf, InvalidArgumentError, isHole, nodeFromRecord, rawRecord, recordBytes, referencedPages, toHex, fromHex, unpackChunks, walkLevels } from '@vmferry/core';
 import type { ChunkRecord, ChunkToStore, CommittedSnapshot, PackedBatch, SnapshotRecord, VmRecord } from '@vmferry/core';
-import { pageIndexFor, type PageIndex } from './page-index.js';
+import { PageIndex, type PageIndexCache } from './page-index.js';
 import { checkNodeShape, checkSourceMetadata, childExpectation, rootExpectation, sameExpectation, type NodeExpectation } from './source-checks.js';
 import type { SourcePort, TargetPort } from './ports.js';
 import type { TokenBucket } from './token-bucket.js';
@@ -50,6 +50,8 @@ export interface SessionOptions {
   readonly signal?: AbortSignal;
   /** Packed transfer (page references + batch compression) when the source offers it; default true. */
   readonly packed?: boolean;
+  /** Base page indexes kept across sessions into `target` (its cache); default: built per session. */
+  readonly pageIndexes?: PageIndexCache;
 }
 
 export interface SessionResult {
@@ -219,7 +221,6 @@ export async function walkMissing(
   const nodesByLevel = new Map<number, ChunkToStore[]>();
   const dataIds = new Map<string, Buffer>();
   const site = o.sourceSite ?? 'the source';
-  let frontier = new Map<string, Buffer>();
   // Each node's level and slots follow from its disk's geometry and its place in the tree.
   const expected = new Map<string, NodeExpectation>();
   const expect = (hex: string, e: NodeExpectation): void => {
@@ -229,40 +230,37 @@ export async function walkMissing(
     }
     if (!known) expected.set(hex, e);
   };
+  const roots: Buffer[] = [];
   for (const d of snapshot.disks) {
     if (isHole(fromHex(d.root))) continue;
-    frontier.set(d.root, fromHex(d.root));
+    roots.push(fromHex(d.root));
     expect(d.root, rootExpectation(d));
   }
-  while (frontier.size > 0) {
-    const missing = await missingIn(o.target, [...frontier.values()]);
-    const next = new Map<string, Buffer>();
-    await pool(batches(missing, FETCH_BATCH), streams, async (ids) => {
-      for await (const records of o.source.fetch(ids, o.signal)) {
-        await received(records);
-        for (const r of records) {
-          const raw = r.record.subarray(1);
-          if (r.record[0] !== 0 || !fingerprint(raw).equals(r.id)) {
-            throw new ChunkCorruptError(toHex(r.id), 'the source sent a tree node that does not match its id');
-          }
-          const node = decodeNodeChecked(r.id, raw);
-          const e = expected.get(toHex(r.id));
-          if (!e) throw new ChunkCorruptError(toHex(r.id), `source site ${site} sent a tree node that was not asked for`);
-          checkNodeShape(site, r.id, node, e);
-          const list = nodesByLevel.get(node.level) ?? [];
-          list.push({ id: r.id, record: r.record, node: true, compress: false });
-          nodesByLevel.set(node.level, list);
-          for (let s = 0; s < node.slots; s++) {
-            const child = childAt(node, s);
-            if (isHole(child)) continue;
-            if (node.level > 0) expect(toHex(child), childExpectation(e, s, node.slots));
-            (node.level === 0 ? dataIds : next).set(toHex(child), Buffer.from(child));
+  // Level by level: ask the target which of the level's nodes it lacks, fetch those in
+  // batches over `streams` parallel streams, check each against its id and expected shape.
+  await walkLevels(roots, {
+    select: (ids) => missingIn(o.target, ids),
+    load: (ids, found) =>
+      pool(batches(ids, FETCH_BATCH), streams, async (batch) => {
+        for await (const records of o.source.fetch(batch, o.signal)) {
+          await received(records);
+          for (const r of records) {
+            const node = nodeFromRecord(r.id, r.record, 'the source sent a tree node that does not match its id');
+            const list = nodesByLevel.get(node.level) ?? [];
+            list.push({ id: r.id, record: r.record, node: true, compress: false });
+            nodesByLevel.set(node.level, list);
+            found({ id: r.id, node });
           }
         }
-      }
-    });
-    frontier = next;
-  }
+      }),
+    onNode: ({ id, node }) => {
+      const e = expected.get(toHex(id));
+      if (!e) throw new ChunkCorruptError(toHex(id), `source site ${site} sent a tree node that was not asked for`);
+      checkNodeShape(site, id, node, e);
+      if (node.level > 0) for (const c of childrenOf(node)) expect(toHex(c.id), childExpectation(e, c.slot, node.slots));
+    },
+    onLeaf: (id) => dataIds.set(toHex(id), id),
+  });
   return { nodesByLevel, dataIds };
 }
 
@@ -287,7 +285,10 @@ interface Packing {
 /** Builds (or reuses) the base's page index and uploads it; undefined when the source cannot pack. */
 async function openPacking(o: SessionOptions, vm: VmRecord): Promise<Packing | undefined> {
   const base = await baseSnapshot(o.target, vm);
-  const index = base ? await pageIndexFor(o.target, base) : undefined;
+  if (o.pageIndexes && o.pageIndexes.target !== o.target) {
+    throw new InvalidArgumentError('the page index cache belongs to another target: pass the cache of the session\'s own target');
+  }
+  const index = base ? await (o.pageIndexes?.indexFor(base) ?? PageIndex.build(o.target, base)) : undefined;
   const token = await o.source.openPageSet(index ? index.hashes() : []);
   if (token === undefined) return undefined;
   return { token, index };
@@ -295,10 +296,11 @@ async function openPacking(o: SessionOptions, vm: VmRecord): Promise<Packing | u
 
 /** Rebuilds a packed batch into raw records for the node (which verifies and compresses them). */
 async function unpack(batch: PackedBatch, index: PageIndex | undefined): Promise<ChunkToStore[]> {
-  const literals = batch.literals[0] === 1 ? decompressor.decompress(batch.literals.subarray(1)) : batch.literals.subarray(1);
+  const literals = batch.literals.length === 0 ? batch.literals : recordBytes(batch.literals, (frame) => decompressor.decompress(frame));
+  if (literals === undefined) throw new ChunkCorruptError(toHex(batch.chunks[0]?.id ?? Buffer.alloc(0)), 'the source sent packed literals of an unknown codec');
   await index?.load(referencedPages(batch.chunks));
   const chunks = unpackChunks(batch.chunks, literals, (h) => index?.page(h));
-  return chunks.map((c) => ({ id: c.id, record: Buffer.concat([Buffer.of(0), c.raw]), node: false, compress: true }));
+  return chunks.map((c) => ({ id: c.id, record: rawRecord(c.raw), node: false, compress: true }));
 }
 
 const decompressor = new Decompressor();

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeNode, fingerprint, newId, TREE_FANOUT, emptyNode, setChild, isVmferryError, toHex, HOLE, type ErrorCode, type SiteRecord, type SnapshotRecord, type SourceSnapshot, type VmRecord } from '@vmferry/core';
+import { encodeNode, fingerprint, newId, rawRecord, TREE_FANOUT, emptyNode, setChild, isVmferryError, toHex, HOLE, type ErrorCode, type SiteRecord, type SnapshotRecord, type SourceSnapshot, type VmRecord } from '@vmferry/core';
 import { connectReplicationSource, connectStorageNode, storageNodeTarget } from '@vmferry/grpc-edge';
 import { cliJson, exportSha, mintCerts, pairSites, runCli, seededBytes, startSite, writeDisk, type Site } from '@vmferry/testkit';
 import { replicateSnapshot, type SourcePort, type TargetPort } from '../src/index.js';
@@ -26,7 +26,7 @@ function node(level: number, children: readonly Buffer[], slots = children.lengt
   const n = emptyNode(level, slots);
   children.forEach((c, i) => setChild(n, i, c));
   const bytes = encodeNode(n);
-  return { id: fingerprint(bytes), record: Buffer.concat([Buffer.of(0), bytes]) };
+  return { id: fingerprint(bytes), record: rawRecord(bytes) };
 }
 
 async function put(target: TargetPort, nodes: readonly { id: Buffer; record: Buffer }[]): Promise<void> {

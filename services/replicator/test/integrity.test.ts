@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { SiteRecord } from '@vmferry/core';
+import { rawRecord, recordBytes, type SiteRecord } from '@vmferry/core';
 import { cliJson, exportSha, mintCerts, pairSites, runCli, seededBytes, startSite, writeDisk, type Site } from '@vmferry/testkit';
 import { Decompressor } from 'zstd-napi';
 import { connectReplicationSource, connectStorageNode, storageNodeTarget } from '@vmferry/grpc-edge';
@@ -121,12 +121,13 @@ describe('replication integrity', () => {
         async *fetchPacked(ids, pageSet, signal) {
           for await (const batch of honest.fetchPacked(ids, pageSet, signal)) {
             if (flipped === 0 && batch.literals.length > 1) {
-              // Re-send the literals raw (codec 0) with one byte changed: a well-formed lie.
-              const raw = batch.literals[0] === 1 ? new Decompressor().decompress(batch.literals.subarray(1)) : batch.literals.subarray(1);
+              // Re-send the literals raw with one byte changed: a well-formed lie.
+              const raw = recordBytes(batch.literals, (frame) => new Decompressor().decompress(frame));
+              assert.ok(raw, 'the honest source sends literals of a known codec');
               const bad = Buffer.from(raw);
               bad[Math.floor(bad.length / 2)] = (bad[Math.floor(bad.length / 2)] ?? 0) ^ 0xff;
               flipped++;
-              yield { ...batch, literals: Buffer.concat([Buffer.of(0), bad]) };
+              yield { ...batch, literals: rawRecord(bad) };
             } else yield batch;
           }
         },

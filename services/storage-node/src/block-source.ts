@@ -10,7 +10,6 @@ import {
   type Fingerprint,
   type LeafUpdate,
 } from '@vmferry/core';
-import { keys } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 
 /** What a read sees: a tree (snapshot or live base) and, for live state, the dirty overlay. */
@@ -25,13 +24,7 @@ export interface DiskView {
 
 /** Live writes of [from, to) blocks, in block order. */
 async function* dirtyEntries(ctx: EngineContext, view: DiskView, from: number, to: number): AsyncGenerator<LeafUpdate> {
-  const range = {
-    gte: keys.dirtyKey(view.vmId, view.diskIndex, from),
-    lt: keys.dirtyKey(view.vmId, view.diskIndex, to),
-  };
-  for await (const { key, value } of ctx.db.entries(range)) {
-    yield { block: keys.blockOfDirtyKey(key), fp: Buffer.from(value) };
-  }
+  yield* ctx.catalog.liveWrites.entries(view.vmId, view.diskIndex, { from, to });
 }
 
 /**

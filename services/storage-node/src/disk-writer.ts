@@ -16,15 +16,11 @@ import {
   FailedPreconditionError,
   gridOffsetFor,
   InvalidArgumentError,
-  isZero,
-  HOLE,
   isHole,
   PARTITION_TABLE_BYTES,
-  toHex,
   type Fingerprint,
   type VmRecord,
 } from '@vmferry/core';
-import { keys, type StoredChunk } from '@vmferry/store-rocksdb';
 import { liveView, readBlock, type DiskView } from './block-source.js';
 import type { EngineContext } from './context.js';
 import { diskOf } from './vms.js';
@@ -151,11 +147,8 @@ export class ExtentWriter {
     });
   }
 
-  private async hasDirty(): Promise<boolean> {
-    for await (const _ of this.ctx.db.entries(keys.prefixRange(keys.dirtyDiskPrefix(this.vm.id, this.diskIndex)), false)) {
-      return true;
-    }
-    return false;
+  private hasDirty(): Promise<boolean> {
+    return this.ctx.catalog.liveWrites.any(this.vm.id, this.diskIndex);
   }
 
   private async writeBatch(start: number, data: Buffer): Promise<void> {
@@ -196,48 +189,30 @@ export class ExtentWriter {
     });
   }
 
+  /**
+   * Stores one batch of whole blocks through the store's pipeline (hash, dedup, encode): the
+   * new chunks and the `d` entries are one batch, committed under the VM's shared lock inside
+   * the pipeline's GC barrier section (gc.ts, case c).
+   */
   private async commitBlocks(indexes: readonly number[], contents: readonly Buffer[]): Promise<void> {
     const { chunks, metrics } = this.ctx;
-    // Zero blocks are found here (a native memcmp) and never sent to the workers.
-    const nonZero = contents.map((c, i) => (isZero(c) ? -1 : i)).filter((i) => i >= 0);
-    const hashed = await chunks.pool.hash(nonZero.map((i) => contents[i] as Buffer));
-    const fps: Fingerprint[] = contents.map(() => HOLE);
-    nonZero.forEach((i, k) => (fps[i] = hashed[k] as Fingerprint));
-    // Unique non-hole chunks of this batch, then those the store lacks.
-    const unique = new Map<string, number>();
-    fps.forEach((fp, i) => {
-      if (!isHole(fp) && !unique.has(toHex(fp))) unique.set(toHex(fp), i);
-    });
-    const candidates = [...unique.values()];
-    // From the dedup check to the commit, GC's sweep is held off: a chunk found present here
-    // is still present when the dirty entries referencing it commit (gc.ts, case c).
-    const stored = await chunks.barrier.referencing(async () => {
-      const present = await chunks.has(candidates.map((i) => fps[i] as Fingerprint));
-      const fresh = candidates.filter((_, k) => !present[k]);
-      const records = await chunks.pool.encode(fresh.map((i) => contents[i] as Buffer));
-      const stored: StoredChunk[] = fresh.map((i, k) => ({
-        id: fps[i] as Fingerprint,
-        record: records[k] as Buffer,
-        rawLength: (contents[i] as Buffer).length,
-      }));
-      await this.ctx.vmLock(this.vm.id).shared(async () => {
+    const result = await chunks.ingest(contents, (fps, stageChunks) =>
+      this.ctx.vmLock(this.vm.id).shared(async () => {
         if (!this.ctx.catalog.vmById(this.vm.id)) {
           throw new FailedPreconditionError(`VM '${this.vm.name}' was deleted during the write`);
         }
         await this.ctx.db.commit((batch) => {
-          chunks.addPuts(batch, stored);
+          stageChunks(batch);
           indexes.forEach((block, i) => {
             const fp = fps[i] as Fingerprint;
-            if (!(this.onEmptyDisk && isHole(fp))) batch.tryPut(keys.dirtyKey(this.vm.id, this.diskIndex, block), fp);
+            if (!(this.onEmptyDisk && isHole(fp))) this.ctx.catalog.liveWrites.stagePut(batch, this.vm.id, this.diskIndex, block, fp);
           });
         });
-      });
-      return stored;
-    });
-    for (const s of stored) {
-      metrics.newChunkBytes.add(s.rawLength);
-      metrics.storedChunkBytes.add(s.record.length);
-    }
+      }),
+    );
+    if (result.newChunks === 0) return;
+    metrics.newChunkBytes.add(result.newRawBytes);
+    metrics.storedChunkBytes.add(result.newStoredBytes);
   }
 }
 

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { checkExtent, FailedPreconditionError, InvalidArgumentError, parseRef, StoreDamagedError, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
-import { Catalog, ChunkStore, CodecPool, Database } from '@vmferry/store-rocksdb';
+import { Catalog, ChunkStore, Database } from '@vmferry/store-rocksdb';
 import { EngineContext, type EngineOptions } from './context.js';
 import { readExtents, snapshotView, type Extent } from './disk-reader.js';
 import { ExtentWriter } from './disk-writer.js';
@@ -12,7 +12,6 @@ import { verifyStore, type VerifyReport } from './verify.js';
 import { commitReplica, missingChunks, putChunks, type IncomingChunk, type PutResult } from './replication-target.js';
 import { deleteSite, listSites, putSite } from './sites.js';
 import { recordBase, recordPending } from './replication-bases.js';
-import { keys } from '@vmferry/store-rocksdb';
 import { createVm, deleteVm, diskOf, resolveVm, type CreateVmInput } from './vms.js';
 
 export interface OpenOptions extends Partial<EngineOptions> {
@@ -34,14 +33,13 @@ export class StorageEngine {
   static async open(options: OpenOptions): Promise<StorageEngine> {
     await mkdir(options.dataDir, { recursive: true });
     const db = await Database.open(options.dataDir);
-    const pool = new CodecPool({
+    const chunks = new ChunkStore(db, {
       ...(options.codecThreads === undefined ? {} : { threads: options.codecThreads }),
       ...(options.zstdLevel === undefined ? {} : { zstdLevel: options.zstdLevel }),
     });
-    const chunks = new ChunkStore(db, pool);
     // A root written by any catalog commit is reported to a running GC (its write barrier).
     const catalog = await loadCatalog(db, options.dataDir, (roots) => chunks.reference(roots)).catch(async (e: unknown) => {
-      await pool.close();
+      await chunks.close();
       await db.close();
       throw e;
     });
@@ -67,7 +65,7 @@ export class StorageEngine {
   }
 
   async close(): Promise<void> {
-    await this.ctx.chunks.pool.close();
+    await this.ctx.chunks.close();
     await this.ctx.db.close();
   }
 
@@ -186,13 +184,12 @@ export class StorageEngine {
 
   /** Stored records (codec byte + zstd, or raw when zstd saves little) of `raws`. */
   encodeRecords(raws: readonly Buffer[]): Promise<Buffer[]> {
-    return this.ctx.chunks.pool.encode(raws);
+    return this.ctx.chunks.encode(raws);
   }
 
   /** Stored sizes of `ids` (0 when absent). */
-  async chunkSizes(ids: readonly Buffer[]): Promise<number[]> {
-    const records = await this.ctx.db.getMany(ids.map((id) => keys.chunkIndexKey(id)));
-    return records.map((r) => (r ? r.readUInt32LE(0) : 0));
+  chunkSizes(ids: readonly Buffer[]): Promise<number[]> {
+    return this.ctx.chunks.sizes(ids);
   }
 
   /** A peer `site` reports it now holds `snapshotId` of `vmId` (its incremental base). */

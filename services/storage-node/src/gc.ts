@@ -8,7 +8,8 @@
  *             the exclusive section: no writer is then between staging and landing a batch
  *             (one that staged under the previous run would record into the wrong run).
  *   barrier   (ChunkStore.barrier) while a GC runs, records every id that is checked (`has`),
- *             written (`addPuts`), pinned, or newly referenced by a VM/snapshot record (the
+ *             written (the store's addPuts, the last step of ingest, receive and stageNodes),
+ *             pinned, or newly referenced by a VM/snapshot record (the
  *             catalog reports roots). `referencing(fn)` is a shared section; each sweep batch
  *             runs in the exclusive one.
  *   mark      walks the roots; before each sweep batch it drains the barrier and keeps every
@@ -28,7 +29,7 @@
  *       subtree is kept at the next drain). Unsnapshotted writes folded away before the walk
  *       reached them are reachable from the fold's new nodes, which are recorded;
  *   (c) a chunk found present by a dedup check (`has`) inside a `referencing` section that
- *       also holds the commit: recorded at the check, and no sweep batch can run between the
+ *       also holds the commit (ChunkStore.ingest and ChunkStore.receive run both in one): recorded at the check, and no sweep batch can run between the
  *       check and the commit, so the next batch's drain keeps it;
  *   (d) a tree node found present by a replicator's MissingChunks or a replica commit's root
  *       check, in a `referencing` section: by the closure invariant its subtree is present

@@ -3,12 +3,8 @@
  * RPCs (kept apart from their bodies, which take locks and pins).
  *
  * Tree shape is checked in two places, each where the facts are known:
- *  - put: a node of level L > 0 may only reference tree nodes of level L-1 (in the same batch,
- *    or already stored, which by the children-first invariant were checked the same way), and
- *    every child but its last is a complete subtree: only the right edge of a tree is short,
- *    so such a child and each node down its own right edge has fanout slots (the rest of it
- *    was checked when it was stored). A level-0 node's children are data, which may hold any
- *    bytes, even bytes that happen to decode as a tree node, so they are not inspected.
+ *  - put: by the chunk store as it receives a batch (packages/store-rocksdb/src/peer-tree-checks.ts):
+ *    a node of level L > 0 references only complete level L-1 nodes, but for its last child.
  *  - commit: each root's level and slots must be those of its disk's geometry, and so must each
  *    node down the tree's right edge (at most MAX_TREE_HEIGHT reads). With the put rules this
  *    fixes every node's level and slot count, so a committed tree is walkable by its geometry.
@@ -21,11 +17,9 @@ import {
   fromHex,
   InvalidArgumentError,
   isHole,
-  MAX_TREE_HEIGHT,
   nodeSlots,
   shortId,
   toHex,
-  TREE_FANOUT,
   treeGeometry,
   validateReplicaRecord,
   validateSiteName,
@@ -47,57 +41,6 @@ export function checkReplicaRecords(ctx: EngineContext, sourceSite: string, vm: 
       throw new InvalidArgumentError(`snapshot ${snapshot.id} from ${sourceSite} does not match the vDisk layout of VM '${existing.name}' here (vDisk ${i})`);
     }
   });
-}
-
-/** A decoded tree node of this batch, by hex id. */
-export type BatchNodes = ReadonlyMap<string, TreeNode>;
-
-/**
- * Checks that every node of a put batch references children of the right kind: level L-1
- * tree nodes for L > 0, full except the last. Throws ChunkCorruptError naming the parent.
- */
-export async function checkChildKinds(ctx: EngineContext, nodes: BatchNodes, inBatch: ReadonlySet<string>): Promise<void> {
-  for (const [hex, node] of nodes) {
-    if (node.level >= MAX_TREE_HEIGHT) throw new ChunkCorruptError(hex, `tree node of level ${node.level}: no disk has a tree that tall`);
-    if (node.level === 0) continue;
-    for (let s = 0; s < node.slots; s++) {
-      const child = childAt(node, s);
-      if (isHole(child)) continue;
-      const c = await childNode(ctx, hex, node.level, Buffer.from(child), nodes, inBatch);
-      if (c.level !== node.level - 1) {
-        throw new ChunkCorruptError(hex, `level-${node.level} tree node references tree node ${shortId(child)} of level ${c.level} at slot ${s}`);
-      }
-      if (s < node.slots - 1) await checkComplete(ctx, hex, s, c, nodes, inBatch);
-    }
-  }
-}
-
-/** A child that is not its parent's last must be complete: it and its right edge have fanout slots. */
-async function checkComplete(ctx: EngineContext, parent: string, slot: number, child: TreeNode, nodes: BatchNodes, inBatch: ReadonlySet<string>): Promise<void> {
-  let n = child;
-  for (;;) {
-    if (n.slots !== TREE_FANOUT) {
-      throw new ChunkCorruptError(parent, `the subtree at slot ${slot} has a level-${n.level} node of ${n.slots} slots; only a tree's right edge may have nodes of fewer than ${TREE_FANOUT}`);
-    }
-    const last = childAt(n, n.slots - 1);
-    if (n.level === 0 || isHole(last)) return;
-    n = await childNode(ctx, parent, n.level, Buffer.from(last), nodes, inBatch);
-  }
-}
-
-async function childNode(ctx: EngineContext, parent: string, level: number, child: Fingerprint, nodes: BatchNodes, inBatch: ReadonlySet<string>): Promise<TreeNode> {
-  const hex = toHex(child);
-  const sent = nodes.get(hex);
-  if (sent) return sent;
-  const notANode = (why: string): ChunkCorruptError =>
-    new ChunkCorruptError(parent, `level-${level} tree node references chunk ${shortId(child)}, which is not a tree node (${why})`);
-  // In the batch but sent as data (not stored raw as nodes are), or already held: read it back.
-  if (inBatch.has(hex) && !(await ctx.chunks.has([child]))[0]) throw notANode('it was sent as data');
-  try {
-    return await ctx.chunks.getNode(child);
-  } catch (e) {
-    throw notANode(e instanceof Error ? e.message : String(e));
-  }
 }
 
 /**

@@ -5,7 +5,7 @@
  * commit; a replica's newest snapshot is the base on the target side.
  */
 import { FailedPreconditionError, NotFoundError, type SnapshotRecord, type VmRecord } from '@vmferry/core';
-import { keys } from '@vmferry/store-rocksdb';
+import type { ReplicationBase } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 
 /** A snapshot queued for replication is kept this long at most while waiting for the ack. */
@@ -14,38 +14,21 @@ export const PENDING_TTL_MS = 24 * 3600 * 1000;
 export async function recordBase(ctx: EngineContext, site: string, vmId: string, snapshotId: string): Promise<void> {
   const vm = ctx.catalog.vmById(vmId);
   if (!vm || !ctx.catalog.snapshot(vmId, snapshotId)) throw new NotFoundError('snapshot', `${vmId}@${snapshotId}`);
-  await ctx.db.commit(
-    (b) => {
-      b.tryPut(keys.baseKey(vmId, site), Buffer.from(snapshotId));
-      b.tryDelete(keys.pendingKey(vmId, snapshotId, site));
-    },
-    { durable: true },
-  );
+  await ctx.catalog.replication.recordBase(vmId, site, snapshotId);
 }
 
 /** Marks a snapshot as queued for replication to `site`: retention keeps it until acked. */
 export async function recordPending(ctx: EngineContext, vmId: string, snapshotId: string, site: string): Promise<void> {
-  const at = Buffer.alloc(8);
-  at.writeBigUInt64BE(BigInt(Date.now()));
-  await ctx.db.commit((b) => b.tryPut(keys.pendingKey(vmId, snapshotId, site), at));
+  await ctx.catalog.replication.recordPending(vmId, snapshotId, site, Date.now());
 }
 
 async function pendingSites(ctx: EngineContext, vmId: string, snapshotId: string): Promise<string[]> {
-  const prefix = keys.pendingPrefix(vmId, snapshotId);
-  const out: string[] = [];
-  for await (const { key, value } of ctx.db.entries(keys.prefixRange(prefix))) {
-    if (Date.now() - Number(value.readBigUInt64BE(0)) < PENDING_TTL_MS) out.push(key.subarray(prefix.length).toString('latin1'));
-  }
-  return out;
+  const pending = await ctx.catalog.replication.pending(vmId, snapshotId);
+  return pending.filter((p) => Date.now() - p.queuedAtMs < PENDING_TTL_MS).map((p) => p.site);
 }
 
-export async function basesOf(ctx: EngineContext, vmId: string): Promise<{ site: string; snapshotId: string }[]> {
-  const prefix = keys.basePrefix(vmId);
-  const out: { site: string; snapshotId: string }[] = [];
-  for await (const { key, value } of ctx.db.entries(keys.prefixRange(prefix))) {
-    out.push({ site: key.subarray(prefix.length).toString('latin1'), snapshotId: value.toString() });
-  }
-  return out;
+export function basesOf(ctx: EngineContext, vmId: string): Promise<ReplicationBase[]> {
+  return ctx.catalog.replication.bases(vmId);
 }
 
 /** Throws FailedPreconditionError when `snapshot` is a replication pair's incremental base. */

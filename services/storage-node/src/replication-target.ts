@@ -11,34 +11,22 @@
  */
 import {
   AlreadyExistsError,
-  ChunkCorruptError,
-  childAt,
-  decodeNodeChecked,
   FailedPreconditionError,
   FINGERPRINT_BYTES,
   InvalidArgumentError,
-  isHole,
   LimitExceededError,
-  toHex,
-  type Fingerprint,
   type SnapshotRecord,
-  type TreeNode,
   type VmRecord,
 } from '@vmferry/core';
-import type { StoredChunk } from '@vmferry/store-rocksdb';
+import type { PeerChunk, ReceiveResult } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
-import { checkChildKinds, checkReplicaRecords, checkTreeShapes } from './replica-checks.js';
+import { checkReplicaRecords, checkTreeShapes } from './replica-checks.js';
 
 export const PIN_TTL_MS = 24 * 3600 * 1000;
 export const MAX_IDS_PER_CALL = 65536;
 
-export interface IncomingChunk {
-  readonly id: Buffer;
-  readonly record: Buffer;
-  readonly node: boolean;
-  /** The record is raw (rebuilt by the replicator from packed pages): compress before storing. */
-  readonly compress?: boolean;
-}
+/** One chunk as the replicator sends it (verified and stored by the chunk store). */
+export type IncomingChunk = PeerChunk;
 
 function checkIds(ids: readonly Buffer[]): void {
   if (ids.length > MAX_IDS_PER_CALL) throw new InvalidArgumentError(`at most ${MAX_IDS_PER_CALL} chunk ids per call; got ${ids.length}`);
@@ -54,91 +42,18 @@ function checkIds(ids: readonly Buffer[]): void {
  */
 export async function missingChunks(ctx: EngineContext, ids: readonly Buffer[]): Promise<Buffer[]> {
   checkIds(ids);
-  return ctx.chunks.barrier.referencing(async () => {
-    const present = await ctx.chunks.has(ids);
-    const held = ids.filter((id, i) => present[i] && !isHole(id));
-    if (held.length > 0) await ctx.db.commit((b) => ctx.chunks.addPins(b, held, Date.now() + PIN_TTL_MS));
-    return ids.filter((id, i) => !present[i] && !isHole(id));
-  });
+  return ctx.chunks.lacking(ids, Date.now() + PIN_TTL_MS);
 }
 
-export interface PutResult {
-  readonly chunksStored: number;
-  readonly chunksAlreadyPresent: number;
-  readonly bytesStored: number;
-}
+export type PutResult = ReceiveResult;
 
-/** Verifies and stores one batch atomically: all of it, or (on any bad chunk) none. */
+/**
+ * Verifies and stores one batch atomically: all of it, or (on any bad chunk) none. The chunk
+ * store refuses lying records (peer-records.ts in the store) and pins the batch.
+ */
 export async function putChunks(ctx: EngineContext, incoming: readonly IncomingChunk[]): Promise<PutResult> {
   checkIds(incoming.map((c) => c.id));
-  // Children found present stay present until this batch commits (gc.ts, case c).
-  return ctx.chunks.barrier.referencing(() => storeVerified(ctx, incoming));
-}
-
-async function storeVerified(ctx: EngineContext, incoming: readonly IncomingChunk[]): Promise<PutResult> {
-  const unique = [...new Map(incoming.map((c) => [toHex(c.id), c])).values()];
-  const present = await ctx.chunks.has(unique.map((c) => c.id));
-  const fresh = unique.filter((_, i) => !present[i]);
-  const decoded = await ctx.chunks.pool.decode(
-    fresh.map((c) => c.record),
-    fresh.map((c) => c.id),
-  );
-  const stored: StoredChunk[] = [];
-  const inBatch = new Set(unique.map((c) => toHex(c.id)));
-  const nodes = new Map<string, TreeNode>();
-  const toCompress: { index: number; raw: Buffer }[] = [];
-  for (const [i, c] of fresh.entries()) {
-    const d = decoded[i];
-    if (!d?.ok) throw new ChunkCorruptError(toHex(c.id), `rejected from the source: ${d?.ok === false ? d.reason : 'undecodable'}`);
-    if (c.node) {
-      if (c.record[0] !== 0) throw new ChunkCorruptError(toHex(c.id), 'a tree node must be stored raw');
-      const node = await checkChildrenPresent(ctx, c.id, d.data, inBatch);
-      nodes.set(toHex(c.id), node);
-      stored.push({ id: c.id, record: c.record, rawLength: d.data.length, level: node.level });
-      continue;
-    }
-    if (c.compress) toCompress.push({ index: stored.length, raw: d.data });
-    stored.push({ id: c.id, record: c.record, rawLength: d.data.length });
-  }
-  await checkChildKinds(ctx, nodes, inBatch);
-  const compressed = await ctx.chunks.pool.encode(toCompress.map((t) => t.raw));
-  toCompress.forEach((t, k) => {
-    const s = stored[t.index] as StoredChunk;
-    stored[t.index] = { ...s, record: compressed[k] as Buffer };
-  });
-  // Every chunk of the batch is pinned, the ones already here too: a resumed session relies
-  // on them as much as on what it sent.
-  await ctx.db.commit((b) => {
-    ctx.chunks.addPuts(b, stored);
-    ctx.chunks.addPins(
-      b,
-      unique.map((c) => c.id),
-      Date.now() + PIN_TTL_MS,
-    );
-  });
-  return {
-    chunksStored: stored.length,
-    chunksAlreadyPresent: unique.length - fresh.length,
-    bytesStored: stored.reduce((n, s) => n + s.record.length, 0),
-  };
-}
-
-/** Refuses a node whose children are not all here; returns it decoded. */
-async function checkChildrenPresent(ctx: EngineContext, id: Fingerprint, raw: Buffer, inBatch: ReadonlySet<string>): Promise<TreeNode> {
-  const node = decodeNodeChecked(id, raw);
-  const children: Buffer[] = [];
-  for (let s = 0; s < node.slots; s++) {
-    const child = childAt(node, s);
-    if (!isHole(child) && !inBatch.has(toHex(child))) children.push(Buffer.from(child));
-  }
-  const present = await ctx.chunks.has(children);
-  const absent = children.find((_, i) => !present[i]);
-  if (absent) {
-    throw new FailedPreconditionError(
-      `tree node ${toHex(id).slice(0, 12)} references chunk ${toHex(absent).slice(0, 12)}, which is not here yet: send children before their nodes`,
-    );
-  }
-  return node;
+  return ctx.chunks.receive(incoming, Date.now() + PIN_TTL_MS);
 }
 
 /**

@@ -1,5 +1,4 @@
 import { fromHex, isHole, toHex, walkTree, type Fingerprint, type VmRecord } from '@vmferry/core';
-import { keys } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 
 /** A thing that keeps chunks alive: a snapshot or a VM's live state. */
@@ -35,9 +34,7 @@ export function allRootSets(ctx: EngineContext): RootSet[] {
 
 /** Chunks of a VM's unsnapshotted writes. */
 export async function* dirtyChunks(ctx: EngineContext, vmId: string): AsyncGenerator<Fingerprint> {
-  for await (const { value } of ctx.db.entries(keys.prefixRange(keys.dirtyVmPrefix(vmId)))) {
-    if (!isHole(value)) yield Buffer.from(value);
-  }
+  for await (const fp of ctx.catalog.liveWrites.ids(vmId)) if (!isHole(fp)) yield fp;
 }
 
 /**

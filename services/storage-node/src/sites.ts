@@ -1,5 +1,4 @@
 import { InvalidArgumentError, NotFoundError, parseCalendar, validateVmName, type SiteRecord } from '@vmferry/core';
-import { keys } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 
 const ADDRESS = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
@@ -32,19 +31,17 @@ export function validateSite(site: SiteRecord): SiteRecord {
 
 export async function putSite(ctx: EngineContext, site: SiteRecord): Promise<SiteRecord> {
   validateSite(site);
-  await ctx.db.commit((b) => b.tryPut(keys.siteKey(site.name), Buffer.from(JSON.stringify(site))), { durable: true });
+  await ctx.catalog.sites.put(site);
   return site;
 }
 
 export async function listSites(ctx: EngineContext): Promise<SiteRecord[]> {
-  const out: SiteRecord[] = [];
-  for await (const { value } of ctx.db.entries(keys.prefixRange(keys.SITE_PREFIX))) out.push(JSON.parse(value.toString()) as SiteRecord);
-  return out;
+  return ctx.catalog.sites.list();
 }
 
 export async function deleteSite(ctx: EngineContext, name: string): Promise<SiteRecord> {
   const found = (await listSites(ctx)).find((s) => s.name === name);
   if (!found) throw new NotFoundError('site', name, `site '${name}' is not known here`);
-  await ctx.db.commit((b) => b.tryDelete(keys.siteKey(name)), { durable: true });
+  await ctx.catalog.sites.delete(name);
   return found;
 }

@@ -30,7 +30,6 @@ import {
   type SnapshotRecord,
   type VmRecord,
 } from '@vmferry/core';
-import { ChunkStore, keys } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 import { buildVm, diskOf, resolveVm } from './vms.js';
 import { assertNotBase } from './replication-bases.js';
@@ -45,9 +44,7 @@ export interface SnapshotOptions {
 
 async function dirtyUpdates(ctx: EngineContext, vmId: string, disk: number): Promise<LeafUpdate[]> {
   const out: LeafUpdate[] = [];
-  for await (const { key, value } of ctx.db.entries(keys.prefixRange(keys.dirtyDiskPrefix(vmId, disk)), true, 4096)) {
-    out.push({ block: keys.blockOfDirtyKey(key), fp: Buffer.from(value) });
-  }
+  for await (const u of ctx.catalog.liveWrites.entries(vmId, disk, { capacity: 4096 })) out.push(u);
   return out;
 }
 
@@ -116,11 +113,10 @@ export async function createSnapshot(ctx: EngineContext, vmNameOrId: string, opt
     };
     await ctx.catalog.commit(
       (tx) => {
-        ctx.chunks.addPuts(tx.batch, created.map((n) => ChunkStore.nodeChunk(n)));
+        ctx.chunks.stageNodes(tx.batch, created);
         tx.putSnapshot(record);
         tx.putVm({ ...vm, disks });
-        const dirty = keys.prefixRange(keys.dirtyVmPrefix(vm.id));
-        if (dirtyBlocks > 0) tx.batch.tryDeleteRange(dirty.gte, dirty.lt);
+        if (dirtyBlocks > 0) tx.clearLiveWrites(vm.id);
       },
       { durable: true },
     );
@@ -202,8 +198,7 @@ export async function restore(ctx: EngineContext, ref: string, diskIndex?: numbe
         tx.putVm(updated);
         for (const d of current.disks) {
           if (diskIndex !== undefined && d.index !== diskIndex) continue;
-          const dirty = keys.prefixRange(keys.dirtyDiskPrefix(vm.id, d.index));
-          tx.batch.tryDeleteRange(dirty.gte, dirty.lt);
+          tx.clearLiveWrites(vm.id, d.index);
         }
       },
       { durable: true },

@@ -5,11 +5,10 @@
  * chunk store holds on disk (compressed, deduplicated, before RocksDB's own overhead).
  * Per VM: the stored bytes only it references, versus those it shares with other VMs.
  */
-import { childAt, isHole, leafAt, toHex, treeGeometry, blockCount, type Fingerprint } from '@vmferry/core';
+import { childrenOf, isHole, leafAt, toHex, treeGeometry, blockCount, type Fingerprint } from '@vmferry/core';
 import type { EngineContext } from './context.js';
 import { allRootSets, walkRootSet } from './roots.js';
 import { resolveVm } from './vms.js';
-import { keys } from '@vmferry/store-rocksdb';
 
 export interface VmSpace {
   readonly vmId: string;
@@ -41,11 +40,7 @@ async function leafCount(ctx: EngineContext, fp: Fingerprint, memo: Map<string, 
   if (known !== undefined) return known;
   const node = await ctx.chunks.getNode(fp);
   let n = 0;
-  for (let s = 0; s < node.slots; s++) {
-    const child = childAt(node, s);
-    if (isHole(child)) continue;
-    n += node.level === 0 ? 1 : await leafCount(ctx, Buffer.from(child), memo);
-  }
+  for (const child of childrenOf(node)) n += node.level === 0 ? 1 : await leafCount(ctx, child.id, memo);
   memo.set(hex, n);
   return n;
 }
@@ -127,9 +122,9 @@ export async function computeStats(ctx: EngineContext, vmFilter?: string): Promi
 /** Live writes change the count: +1 for a new non-hole block, -1 for a block zeroed. */
 async function liveAdjustment(ctx: EngineContext, vmId: string, disk: number, root: Fingerprint, g: ReturnType<typeof treeGeometry>): Promise<number> {
   let delta = 0;
-  for await (const { key, value } of ctx.db.entries(keys.prefixRange(keys.dirtyDiskPrefix(vmId, disk)))) {
-    const before = isHole(await leafAt(root, g, keys.blockOfDirtyKey(key), ctx.chunks)) ? 0 : 1;
-    const after = isHole(value) ? 0 : 1;
+  for await (const { block, fp } of ctx.catalog.liveWrites.entries(vmId, disk)) {
+    const before = isHole(await leafAt(root, g, block, ctx.chunks)) ? 0 : 1;
+    const after = isHole(fp) ? 0 : 1;
     delta += after - before;
   }
   return delta;

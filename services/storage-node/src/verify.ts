@@ -9,7 +9,6 @@
  * still named. The index damage itself is reported with RocksDB's message (file and offset).
  */
 import { ChunkMissingError, fromHex, toHex, type Fingerprint } from '@vmferry/core';
-import { keys } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 import { allRootSets, rootSetExists, walkRootSet, type RootSet } from './roots.js';
 
@@ -39,10 +38,9 @@ export async function verifyStore(ctx: EngineContext, onProgress: (checked: numb
   const present = new Set<string>();
   let checked = 0;
   const checkIds = async (ids: Fingerprint[]): Promise<void> => {
-    const records = await ctx.chunks.records(ids);
-    const decoded = await ctx.chunks.pool.decode(records, ids);
-    decoded.forEach((d, i) => {
-      if (!d.ok) bad.set(toHex(ids[i] as Fingerprint), d.reason);
+    const reasons = await ctx.chunks.check(ids);
+    reasons.forEach((reason, i) => {
+      if (reason !== undefined) bad.set(toHex(ids[i] as Fingerprint), reason);
     });
   };
   const check = async (ids: Fingerprint[]): Promise<void> => {
@@ -98,14 +96,11 @@ export async function verifyStore(ctx: EngineContext, onProgress: (checked: numb
   const unindexedRefs = new Set<string>();
   const unchecked = [...referencedBy.keys()].filter((hex) => !present.has(hex) && !bad.has(hex));
   for (const hex of unchecked) {
-    const indexEntry = await ctx.db.get(keys.chunkIndexKey(fromHex(hex))).then(
-      (v) => v !== null,
-      (e: unknown) => {
-        bad.set(hex, `its chunk index entry cannot be read: ${messageOf(e)}`);
-        for (const ref of referencedBy.get(hex) ?? []) unindexedRefs.add(ref);
-        return true;
-      },
-    );
+    const indexEntry = await ctx.chunks.indexed(fromHex(hex)).catch((e: unknown) => {
+      bad.set(hex, `its chunk index entry cannot be read: ${messageOf(e)}`);
+      for (const ref of referencedBy.get(hex) ?? []) unindexedRefs.add(ref);
+      return true;
+    });
     if (!bad.has(hex)) await check([fromHex(hex)]);
     if (!indexEntry && !bad.has(hex)) absent.add(hex);
     if (!bad.has(hex) && !absent.has(hex)) referencedBy.delete(hex);

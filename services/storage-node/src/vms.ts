@@ -13,7 +13,6 @@ import {
   validateVmName,
   type VmRecord,
 } from '@vmferry/core';
-import { keys } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 
 // Shared with the checks of replicas from peers, so local and peer input meet one rule.
@@ -77,12 +76,8 @@ export async function deleteVm(ctx: EngineContext, nameOrId: string): Promise<Vm
     await ctx.catalog.commit(
       (tx) => {
         for (const s of snaps) tx.deleteSnapshot(vm.id, s.id);
-        const dirty = keys.prefixRange(keys.dirtyVmPrefix(vm.id));
-        tx.batch.tryDeleteRange(dirty.gte, dirty.lt);
-        for (const prefix of [keys.basePrefix(vm.id), keys.pendingVmPrefix(vm.id)]) {
-          const r = keys.prefixRange(prefix);
-          tx.batch.tryDeleteRange(r.gte, r.lt);
-        }
+        tx.clearLiveWrites(vm.id);
+        tx.clearReplicationState(vm.id);
         tx.deleteVm(vm.id);
       },
       { durable: true },

@@ -39,7 +39,12 @@ export interface ChunkIdList {
 
 export interface ChunkRecord {
   id: Buffer;
-  /** Stored form: codec byte (0 raw, 1 zstd) then payload. */
+  /**
+   * What each call carries (the stored-record format is packages/core/src/stored-record.ts):
+   *  - FetchChunks (source endpoint) and PutChunks (to this node): the stored record, a codec
+   *    byte (0 raw, 1 zstd) then the payload; tree nodes are always raw.
+   *  - ReadChunks: the chunk's raw bytes (decompressed and verified), with no codec byte.
+   */
   record: Buffer;
   /** True for a tree node (level >= 0), false for a data block. */
   node: boolean;
@@ -5053,7 +5058,8 @@ export const StorageNodeService = {
   },
   /**
    * Raw (decompressed, verified) bytes of chunks this node holds, for the replicator's page
-   * index of a base snapshot. NOT_FOUND for an absent one.
+   * index of a base snapshot: ChunkRecord.record is the raw chunk, no codec byte. NOT_FOUND
+   * for an absent one.
    */
   readChunks: {
     path: "/vmferry.v1.StorageNode/ReadChunks" as const,
@@ -5130,7 +5136,8 @@ export interface StorageNodeServer extends UntypedServiceImplementation {
   commitReplica: handleUnaryCall<CommitReplicaRequest, Snapshot>;
   /**
    * Raw (decompressed, verified) bytes of chunks this node holds, for the replicator's page
-   * index of a base snapshot. NOT_FOUND for an absent one.
+   * index of a base snapshot: ChunkRecord.record is the raw chunk, no codec byte. NOT_FOUND
+   * for an absent one.
    */
   readChunks: handleServerStreamingCall<ChunkIdList, ChunkBatch>;
   /** Peer sites this node knows (and whose certificate identities its replication endpoint serves). */
@@ -5424,7 +5431,8 @@ export interface StorageNodeClient extends Client {
   ): ClientUnaryCall;
   /**
    * Raw (decompressed, verified) bytes of chunks this node holds, for the replicator's page
-   * index of a base snapshot. NOT_FOUND for an absent one.
+   * index of a base snapshot: ChunkRecord.record is the raw chunk, no codec byte. NOT_FOUND
+   * for an absent one.
    */
   readChunks(request: ChunkIdList, options?: Partial<CallOptions>): ClientReadableStream<ChunkBatch>;
   readChunks(
