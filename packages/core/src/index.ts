@@ -14,3 +14,5 @@ export * from './rate.js';
 export * from './policy.js';
 export * from './packing.js';
 export * from './locks.js';
+export * from './node-api.js';
+export * from './replication-source-api.js';

@@ -5,3 +5,4 @@
 export * from './errors.js';
 export * from './streams.js';
 export * from './listen.js';
+export * from './server/index.js';

@@ -1,10 +1,10 @@
 /*
  * The stream and call helpers every gRPC user needs, written once: unary calls as promises
- * with errors mapped to core errors, writes that wait for HTTP/2 flow control, and the one
- * way to fail a server stream so the client receives the status.
+ * with errors mapped to core errors (both sides), writes that wait for HTTP/2 flow control,
+ * and the one way to fail a server stream so the client receives the status.
  */
 import { once } from 'node:events';
-import type { ServiceError } from '@grpc/grpc-js';
+import type { sendUnaryData, ServiceError } from '@grpc/grpc-js';
 import { fromServiceError, toServiceError } from './errors.js';
 
 type Callback<Res> = (err: ServiceError | null, res: Res) => void;
@@ -37,4 +37,60 @@ export async function writeWithBackpressure<T>(call: WritableCall<T>, msg: T, fa
  */
 export function failStream(call: { emit(event: 'error', err: unknown): boolean }, e: unknown): void {
   call.emit('error', toServiceError(e));
+}
+
+/**
+ * A unary or client-streaming handler from an async function of the call: its result is the
+ * response, anything it throws becomes the status (toServiceError).
+ */
+export function serveUnary<Call, Res>(fn: (call: Call) => Promise<Res> | Res): (call: Call, callback: sendUnaryData<Res>) => void {
+  return (call, callback) => {
+    Promise.resolve()
+      .then(() => fn(call))
+      .then(
+        (res) => callback(null, res),
+        (e: unknown) => callback(toServiceError(e)),
+      );
+  };
+}
+
+/** A server stream: writable with flow control, and cancelled when the client goes away. */
+interface ServerStream<T> extends WritableCall<T> {
+  readonly cancelled: boolean;
+  end(): void;
+  emit(event: 'error', err: unknown): boolean;
+}
+
+/**
+ * A server-streaming handler from an async function that sends the stream (usually with
+ * sendAll); anything it throws fails the stream with that status (failStream).
+ */
+export function serveStream<Call extends ServerStream<never>>(fn: (call: Call) => Promise<void>): (call: Call) => void {
+  return (call) => {
+    fn(call).catch((e: unknown) => failStream(call, e));
+  };
+}
+
+/**
+ * Writes every message of `messages` with backpressure, then ends the stream. Stops pulling
+ * once the client cancels (the source is closed, so a generator releases what it holds), and
+ * pulls the next message only after the previous one was accepted: a source never runs ahead
+ * of the network by more than the stream's buffer.
+ */
+export async function sendAll<T>(call: ServerStream<T>, messages: AsyncIterable<T>): Promise<void> {
+  const it = messages[Symbol.asyncIterator]();
+  let done = false;
+  try {
+    while (!call.cancelled) {
+      const next = await it.next();
+      if (next.done === true) {
+        done = true;
+        call.end();
+        return;
+      }
+      await writeWithBackpressure(call, next.value);
+    }
+  } finally {
+    if (!done) await it.return?.();
+  }
 }

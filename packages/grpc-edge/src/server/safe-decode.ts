@@ -10,7 +10,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import { InvalidArgumentError } from '@vmferry/core';
 import { findUnsafeInt64, requestTypeOf } from '@vmferry/proto';
-import { toServiceError } from '@vmferry/grpc-edge';
+import { toServiceError } from '../errors.js';
+import { failStream } from '../streams.js';
 
 const BAD = Symbol('undecodable request');
 interface BadRequest {
@@ -48,9 +49,8 @@ function guardHandler(def: Method, handler: AnyHandler): AnyHandler {
     return (call, callback) => {
       const bad = badOf(call.request);
       if (!bad) return handler(call, callback);
-      // emit('error') on a server stream sends the status (destroy() would send none).
       if (callback) callback(toServiceError(bad));
-      else call.emit('error', toServiceError(bad));
+      else failStream(call, bad);
     };
   }
   return (call, callback) => {
