@@ -23,7 +23,9 @@ type AuthContext = ReturnType<grpc.ServerUnaryCall<unknown, unknown>['getAuthCon
 
 /** The subject CN of the client's verified certificate; undefined without one. */
 export function peerIdentity(call: { getAuthContext(): AuthContext }): string | undefined {
-  const cn = call.getAuthContext().sslPeerCertificate?.subject?.CN;
+  // Typed wider than grpc-js says: nothing guarantees a peer certificate names a subject CN.
+  const cert: { readonly subject?: { readonly CN?: string | string[] } } | undefined = call.getAuthContext().sslPeerCertificate;
+  const cn = cert?.subject?.CN;
   return Array.isArray(cn) ? cn[0] : cn;
 }
 

@@ -48,15 +48,15 @@ function guardHandler(def: Method, handler: AnyHandler): AnyHandler {
   if (!def.requestStream) {
     return (call, callback) => {
       const bad = badOf(call.request);
-      if (!bad) return handler(call, callback);
-      if (callback) callback(toServiceError(bad));
+      if (!bad) handler(call, callback);
+      else if (callback) callback(toServiceError(bad));
       else failStream(call, bad);
     };
   }
   return (call, callback) => {
     const source = call[Symbol.asyncIterator]?.bind(call);
     if (source) {
-      call[Symbol.asyncIterator] = async function* checked(): AsyncGenerator<unknown> {
+      call[Symbol.asyncIterator] = async function* checked(): AsyncGenerator {
         for await (const msg of { [Symbol.asyncIterator]: source }) {
           const bad = badOf(msg);
           if (bad) throw bad;
