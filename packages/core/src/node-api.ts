@@ -126,7 +126,7 @@ export interface StorageNodeApi {
   beginImport(input: CreateVmInput): Promise<ImportSession>;
   listVms(): VmRecord[];
   getVm(nameOrId: string): VmRecord;
-  deleteVm(nameOrId: string): Promise<unknown>;
+  deleteVm(nameOrId: string): Promise<void>;
 
   /** A writer at `offset` of the live vDisk; `length` (0: unknown) is checked before anything is written. */
   openWriter(vm: string, diskIndex: number, offset: number, length: number): DiskWriter;
@@ -136,7 +136,7 @@ export interface StorageNodeApi {
   createSnapshot(vm: string, options: { readonly label?: string }): Promise<SnapshotRecord>;
   listSnapshots(vm: string): SnapshotRecord[];
   getSnapshot(ref: string): { readonly vm: VmRecord; readonly snapshot: SnapshotRecord };
-  deleteSnapshot(ref: string): Promise<unknown>;
+  deleteSnapshot(ref: string): Promise<void>;
   labelSnapshot(ref: string, label: string): Promise<SnapshotRecord>;
   clone(ref: string, name: string, count: number): Promise<{ readonly source: SnapshotRecord; readonly vms: readonly VmRecord[] }>;
   restore(ref: string, diskIndex?: number): Promise<VmRecord>;
@@ -155,5 +155,5 @@ export interface StorageNodeApi {
 
   putSite(site: SiteRecord): Promise<SiteRecord>;
   listSites(): Promise<SiteRecord[]>;
-  deleteSite(name: string): Promise<unknown>;
+  deleteSite(name: string): Promise<void>;
 }

@@ -26,13 +26,17 @@ export function storageNodeApi(engine: StorageEngine): StorageNodeApi {
     beginImport: (input) => engine.beginImport(input),
     listVms: () => engine.listVms(),
     getVm: (vm) => engine.getVm(vm),
-    deleteVm: (vm) => engine.deleteVm(vm),
+    deleteVm: async (vm) => {
+      await engine.deleteVm(vm);
+    },
     openWriter: (vm, diskIndex, offset, length) => engine.openWriter(vm, diskIndex, offset, length),
     read: (ref, diskIndex, offset, length) => engine.read(ref, diskIndex, offset, length),
     createSnapshot: (vm, options) => engine.createSnapshot(vm, options),
     listSnapshots: (vm) => engine.listSnapshots(vm),
     getSnapshot: (ref) => engine.getSnapshot(ref),
-    deleteSnapshot: (ref) => engine.deleteSnapshot(ref),
+    deleteSnapshot: async (ref) => {
+      await engine.deleteSnapshot(ref);
+    },
     labelSnapshot: (ref, label) => engine.labelSnapshot(ref, label),
     clone: (ref, name, count) => engine.clone(ref, name, count),
     restore: (ref, diskIndex) => engine.restore(ref, diskIndex),
@@ -45,6 +49,8 @@ export function storageNodeApi(engine: StorageEngine): StorageNodeApi {
     commitReplica: (sourceSite, vm, snapshot) => engine.commitReplica(sourceSite, vm, snapshot),
     putSite: (site) => engine.putSite(site),
     listSites: () => engine.listSites(),
-    deleteSite: (name) => engine.deleteSite(name),
+    deleteSite: async (name) => {
+      await engine.deleteSite(name);
+    },
   };
 }
