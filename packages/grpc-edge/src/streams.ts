@@ -27,6 +27,9 @@ interface WritableCall<T> {
 export async function writeWithBackpressure<T>(call: WritableCall<T>, msg: T, failed?: Promise<unknown>): Promise<void> {
   if (call.write(msg)) return;
   const drained = once(call as unknown as NodeJS.EventEmitter, 'drain');
+  // Once `failed` has won the race, an 'error' the stream emits later rejects `drained`:
+  // handled here, so it is not an unhandled rejection.
+  drained.catch(() => undefined);
   await (failed ? Promise.race([drained, failed]) : drained);
 }
 
@@ -59,6 +62,7 @@ interface ServerStream<T> extends WritableCall<T> {
   readonly cancelled: boolean;
   end(): void;
   emit(event: 'error', err: unknown): boolean;
+  once(event: 'drain' | 'close', listener: () => void): unknown;
 }
 
 /**
@@ -78,17 +82,26 @@ export function serveStream<Call extends ServerStream<never>>(fn: (call: Call) =
  * of the network by more than the stream's buffer.
  */
 export async function sendAll<T>(call: ServerStream<T>, messages: AsyncIterable<T>): Promise<void> {
+  // A cancel destroys the stream: it never drains, so a wait for 'drain' alone would hold
+  // the source (and what it holds, a read lock) forever. 'close' ends that wait.
+  let closed = false;
+  const closing = new Promise<void>((resolve) =>
+    call.once('close', () => {
+      closed = true;
+      resolve();
+    }),
+  );
   const it = messages[Symbol.asyncIterator]();
   let done = false;
   try {
-    while (!call.cancelled) {
+    while (!call.cancelled && !closed) {
       const next = await it.next();
       if (next.done === true) {
         done = true;
         call.end();
         return;
       }
-      await writeWithBackpressure(call, next.value);
+      await writeWithBackpressure(call, next.value, closing);
     }
   } finally {
     if (!done) await it.return?.();
