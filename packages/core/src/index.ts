@@ -19,3 +19,5 @@ export * from './replication-types.js';
 export * from './stored-record.js';
 export * from './chunk-check.js';
 export * from './tree-walk.js';
+export * from './node-api.js';
+export * from './replication-source-api.js';

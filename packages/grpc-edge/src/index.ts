@@ -6,3 +6,4 @@ export * from './errors.js';
 export * from './streams.js';
 export * from './listen.js';
 export * from './client/index.js';
+export * from './server/index.js';

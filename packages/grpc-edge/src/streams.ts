@@ -1,22 +1,11 @@
 /*
- * The stream and call helpers every gRPC user needs, written once: unary calls as promises
- * with errors mapped to core errors, writes that wait for HTTP/2 flow control, server-stream
- * reads and client-stream uploads whose failures are core errors, and the one way to fail a
- * server stream so the client receives the status.
+ * Flow control shared by both sides of the edge: a write that waits for HTTP/2 to drain.
+ * Client calls live in client/calls.ts, server handlers in server/handlers.ts.
  */
 import { once } from 'node:events';
-import type { ClientReadableStream, ClientWritableStream, ServiceError } from '@grpc/grpc-js';
-import { asCoreError, fromServiceError, toServiceError } from './errors.js';
-
-type Callback<Res> = (err: ServiceError | null, res: Res) => void;
-
-/** Calls a callback-style unary method and resolves to its response; failures become core errors. */
-export function unaryCall<Req, Res>(fn: (req: Req, cb: Callback<Res>) => unknown, req: Req, peer?: string): Promise<Res> {
-  return new Promise((resolve, reject) => fn(req, (err, res) => (err ? reject(fromServiceError(err, peer)) : resolve(res))));
-}
 
 /** A writable gRPC stream, server or client side. */
-interface WritableCall<T> {
+export interface WritableCall<T> {
   write(msg: T): boolean;
   once(event: 'drain', listener: () => void): unknown;
 }
@@ -28,63 +17,8 @@ interface WritableCall<T> {
 export async function writeWithBackpressure<T>(call: WritableCall<T>, msg: T, failed?: Promise<unknown>): Promise<void> {
   if (call.write(msg)) return;
   const drained = once(call as unknown as NodeJS.EventEmitter, 'drain');
+  // Once `failed` has won the race, an 'error' the stream emits later rejects `drained`:
+  // handled here, so it is not an unhandled rejection.
+  drained.catch(() => undefined);
   await (failed ? Promise.race([drained, failed]) : drained);
-}
-
-/**
- * Fails a server stream with `e` mapped to a status. emit('error'), not destroy(err):
- * grpc-js sends the status from the error event; a destroyed stream never sends one and the
- * client waits forever.
- */
-export function failStream(call: { emit(event: 'error', err: unknown): boolean }, e: unknown): void {
-  call.emit('error', toServiceError(e));
-}
-
-/**
- * Yields a server stream's messages; a failure is thrown as a core error. The call is
- * cancelled when the reader stops early (break, throw) or `signal` aborts, so the server
- * stops sending what nobody reads.
- */
-export async function* readStream<T>(call: ClientReadableStream<T>, signal?: AbortSignal, peer?: string): AsyncGenerator<T> {
-  const abort = (): void => call.cancel();
-  signal?.addEventListener('abort', abort, { once: true });
-  try {
-    for await (const msg of call as AsyncIterable<T>) yield msg;
-  } catch (e) {
-    throw asCoreError(e, peer);
-  } finally {
-    signal?.removeEventListener('abort', abort);
-    call.cancel();
-  }
-}
-
-/** A client-streaming call: backpressured writes, then the server's one answer. */
-export interface Upload<Req, Res> {
-  /** Writes `msg`, waiting for flow control; throws the call's failure (a core error) if it ended. */
-  write(msg: Req): Promise<void>;
-  /** Ends the stream and resolves to the answer; failures are core errors. */
-  end(): Promise<Res>;
-  /** Abandons the call. */
-  cancel(): void;
-}
-
-/** Opens a client-streaming call (`open` passes the callback to the generated method). */
-export function upload<Req, Res>(open: (cb: Callback<Res>) => ClientWritableStream<Req>, peer?: string): Upload<Req, Res> {
-  let settle: Callback<Res> = () => undefined;
-  const result = new Promise<Res>((resolve, reject) => {
-    settle = (err, res) => (err ? reject(fromServiceError(err, peer)) : resolve(res));
-  });
-  // Observed through write() and end(); a failure nobody awaits must not crash the process.
-  result.catch(() => undefined);
-  const call = open((err, res) => settle(err, res));
-  return {
-    write: async (msg) => {
-      await writeWithBackpressure(call, msg, result);
-    },
-    end: () => {
-      call.end();
-      return result;
-    },
-    cancel: () => call.cancel(),
-  };
 }

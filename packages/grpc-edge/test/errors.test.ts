@@ -6,7 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { LimitExceededError, NotFoundError, StorageFullError, UnavailableError, VmferryError, isVmferryError } from '@vmferry/core';
-import { asCoreError, bind, mapped, remoteFailure, shutdown, toServiceError, unaryCall } from '../src/index.js';
+import { asCoreError, bind, mapped, remoteFailure, shutdown, toServiceError } from '../src/index.js';
+import { unaryCall } from '../src/client/calls.js';
 
 const identity = (b: Buffer): Buffer => b;
 /** One unary method whose request (UTF-8) names how it fails. */

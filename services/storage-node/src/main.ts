@@ -14,9 +14,11 @@ export interface RunningNode {
 
 export async function runStorageNode(config: NodeConfig, log: (line: string) => void = () => undefined): Promise<RunningNode> {
   const telemetry = startTelemetry({ serviceName: 'vmferry-storage-node', prometheusPort: config.prometheusPort });
-  // Loaded after telemetry starts so the gRPC instrumentation sees @grpc/grpc-js load.
+  // Loaded after telemetry starts so the gRPC instrumentation sees @grpc/grpc-js load (the
+  // edge is its only importer).
   const { StorageEngine } = await import('./engine.js');
-  const { startGrpcServer } = await import('./grpc-server.js');
+  const { startStorageNodeServer, startReplicationSourceServer } = await import('@vmferry/grpc-edge');
+  const { storageNodeApi } = await import('./api.js');
   const engine = await StorageEngine.open({
     dataDir: config.dataDir,
     site: config.site,
@@ -28,11 +30,12 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
   let endpoint: { port: number; stop(): Promise<void> } | undefined;
   try {
     if (config.replicationListen && config.tlsCert && config.tlsKey && config.tlsCa) {
-      const { startReplicationEndpoint } = await import('./replication-endpoint.js');
-      endpoint = await startReplicationEndpoint(engine, config.replicationListen, { certFile: config.tlsCert, keyFile: config.tlsKey, caFile: config.tlsCa });
+      const { ReplicationSource } = await import('./replication-source.js');
+      const tls = { certFile: config.tlsCert, keyFile: config.tlsKey, caFile: config.tlsCa };
+      endpoint = await startReplicationSourceServer(new ReplicationSource(engine), config.replicationListen, tls);
     }
     const replicationAddress = endpoint && config.replicationListen ? withPort(config.replicationListen, endpoint.port) : undefined;
-    server = await startGrpcServer(engine, config.listen, replicationAddress);
+    server = await startStorageNodeServer(storageNodeApi(engine), config.listen, replicationAddress ? { replicationAddress } : {});
     if (replicationAddress) log(`replication endpoint (mTLS, read-only) on ${replicationAddress}`);
   } catch (e) {
     await endpoint?.stop();

@@ -37,7 +37,7 @@ import {
   type WriteDiskRequest,
   type WriteDiskResponse,
 } from '@vmferry/proto';
-import { readStream, unaryCall, upload, type Upload } from '../streams.js';
+import { readStream, unaryCall, upload, type Upload } from './calls.js';
 
 export type {
   CloneVmResponse as CloneResultView,

@@ -10,7 +10,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import { InvalidArgumentError } from '@vmferry/core';
 import { findUnsafeInt64, requestTypeOf } from '@vmferry/proto';
-import { toServiceError } from '@vmferry/grpc-edge';
+import { toServiceError } from '../errors.js';
+import { failStream } from './handlers.js';
 
 const BAD = Symbol('undecodable request');
 interface BadRequest {
@@ -47,16 +48,15 @@ function guardHandler(def: Method, handler: AnyHandler): AnyHandler {
   if (!def.requestStream) {
     return (call, callback) => {
       const bad = badOf(call.request);
-      if (!bad) return handler(call, callback);
-      // emit('error') on a server stream sends the status (destroy() would send none).
-      if (callback) callback(toServiceError(bad));
-      else call.emit('error', toServiceError(bad));
+      if (!bad) handler(call, callback);
+      else if (callback) callback(toServiceError(bad));
+      else failStream(call, bad);
     };
   }
   return (call, callback) => {
     const source = call[Symbol.asyncIterator]?.bind(call);
     if (source) {
-      call[Symbol.asyncIterator] = async function* checked(): AsyncGenerator<unknown> {
+      call[Symbol.asyncIterator] = async function* checked(): AsyncGenerator {
         for await (const msg of { [Symbol.asyncIterator]: source }) {
           const bad = badOf(msg);
           if (bad) throw bad;

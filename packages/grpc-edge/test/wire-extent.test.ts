@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DiskExtent } from '@vmferry/proto';
-import { encodeExtent } from '../src/wire-extent.js';
+import { encodeExtent } from '../src/server/wire-extent.js';
 
 test('the hand-written DiskExtent encoder is read back by the generated decoder', () => {
   const cases = [

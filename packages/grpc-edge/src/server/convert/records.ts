@@ -1,8 +1,6 @@
-/** Domain records ⇄ wire messages. Only this file and the server see generated types. */
+/** VM, snapshot and site records ⇄ their wire messages. */
 import { HOLE, toHex, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
-import type { Site, Snapshot, Stats, Vm, VerifyReport as WireVerifyReport } from '@vmferry/proto';
-import type { NodeStats } from './stats.js';
-import type { VerifyReport } from './verify.js';
+import type { Site, Snapshot, Vm } from '@vmferry/proto';
 
 export function vmToWire(vm: VmRecord, snapshotCount: number): Vm {
   return {
@@ -49,21 +47,6 @@ export function snapshotFromWire(s: Snapshot): SnapshotRecord {
   };
 }
 
-export function siteToWire(s: SiteRecord): Site {
-  return { ...s };
-}
-
-export function siteFromWire(s: Site): SiteRecord {
-  return {
-    name: s.name,
-    replicationAddress: s.replicationAddress,
-    identity: s.identity,
-    nodeAddress: s.nodeAddress,
-    bindAddress: s.bindAddress,
-    rate: s.rate,
-  };
-}
-
 export function snapshotToWire(s: SnapshotRecord, vmName: string): Snapshot {
   return {
     id: s.id,
@@ -79,10 +62,17 @@ export function snapshotToWire(s: SnapshotRecord, vmName: string): Snapshot {
   };
 }
 
-export function statsToWire(s: NodeStats): Stats {
-  return { ...s, vms: s.vms.map((v) => ({ ...v })) };
+export function siteToWire(s: SiteRecord): Site {
+  return { ...s };
 }
 
-export function verifyReportToWire(r: VerifyReport): WireVerifyReport {
-  return { chunksChecked: r.chunksChecked, corrupt: r.corrupt, missing: r.missing.map((m) => m.chunkId) };
+export function siteFromWire(s: Site): SiteRecord {
+  return {
+    name: s.name,
+    replicationAddress: s.replicationAddress,
+    identity: s.identity,
+    nodeAddress: s.nodeAddress,
+    bindAddress: s.bindAddress,
+    rate: s.rate,
+  };
 }

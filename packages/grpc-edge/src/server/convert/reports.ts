@@ -1,0 +1,19 @@
+/** The node's reports (space, verify) as wire messages. */
+import type { NodeStats, VerifyReport } from '@vmferry/core';
+import type { Stats, VerifyReport as WireVerifyReport } from '@vmferry/proto';
+
+export function statsToWire(s: NodeStats): Stats {
+  return { ...s, vms: s.vms.map((v) => ({ ...v })) };
+}
+
+/**
+ * The wire report lists missing chunks by id only: VerifyReport.missing is `repeated string`
+ * in storage.proto, with no field for who references them (`corrupt` carries it).
+ */
+export function verifyReportToWire(r: VerifyReport): WireVerifyReport {
+  return {
+    chunksChecked: r.chunksChecked,
+    corrupt: r.corrupt.map((c) => ({ chunkId: c.chunkId, reason: c.reason, referencedBy: [...c.referencedBy] })),
+    missing: r.missing.map((m) => m.chunkId),
+  };
+}
