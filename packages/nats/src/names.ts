@@ -23,3 +23,13 @@ export const SCHEDULER_LEADER_KEY = 'scheduler';
 /** Replication state per (VM, target): `rpo.<vmId>.<targetSite>` → ReplicationState. */
 export const STATE_BUCKET = 'vmferry-state';
 export const rpoKey = (vmId: string, target: string): string => `rpo.${vmId}.${target}`;
+
+/** Key filters: every VM entry of the registry, every site entry. */
+export const REGISTRY_VM_KEYS = 'vm.>';
+export const REGISTRY_SITE_KEYS = 'site.*';
+/** The site a `site.<site>` registry key names. */
+export const siteOfRegistryKey = (key: string): string => key.slice('site.'.length);
+/** `<site>.<vmId>` of a `vm.<site>.<vmId>` registry key; undefined for another kind of key. */
+export const vmOfRegistryKey = (key: string): string | undefined => (key.startsWith('vm.') ? key.slice('vm.'.length) : undefined);
+/** The VM id of a `vm.<vmId>` policy key; undefined for another kind of key. */
+export const vmOfPolicyKey = (key: string): string | undefined => (key.startsWith('vm.') ? key.slice('vm.'.length) : undefined);

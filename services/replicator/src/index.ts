@@ -8,3 +8,6 @@ export type { SourcePort, TargetPort, PutStream } from './ports.js';
 export { LinkThrottle } from './link-throttle.js';
 export { startReplicatorService, type ReplicatorServiceOptions } from './service.js';
 export { explainPeerFailure, type PeerContext } from './peer-errors.js';
+export { replicateFromSite, siteRecords, type ReplicateFromSiteOptions, type NodeClient } from './replicate-from-site.js';
+export { loadConfig, configFromEnv, DEFAULT_NODE_ADDRESS, DEFAULT_SESSIONS_PER_LINK, type ReplicatorConfig } from './config.js';
+export { runReplicator, type RunningReplicator } from './main.js';
