@@ -35,9 +35,9 @@ const schema = z
     tlsKey: z.string().min(1).optional(),
     tlsCa: z.string().min(1).optional(),
     bindAddress: z.string().min(1).optional(),
-    streams: wholeNumber('streams (--streams)', 1, 64).default(DEFAULT_STREAMS),
-    sessionsPerLink: wholeNumber('sessionsPerLink (--sessions-per-link)', 1, 1024).default(DEFAULT_SESSIONS_PER_LINK),
-    prometheusPort: wholeNumber('prometheusPort (VMFERRY_PROMETHEUS_PORT)', 0, 65535).optional(),
+    streams: wholeNumber('--streams', 1, 64).default(DEFAULT_STREAMS),
+    sessionsPerLink: wholeNumber('--sessions-per-link', 1, 1024).default(DEFAULT_SESSIONS_PER_LINK),
+    prometheusPort: wholeNumber('VMFERRY_PROMETHEUS_PORT', 0, 65535).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -50,7 +50,8 @@ const schema = z
         message: given === 0 ? 'replication needs TLS: --certs DIR (with SITE.crt, SITE.key, ca.crt) or --tls-cert/--tls-key/--tls-ca' : 'give all three of --tls-cert, --tls-key, --tls-ca',
       });
     }
-  });
+    // Checked even when other keys are bad: every problem is reported in one go.
+  }, { when: () => true });
 
 /** A validated replicator configuration (input: see loadConfig). */
 export type ReplicatorConfig = z.infer<typeof schema> & { readonly tlsCert: string; readonly tlsKey: string; readonly tlsCa: string };
