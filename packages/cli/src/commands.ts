@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { formatBytes, parseSize, InvalidArgumentError } from '@vmferry/core';
+import { formatBytes, parseSize, InternalError, InvalidArgumentError } from '@vmferry/core';
 import type { Snapshot, StorageNodeClient, Vm } from '@vmferry/proto';
 import { printFields, printJson, printTable } from './output.js';
 import { byteProgress } from './progress.js';
+import { reworded } from './failures.js';
 
 interface Globals {
   node: string;
@@ -59,7 +60,7 @@ function withClient<A extends unknown[]>(fn: (client: StorageNodeClient, g: Glob
     try {
       await fn(client, g, ...args);
     } catch (e) {
-      throw new Error(describeError(e, g.node));
+      throw reworded(e, describeError(e, g.node));
     } finally {
       client.close();
     }
@@ -375,7 +376,7 @@ export function registerCommands(program: Command): void {
           if (ev.kind?.$case === 'progress' && !g.json && process.stderr.isTTY) process.stderr.write(`\rchecked ${ev.kind.value.chunksChecked} chunks`);
           if (ev.kind?.$case === 'report') report = ev.kind.value;
         }
-        if (!report) throw new Error('the node ended verify without a report');
+        if (!report) throw new InternalError('the node ended verify without a report');
         if (g.json) printJson(report);
         else {
           if (process.stderr.isTTY) process.stderr.write('\n');

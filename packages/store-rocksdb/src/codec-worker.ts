@@ -5,7 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import * as zstd from 'zstd-napi';
-import { fingerprint, FINGERPRINT_BYTES, isZero } from '@vmferry/core';
+import { fingerprint, FINGERPRINT_BYTES, InvalidArgumentError, isZero } from '@vmferry/core';
 import { CODEC_RAW, CODEC_ZSTD, MAX_COMPRESSED_FRACTION } from './chunk-codec.js';
 import type { CodecRequest, CodecResponse } from './codec-protocol.js';
 
@@ -59,7 +59,7 @@ function encode(blocks: Buffer[], zstdLevel: number): CodecResponse {
 function decodeOne(record: Buffer): Buffer {
   if (record[0] === CODEC_RAW) return record.subarray(1);
   if (record[0] === CODEC_ZSTD) return dctx.decompress(record.subarray(1));
-  throw new Error(`unknown codec ${record[0]}`);
+  throw new InvalidArgumentError(`unknown codec ${record[0]}`);
 }
 
 function decode(records: Buffer[], fps: Buffer): CodecResponse {

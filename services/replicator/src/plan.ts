@@ -4,7 +4,7 @@
  * the target lacks, which it must read to walk) and asks the source for the stored sizes of
  * the missing data chunks, without moving them.
  */
-import { parseCalendar, transferSeconds, UNLIMITED } from '@vmferry/core';
+import { InvalidArgumentError, parseCalendar, transferSeconds, UNLIMITED } from '@vmferry/core';
 import type { SourcePort, TargetPort } from './ports.js';
 import { DEFAULT_STREAMS, missingIn, walkMissing } from './session.js';
 import { checkSourceMetadata } from './source-checks.js';
@@ -32,7 +32,7 @@ export async function planReplication(o: {
   now?: Date;
 }): Promise<Plan> {
   const info = await o.source.getSnapshot(o.ref);
-  if (!info.vm || !info.snapshot) throw new Error(`source answered without the snapshot for ${o.ref}`);
+  if (!info.vm || !info.snapshot) throw new InvalidArgumentError(`source answered without the snapshot for ${o.ref}`);
   checkSourceMetadata(info.site, info);
   let nodeBytes = 0;
   let nodeCount = 0;

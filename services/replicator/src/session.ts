@@ -14,7 +14,7 @@
  * next run asks for, and moves, only the rest. Incremental runs cost O(changed × height).
  */
 import { Decompressor } from 'zstd-napi';
-import { ChunkCorruptError, childAt, decodeNodeChecked, fingerprint, isHole, referencedPages, toHex, fromHex, unpackChunks } from '@vmferry/core';
+import { ChunkCorruptError, InvalidArgumentError, childAt, decodeNodeChecked, fingerprint, isHole, referencedPages, toHex, fromHex, unpackChunks } from '@vmferry/core';
 import type { ChunkRecord, PackedBatch, Snapshot, Vm } from '@vmferry/proto';
 import { pageIndexFor, type PageIndex } from './page-index.js';
 import { checkNodeShape, checkSourceMetadata, childExpectation, rootExpectation, sameExpectation, type NodeExpectation } from './source-checks.js';
@@ -113,7 +113,7 @@ export async function replicateSnapshot(o: SessionOptions): Promise<SessionResul
 
   report();
   const info = await o.source.getSnapshot(o.ref);
-  if (!info.vm || !info.snapshot) throw new Error(`source answered without the snapshot for ${o.ref}`);
+  if (!info.vm || !info.snapshot) throw new InvalidArgumentError(`source answered without the snapshot for ${o.ref}`);
   checkSourceMetadata(o.sourceSite, info);
   const snapshot = info.snapshot;
 
