@@ -10,10 +10,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { encodeNode, fingerprint, newId, TREE_FANOUT, emptyNode, setChild, type SiteRecord } from '@vmferry/core';
+import { encodeNode, fingerprint, IdSource, TREE_FANOUT, emptyNode, setChild, type SiteRecord } from '@vmferry/core';
 import type { Snapshot, SourceSnapshot, Vm } from '@vmferry/proto';
 import { cliJson, exportSha, mintCerts, pairSites, runCli, seededBytes, startSite, writeDisk, type Site } from '@vmferry/testkit';
 import { grpcSource, grpcTarget, nodeClient, replicateSnapshot, sourceClient, type SourcePort, type TargetPort } from '../src/index.js';
+
+const ids = new IdSource();
 
 const MiB = 1024 * 1024;
 const BLOCK = 64 * 1024;
@@ -114,8 +116,8 @@ describe('forged replica metadata and tree nodes', () => {
   /** A new VM and snapshot over the donor's tree, which B holds: commitable unless refused. */
   let forgeries = 0;
   const forged = (name = `forged-${++forgeries}`): { vm: Vm; snap: Snapshot } => {
-    const vm: Vm = { ...(donor.vm as Vm), id: newId(), name };
-    return { vm, snap: { ...(donor.snapshot as Snapshot), id: newId(), vmId: vm.id, vmName: name } };
+    const vm: Vm = { ...(donor.vm as Vm), id: ids.next(), name };
+    return { vm, snap: { ...(donor.snapshot as Snapshot), id: ids.next(), vmId: vm.id, vmName: name } };
   };
 
   /** Nothing was committed at B and its other VMs' data is as it was. */
@@ -165,8 +167,8 @@ describe('forged replica metadata and tree nodes', () => {
   test('a 1 TiB disk over a 16 MiB tree the target holds is refused (DATA_LOSS)', async () => {
     const root = donor.snapshot?.disks[0]?.root ?? '';
     const disk = { index: 0, size: 1024 ** 4, blockSize: BLOCK, gridOffset: 0 };
-    const vm: Vm = { ...vmOf(), id: newId(), name: 'huge', disks: [disk] };
-    const snap: Snapshot = { ...snapOf(), id: newId(), vmId: vm.id, vmName: 'huge', disks: [{ ...disk, root }] };
+    const vm: Vm = { ...vmOf(), id: ids.next(), name: 'huge', disks: [disk] };
+    const snap: Snapshot = { ...snapOf(), id: ids.next(), vmId: vm.id, vmName: 'huge', disks: [{ ...disk, root }] };
     await assert.rejects(target.commit('siteA', vm, snap), rejectsWith(grpc.status.DATA_LOSS, /vDisk 0 .*level 0 with 256 slots where the disk's geometry has level 2 with 16/));
     await unchanged();
   });
@@ -202,8 +204,8 @@ describe('forged replica metadata and tree nodes', () => {
     // The victim's 128 MiB disk has 2,048 blocks: a level-1 root of 2 slots. This one has 3.
     const wide = node(1, [leaf.id, leaf.id, leaf.id]);
     await put(target, [leaf, wide]);
-    const vm: Vm = { ...vmOf(), id: newId(), name: 'wide' };
-    const snap: Snapshot = { ...snapOf(), id: newId(), vmId: vm.id, vmName: 'wide', disks: snapOf().disks.map((d) => ({ ...d, root: wide.id.toString('hex') })) };
+    const vm: Vm = { ...vmOf(), id: ids.next(), name: 'wide' };
+    const snap: Snapshot = { ...snapOf(), id: ids.next(), vmId: vm.id, vmName: 'wide', disks: snapOf().disks.map((d) => ({ ...d, root: wide.id.toString('hex') })) };
     await assert.rejects(target.commit('siteA', vm, snap), rejectsWith(grpc.status.DATA_LOSS, /level 1 with 3 slots where the disk's geometry has level 1 with 2/));
     // A short level-0 node anywhere but the right edge would make reads of its blocks fail.
     const short = node(0, [held[3] as Buffer], 5);
@@ -223,9 +225,9 @@ describe('forged replica metadata and tree nodes', () => {
     // 1 TiB over a 128 MiB (level-1) tree that B does not hold: caught as the root arrives.
     const disk = { index: 0, size: 1024 ** 4, blockSize: BLOCK, gridOffset: 0 };
     const root = (await source.getSnapshot('victim2@s1')).snapshot?.disks[0]?.root ?? '';
-    const vm: Vm = { ...vmOf(), id: newId(), name: 'huge2', disks: [disk] };
+    const vm: Vm = { ...vmOf(), id: ids.next(), name: 'huge2', disks: [disk] };
     await assert.rejects(
-      replicateSnapshot({ source: liar(vm, { ...snapOf(), id: newId(), vmId: vm.id, disks: [{ ...disk, root }] }), target, sourceSite: 'siteA', ref: 'victim@s1' }),
+      replicateSnapshot({ source: liar(vm, { ...snapOf(), id: ids.next(), vmId: vm.id, disks: [{ ...disk, root }] }), target, sourceSite: 'siteA', ref: 'victim@s1' }),
       (e: unknown) => (e as { code?: string }).code === 'data-loss' && /source site siteA sent a tree node of level 1 with 2 slots where .* level 2 with 16/.test(String(e)),
     );
     await unchanged();

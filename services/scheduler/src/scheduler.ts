@@ -8,7 +8,7 @@
  * also skips a slot it already snapshotted. After downtime only the latest slot is published:
  * one snapshot now, not one per missed slot (and a schedule.missed event says how many).
  */
-import { effectivePolicy, latestSlot, newId, nextSlot, parseDuration, slotJobId, type ProtectionPolicy, type Schedule } from '@vmferry/core';
+import { effectivePolicy, IdSource, latestSlot, nextSlot, parseDuration, slotJobId, type ProtectionPolicy, type Schedule } from '@vmferry/core';
 import { LeaderLease, publishEvent, publishJob, SCHEDULER_LEADER_KEY, snapshotJobSubject, type Coordination, type SnapshotJob, type VmEntry } from '@vmferry/nats';
 import { PolicyView } from './policy-view.js';
 
@@ -49,10 +49,10 @@ export class Scheduler {
     private readonly c: Coordination,
     private readonly options: SchedulerOptions = {},
   ) {
-    this.id = options.id ?? `scheduler-${newId()}`;
+    this.now = options.now ?? Date.now;
+    this.id = options.id ?? `scheduler-${new IdSource({ now: this.now }).next()}`;
     this.log = options.log ?? (() => undefined);
     this.view = new PolicyView(c);
-    this.now = options.now ?? Date.now;
     const onChange = (leading: boolean): void => {
       this.log(`${this.id}: ${leading ? 'leader now' : 'follower now'}`);
       // A new leader does not know what its predecessor published: republish latest slots

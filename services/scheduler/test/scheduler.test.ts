@@ -10,7 +10,7 @@
 import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { newId, type ProtectionPolicy, type VmPolicyOverride } from '@vmferry/core';
+import { IdSource, type ProtectionPolicy, type VmPolicyOverride } from '@vmferry/core';
 import {
   DEFAULT_POLICY_KEY,
   JOBS_STREAM,
@@ -30,6 +30,8 @@ import {
 } from '@vmferry/nats';
 import { startNatsServer, type NatsServer } from '@vmferry/testkit';
 import { Scheduler, type TickReport } from '../src/index.js';
+
+const ids = new IdSource();
 
 const SECOND = 1000;
 /**
@@ -142,7 +144,7 @@ async function setOverride(vmId: string, o: VmPolicyOverride | undefined): Promi
 }
 
 function vmEntry(site: string, name: string, extra: Partial<VmEntry> = {}): VmEntry {
-  return { vmId: newId(), name, site, updatedAtMs: Date.now(), ...extra };
+  return { vmId: ids.next(), name, site, updatedAtMs: Date.now(), ...extra };
 }
 
 async function register(entries: readonly VmEntry[]): Promise<void> {
