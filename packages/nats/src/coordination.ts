@@ -7,7 +7,7 @@
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { EVENTS_STREAM, JOBS_STREAM, LEADER_BUCKET, POLICY_BUCKET, REGISTRY_BUCKET, STATE_BUCKET } from './names.js';
+import { EVENTS_STREAM, EVENTS_SUBJECTS, JOBS_STREAM, JOBS_SUBJECTS, LEADER_BUCKET, POLICY_BUCKET, REGISTRY_BUCKET, STATE_BUCKET } from './names.js';
 
 /** How long a job's message id suppresses a duplicate. */
 export const DUPLICATE_WINDOW_MS = 6 * 3600 * 1000;
@@ -49,14 +49,14 @@ export async function openCoordination(
   const jsm = await jetstreamManager(nc, jsOpts);
   await ensureStream(jsm, {
     name: JOBS_STREAM,
-    subjects: ['vmferry.jobs.>'],
+    subjects: [JOBS_SUBJECTS],
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
   });
   await ensureStream(jsm, {
     name: EVENTS_STREAM,
-    subjects: ['vmferry.events.>'],
+    subjects: [EVENTS_SUBJECTS],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     max_age: nanos(7 * 24 * 3600 * 1000),
