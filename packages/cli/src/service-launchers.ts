@@ -3,27 +3,12 @@
  * map their flags onto the service's config (which validates every key at once) and run the
  * service's composition root until SIGINT or SIGTERM.
  */
-import { join } from 'node:path';
 import type { Command } from 'commander';
+import { tlsFlagFiles, type TlsFlags } from './tls-files.js';
 
 interface LauncherGlobals {
   node: string;
   nats?: string;
-}
-
-interface TlsFlags {
-  certs?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  tlsCa?: string;
-}
-
-/** The TLS files of `site`: the three --tls-* flags, or DIR/<site>.crt, DIR/<site>.key, DIR/ca.crt. */
-function tlsConfig(site: string, o: TlsFlags): Record<'tlsCert' | 'tlsKey' | 'tlsCa', string | undefined> {
-  const explicit = o.tlsCert !== undefined && o.tlsKey !== undefined && o.tlsCa !== undefined;
-  if (o.certs !== undefined && !explicit) return { tlsCert: join(o.certs, `${site}.crt`), tlsKey: join(o.certs, `${site}.key`), tlsCa: join(o.certs, 'ca.crt') };
-  // Given as they are: the service's config refuses a half set.
-  return { tlsCert: o.tlsCert, tlsKey: o.tlsKey, tlsCa: o.tlsCa };
 }
 
 /** Runs `stop` on SIGINT or SIGTERM, then exits. */
@@ -72,7 +57,8 @@ export function registerServiceLaunchers(program: Command, defaultNats: string):
         natsUrl: g.nats ?? defaultNats,
         site: o.site,
         nodeAddress: g.node,
-        ...tlsConfig(o.site, o),
+        // Given as they are: the service's config refuses a half set.
+        ...tlsFlagFiles(o.site, o),
         bindAddress: o.bind,
         streams: o.streams,
         sessionsPerLink: o.sessionsPerLink,
