@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeliverPolicy } from '@nats-io/jetstream';
-import { openCoordination, type VmferryEvent } from '@vmferry/nats';
+import { DEFAULT_POLICY_KEY, EVENTS_STREAM, openCoordination, type VmferryEvent } from '@vmferry/nats';
 import { connectStorageNode } from '@vmferry/grpc-edge';
 import { Scheduler } from '@vmferry/scheduler';
 import { startNatsServer, startNodeProcess } from '@vmferry/testkit';
@@ -48,7 +48,7 @@ async function main(): Promise<void> {
       if (st.values >= VMS + 1) break;
       await new Promise((r) => setTimeout(r, 500));
     }
-    await c.policies.put('default', JSON.stringify({ schedules: [{ name: 'bench', every: `${EVERY_S}s`, keep: 2 }] }));
+    await c.policies.put(DEFAULT_POLICY_KEY, JSON.stringify({ schedules: [{ name: 'bench', every: `${EVERY_S}s`, keep: 2 }] }));
 
     // Start the scheduler just after a boundary has passed, then measure the next boundary.
     const scheduler = new Scheduler(c, { id: 'bench' });
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
     record('boundary → all jobs published', lastTickAt - boundary, 'ms');
 
     // Lag: snapshot.created events of the boundary slot.
-    const consumer = await c.js.consumers.get('VMFERRY_EVENTS', { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(boundary).toISOString() });
+    const consumer = await c.js.consumers.get(EVENTS_STREAM, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(boundary).toISOString() });
     const lags: number[] = [];
     const until = Date.now() + 180_000;
     while (lags.length < VMS && Date.now() < until) {

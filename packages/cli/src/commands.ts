@@ -4,6 +4,7 @@ import { formatBytes, parseSize, InternalError, InvalidArgumentError } from '@vm
 import type { SnapshotView, StorageNodeClient, VerifyReportView, VmView } from '@vmferry/grpc-edge';
 import { printFields, printJson, printTable } from './output.js';
 import { byteProgress } from './progress.js';
+import { reworded } from './failures.js';
 
 interface Globals {
   node: string;
@@ -59,7 +60,7 @@ function withClient<A extends unknown[]>(fn: (client: StorageNodeClient, g: Glob
     try {
       await fn(client, g, ...args);
     } catch (e) {
-      throw new Error(describeError(e, g.node));
+      throw reworded(e, describeError(e, g.node));
     } finally {
       client.close();
     }

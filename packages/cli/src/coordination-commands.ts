@@ -1,6 +1,6 @@
 /**
- * The coordination plane from the CLI: run the scheduler or a replicator service, manage
- * policies, see protection status (RPO) and follow events. Global `--nats URL` (env
+ * The coordination plane from the CLI: launch the scheduler or a replicator service
+ * (service-launchers.ts), manage policies, see protection status (RPO) and follow events. Global `--nats URL` (env
  * VMFERRY_NATS) says where NATS is.
  */
 import { readFile } from 'node:fs/promises';
@@ -11,14 +11,29 @@ import {
   formatBytes,
   InvalidArgumentError,
   parseDuration,
+  protectionStatus,
+  UnavailableError,
   validateOverride,
   validatePolicy,
   type ProtectionPolicy,
+  type ReplicatedSnapshot,
   type VmPolicyOverride,
 } from '@vmferry/core';
-import type { Coordination, ReplicationState, VmEntry, VmferryEvent } from '@vmferry/nats';
+import {
+  DEFAULT_POLICY_KEY,
+  EVENTS_STREAM,
+  REGISTRY_SITE_KEYS,
+  REGISTRY_VM_KEYS,
+  rpoKey,
+  siteOfRegistryKey,
+  vmPolicyKey,
+  type Coordination,
+  type ReplicationState,
+  type VmEntry,
+  type VmferryEvent,
+} from '@vmferry/nats';
 import { printFields, printJson, printTable } from './output.js';
-import { tlsFor } from './tls-files.js';
+import { registerServiceLaunchers } from './service-launchers.js';
 
 const DEFAULT_NATS = 'nats://127.0.0.1:4222';
 
@@ -36,7 +51,7 @@ function globalsOf(cmd: Command): Globals {
 async function withNats<T>(g: Globals, fn: (c: Coordination) => Promise<T>): Promise<T> {
   const { openCoordination } = await import('@vmferry/nats');
   const c = await openCoordination(g.nats, 'vmferry-cli').catch((e: unknown) => {
-    throw new Error(`cannot reach NATS at ${g.nats} (set --nats or VMFERRY_NATS): ${(e as Error).message}`);
+    throw new UnavailableError(`cannot reach NATS at ${g.nats} (set --nats or VMFERRY_NATS): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   });
   try {
     return await fn(c);
@@ -57,7 +72,7 @@ async function readJson(arg: string): Promise<unknown> {
 
 async function registryVms(c: Coordination): Promise<VmEntry[]> {
   const out: VmEntry[] = [];
-  for await (const key of await c.registry.keys('vm.>')) {
+  for await (const key of await c.registry.keys(REGISTRY_VM_KEYS)) {
     const e = await c.registry.get(key);
     if (e && e.operation === 'PUT') out.push(e.json<VmEntry>());
   }
@@ -66,12 +81,12 @@ async function registryVms(c: Coordination): Promise<VmEntry[]> {
 
 async function knownSites(c: Coordination): Promise<string[]> {
   const out: string[] = [];
-  for await (const key of await c.registry.keys('site.*')) out.push(key.slice(5));
+  for await (const key of await c.registry.keys(REGISTRY_SITE_KEYS)) out.push(siteOfRegistryKey(key));
   return out;
 }
 
 async function defaultPolicy(c: Coordination): Promise<ProtectionPolicy> {
-  const e = await c.policies.get('default');
+  const e = await c.policies.get(DEFAULT_POLICY_KEY);
   return e && e.operation === 'PUT' ? e.json<ProtectionPolicy>() : DEFAULT_POLICY;
 }
 
@@ -91,68 +106,7 @@ export function registerCoordinationCommands(program: Command): void {
   // No default here: `vmferry node` coordinates only when NATS is named (flag or env).
   program.addOption(new Option('--nats <url>', `NATS server(s) (default ${DEFAULT_NATS} for the coordination commands)`).env('VMFERRY_NATS'));
 
-  program
-    .command('scheduler')
-    .description('run a scheduler (leader-elected: run two for failover)')
-    .option('--id <id>', 'this scheduler\'s name')
-    .action(async (o: { id?: string }, cmd: Command) => {
-      const g = globalsOf(cmd);
-      const { startTelemetry } = await import('@vmferry/telemetry');
-      const telemetry = startTelemetry({ serviceName: 'vmferry-scheduler' });
-      const { openCoordination } = await import('@vmferry/nats');
-      const { Scheduler } = await import('@vmferry/scheduler');
-      const c = await openCoordination(g.nats, 'vmferry-scheduler');
-      const s = new Scheduler(c, { ...(o.id ? { id: o.id } : {}), log: (l) => process.stderr.write(`${l}\n`) });
-      s.onTick = (r) => process.stderr.write(`published ${r.published} snapshot jobs (${r.duplicates} duplicates) in ${r.ms.toFixed(0)} ms\n`);
-      await s.start();
-      process.stderr.write(`scheduler ${s.id} running against ${g.nats}\n`);
-      const stop = (): void => {
-        void s
-          .stop()
-          .then(() => c.close())
-          .then(() => telemetry.shutdown())
-          .finally(() => process.exit(0));
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
-
-  program
-    .command('replicator')
-    .description("run a site's replicator service: pulls the replication jobs addressed to --site into --node")
-    .requiredOption('--site <name>', 'the site this replicator serves (jobs to this site)')
-    .option('--certs <dir>', 'folder with ca.crt, SITE.crt, SITE.key')
-    .option('--tls-cert <file>')
-    .option('--tls-key <file>')
-    .option('--tls-ca <file>')
-    .option('--bind <address>', 'local source address for pulls (the replication NIC)')
-    .option('--streams <n>', 'parallel streams per session', '4')
-    .option('--sessions-per-link <n>', 'sessions at once per source link', '2')
-    .action(async (o: { site: string; certs?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string; bind?: string; streams: string; sessionsPerLink: string }, cmd: Command) => {
-      const g = globalsOf(cmd);
-      const tls = tlsFor(o.site, o);
-      const { startTelemetry } = await import('@vmferry/telemetry');
-      const telemetry = startTelemetry({ serviceName: 'vmferry-replicator' });
-      const { startReplicatorService } = await import('@vmferry/replicator');
-      const svc = await startReplicatorService({
-        natsUrl: g.nats,
-        site: o.site,
-        nodeAddress: g.node,
-        tls,
-        ...(o.bind ? { bindAddress: o.bind } : {}),
-        streams: Number(o.streams),
-        sessionsPerLink: Number(o.sessionsPerLink),
-        log: (l) => process.stderr.write(`${l}\n`),
-      });
-      const stop = (): void => {
-        void svc
-          .stop()
-          .then(() => telemetry.shutdown())
-          .finally(() => process.exit(0));
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+  registerServiceLaunchers(program, DEFAULT_NATS);
 
   const policy = program.command('policy').description('protection policies: the default for every VM, per-VM overrides');
   policy.command('show [vm]').action(async (vm: string | undefined, _o: unknown, cmd: Command) => {
@@ -165,7 +119,7 @@ export function registerCoordinationCommands(program: Command): void {
         return;
       }
       const entry = await resolveVmId(c, vm);
-      const o = await c.policies.get(`vm.${entry.vmId}`);
+      const o = await c.policies.get(vmPolicyKey(entry.vmId));
       const override = o && o.operation === 'PUT' ? o.json<VmPolicyOverride>() : undefined;
       const eff = effectivePolicy(base, override);
       if (g.json) return printJson({ vm: entry.name, override: override ?? null, effective: eff ?? null });
@@ -181,7 +135,7 @@ export function registerCoordinationCommands(program: Command): void {
       if (!Array.isArray(p.schedules)) throw new InvalidArgumentError('a policy needs "schedules": [...]');
       await withNats(g, async (c) => {
         validatePolicy(p, await knownSites(c));
-        await c.policies.put('default', JSON.stringify(p));
+        await c.policies.put(DEFAULT_POLICY_KEY, JSON.stringify(p));
       });
       if (g.json) printJson(p);
       else printFields({ default: describeSchedules(p) });
@@ -195,7 +149,7 @@ export function registerCoordinationCommands(program: Command): void {
       await withNats(g, async (c) => {
         validateOverride(o, await knownSites(c));
         const entry = await resolveVmId(c, vm);
-        await c.policies.put(`vm.${entry.vmId}`, JSON.stringify(o));
+        await c.policies.put(vmPolicyKey(entry.vmId), JSON.stringify(o));
         if (g.json) printJson({ vm: entry.name, override: o });
         else printFields({ vm: entry.name, override: JSON.stringify(o) });
       });
@@ -204,7 +158,7 @@ export function registerCoordinationCommands(program: Command): void {
     const g = globalsOf(cmd);
     await withNats(g, async (c) => {
       const entry = await resolveVmId(c, vm);
-      await c.policies.delete(`vm.${entry.vmId}`);
+      await c.policies.delete(vmPolicyKey(entry.vmId));
       if (g.json) printJson({ vm: entry.name, override: null });
       else printFields({ vm: entry.name, override: '(none)' });
     });
@@ -213,7 +167,7 @@ export function registerCoordinationCommands(program: Command): void {
     const g = globalsOf(cmd);
     await withNats(g, async (c) => {
       const entry = await resolveVmId(c, vm);
-      await c.policies.put(`vm.${entry.vmId}`, JSON.stringify({ exclude: true }));
+      await c.policies.put(vmPolicyKey(entry.vmId), JSON.stringify({ exclude: true }));
       if (g.json) printJson({ vm: entry.name, override: { exclude: true } });
       else printFields({ vm: entry.name, excluded: 'yes' });
     });
@@ -229,20 +183,14 @@ export function registerCoordinationCommands(program: Command): void {
         const now = Date.now();
         const rows = [];
         for (const vm of (await registryVms(c)).filter((v) => !v.replicaOf)) {
-          const o = await c.policies.get(`vm.${vm.vmId}`);
+          const o = await c.policies.get(vmPolicyKey(vm.vmId));
           const eff = effectivePolicy(base, o && o.operation === 'PUT' ? o.json<VmPolicyOverride>() : undefined);
-          const targets = [];
-          let late = false;
+          const replicated = new Map<string, ReplicatedSnapshot>();
           for (const t of eff?.replication ?? []) {
-            const e = await c.state.get(`rpo.${vm.vmId}.${t.site}`);
-            const st = e && e.operation === 'PUT' ? e.json<ReplicationState>() : undefined;
-            const age = st ? now - st.snapshotCreatedAtMs : undefined;
-            const rpo = t.rpo ? parseDuration(t.rpo) : undefined;
-            const isLate = rpo !== undefined && (age === undefined || age > rpo);
-            late ||= isLate;
-            targets.push({ site: t.site, rpoMs: rpo ?? null, ageMs: age ?? null, snapshotId: st?.snapshotId ?? null, late: isLate });
+            const e = await c.state.get(rpoKey(vm.vmId, t.site));
+            if (e && e.operation === 'PUT') replicated.set(t.site, e.json<ReplicationState>());
           }
-          const state = !eff || eff.schedules.length === 0 ? 'unprotected' : late ? 'late' : 'protected';
+          const { state, targets } = protectionStatus(eff, replicated, now);
           rows.push({ vm: vm.name, vmId: vm.vmId, site: vm.site, state, schedules: describeSchedules(eff), targets });
         }
         if (g.json) return printJson(rows);
@@ -268,7 +216,7 @@ export function registerCoordinationCommands(program: Command): void {
       const g = globalsOf(cmd);
       const { DeliverPolicy } = await import('@nats-io/jetstream');
       await withNats(g, async (c) => {
-        const consumer = await c.js.consumers.get('VMFERRY_EVENTS', {
+        const consumer = await c.js.consumers.get(EVENTS_STREAM, {
           deliver_policy: DeliverPolicy.StartTime,
           opt_start_time: new Date(Date.now() - parseDuration(o.since)).toISOString(),
         });

@@ -6,6 +6,8 @@ import type { NodeInfoView, SiteView, StorageNodeClient } from '@vmferry/grpc-ed
 import { tlsFor } from './tls-files.js';
 import { printFields, printJson, printTable } from './output.js';
 import { byteProgress } from './progress.js';
+import { reworded } from './failures.js';
+import { wholeNumberFlag } from './flags.js';
 
 interface Globals {
   node: string;
@@ -18,7 +20,7 @@ async function withNode<T>(g: Globals, fn: (client: StorageNodeClient) => Promis
   try {
     return await fn(client);
   } catch (e) {
-    throw new Error(describeError(e, g.node));
+    throw reworded(e, describeError(e, g.node));
   } finally {
     client.close();
   }
@@ -133,51 +135,44 @@ export function registerReplicationCommands(program: Command): void {
       const { from, to } = opts;
       if (!from || !to) throw new InvalidArgumentError('replicate needs --from SITE and --to SITE[,SITE…]');
       const o = { ...opts, from, to };
+      // Checked before anything connects: `--streams x` would otherwise walk nothing.
+      const streams = wholeNumberFlag('--streams', o.streams, 1, 64);
+      const sessionsPerLink = wholeNumberFlag('--sessions-per-link', o.sessionsPerLink, 1, 1024);
       const r = await import('@vmferry/replicator');
       // The edge loads grpc-js: imported on use, so `vmferry node` can start telemetry first.
       const edge = await import('@vmferry/grpc-edge');
       const targets = await resolveTargets(g, o.to.split(',').map((s) => s.trim()).filter(Boolean), o.bind);
       const fullRef = ref.includes('@') ? ref : `${ref}@latest`;
       // Sessions per source link are limited and ordered by bottleneck; bytes by the link's bucket.
-      const limiter = new Bottleneck({ maxConcurrent: Math.max(1, Number(o.sessionsPerLink)) });
+      const limiter = new Bottleneck({ maxConcurrent: sessionsPerLink });
       const results = await Promise.all(
         targets.map((t) =>
           limiter.schedule(async () => {
             const node = edge.connectStorageNode(t.nodeAddress);
+            const progress = byteProgress(`${o.from}→${t.site}`, 1, false);
+            let bar = progress;
             try {
-              const sites = await sitesOf(node);
-              const src = sites.find((s) => s.name === o.from);
-              if (!src) throw new InvalidArgumentError(`site '${o.from}' is not known at site ${t.site} (vmferry --node ${t.nodeAddress} site add ${o.from} …)`);
-              const throttle = new r.LinkThrottle(src.rate, async () => (await sitesOf(node)).find((s) => s.name === o.from)?.rate ?? '').start();
-              const source = edge.connectReplicationSource(src, tlsFor(t.site, o), t.bindAddress || undefined);
-              const progress = byteProgress(`${o.from}→${t.site}`, 1, false);
-              let bar = progress;
-              try {
-                return await r.replicateSnapshot({
-                  source,
-                  target: edge.storageNodeTarget(node),
-                  sourceSite: o.from,
-                  ref: fullRef,
-                  streams: Number(o.streams),
-                  bucket: throttle.bucket,
-                  onProgress: (p) => {
-                    if (p.phase === 'data' && p.bytesTotal > 0 && bar === progress) bar = byteProgress(`${o.from}→${t.site}`, p.bytesTotal, !g.json);
-                    bar.update(p.bytesDone);
-                  },
-                }).then((res) => ({ target: t.site, ...res, snapshot: edge.snapshotView(res.snapshot, res.snapshot.vmName) }));
-              } finally {
-                bar.stop();
-                throttle.stop();
-                source.close();
-              }
+              const res = await r.replicateFromSite({
+                node,
+                nodeAddress: t.nodeAddress,
+                localSite: t.site,
+                sourceSite: o.from,
+                ref: fullRef,
+                tls: tlsFor(t.site, o),
+                bindFor: () => t.bindAddress || undefined,
+                streams,
+                onProgress: (p) => {
+                  if (p.phase === 'data' && p.bytesTotal > 0 && bar === progress) bar = byteProgress(`${o.from}→${t.site}`, p.bytesTotal, !g.json);
+                  bar.update(p.bytesDone);
+                },
+              });
+              return { target: t.site, ...res, snapshot: edge.snapshotView(res.snapshot, res.snapshot.vmName) };
             } catch (e) {
               const { describeError } = await import('./client.js');
-              const known = (await sitesOf(node).catch(() => [])).find((s) => s.name === o.from);
-              const cert = known && r.explainPeerFailure(e, { peer: o.from, local: t.site, identity: known.identity, tls: tlsFor(t.site, o) });
-              if (cert) throw new Error(`${o.from} → ${t.site}: ${cert.message}`);
               // A session talks to two servers: name both when one cannot be reached.
-              throw new Error(`${o.from} → ${t.site}: ${describeError(e, t.nodeAddress, `site ${o.from}'s replication endpoint or site ${t.site}'s node (${t.nodeAddress})`)}`);
+              throw reworded(e, `${o.from} → ${t.site}: ${describeError(e, t.nodeAddress, `site ${o.from}'s replication endpoint or site ${t.site}'s node (${t.nodeAddress})`)}`);
             } finally {
+              bar.stop();
               node.close();
             }
           }),

@@ -3,7 +3,7 @@
  *
  * A peer is not trusted: every field is checked exactly as strictly as local input (the same
  * name, label and layout rules `vm create` applies), plus the shape rules that local code
- * guarantees by construction (ids made by newId, disks numbered 0..n-1, roots as fingerprints).
+ * guarantees by construction (ids made by an IdSource, disks numbered 0..n-1, roots as fingerprints).
  * An id that is empty or not id-shaped would become a storage key prefix, so it is refused here
  * before anything is written.
  */
@@ -28,7 +28,7 @@ function fail(what: string, why: string): never {
   throw new InvalidArgumentError(`${what} ${why}`);
 }
 
-/** Throws InvalidArgumentError unless `id` is shaped like an id made by newId. */
+/** Throws InvalidArgumentError unless `id` is shaped like an id made by an IdSource. */
 export function validateId(id: string, what: string): string {
   if (typeof id !== 'string' || !isId(id)) fail(what, `'${String(id).slice(0, 40)}' is not a valid id (26 Crockford base32 characters)`);
   return id;

@@ -4,7 +4,7 @@ import {
   HOLE,
   InvalidArgumentError,
   MAX_TREE_HEIGHT,
-  newId,
+  IdSource,
   nodeSlots,
   toHex,
   treeGeometry,
@@ -13,15 +13,17 @@ import {
   type VmRecord,
 } from '../src/index.js';
 
+const ids = new IdSource();
+
 const MiB = 1024 * 1024;
 const ROOT = 'ab'.repeat(32);
 
 function honest(): { vm: VmRecord; snapshot: SnapshotRecord } {
-  const vmId = newId();
+  const vmId = ids.next();
   const layout = { index: 0, size: 16 * MiB, blockSize: 64 * 1024, gridOffset: 0 };
   return {
     vm: { id: vmId, name: 'web-1', createdAtMs: 1_700_000_000_000, homeSite: 'siteA', hypervisorConfig: '', disks: [{ ...layout, root: toHex(HOLE) }] },
-    snapshot: { id: newId(), vmId, createdAtMs: 1_700_000_000_001, label: 's1', consistency: 'crash', origin: 'manual', disks: [{ ...layout, root: ROOT }], dirtyBlocks: 3 },
+    snapshot: { id: ids.next(), vmId, createdAtMs: 1_700_000_000_001, label: 's1', consistency: 'crash', origin: 'manual', disks: [{ ...layout, root: ROOT }], dirtyBlocks: 3 },
   };
 }
 
@@ -40,12 +42,12 @@ describe('validateReplicaRecord', () => {
   });
 
   test('ids must be id-shaped: empty, path-like and foreign ids are refused', () => {
-    for (const id of ['', 'x/../y', 'a'.repeat(26), `${newId()}x`]) {
+    for (const id of ['', 'x/../y', 'a'.repeat(26), `${ids.next()}x`]) {
       refuses((r) => ({ vm: { ...r.vm, id }, snapshot: { ...r.snapshot, vmId: id } }), /VM id .* is not a valid id/);
     }
     refuses((r) => ({ ...r, snapshot: { ...r.snapshot, id: '' } }), /snapshot id '' is not a valid id/);
-    refuses((r) => ({ ...r, snapshot: { ...r.snapshot, vmId: newId() } }), /belongs to VM/);
-    refuses((r) => ({ ...r, vm: { ...r.vm, clonedFrom: { vmId: '', vmName: 'gold', snapshotId: newId() } } }), /clone source VM id/);
+    refuses((r) => ({ ...r, snapshot: { ...r.snapshot, vmId: ids.next() } }), /belongs to VM/);
+    refuses((r) => ({ ...r, vm: { ...r.vm, clonedFrom: { vmId: '', vmName: 'gold', snapshotId: ids.next() } } }), /clone source VM id/);
   });
 
   test('names and labels follow the local rules; the message stays short for a huge name', () => {

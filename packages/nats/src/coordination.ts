@@ -7,7 +7,7 @@
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { EVENTS_STREAM, JOBS_STREAM, LEADER_BUCKET, POLICY_BUCKET, REGISTRY_BUCKET, STATE_BUCKET } from './names.js';
+import { EVENTS_STREAM, EVENTS_SUBJECTS, JOBS_STREAM, JOBS_SUBJECTS, LEADER_BUCKET, POLICY_BUCKET, REGISTRY_BUCKET, STATE_BUCKET } from './names.js';
 
 /** How long a job's message id suppresses a duplicate. */
 export const DUPLICATE_WINDOW_MS = 6 * 3600 * 1000;
@@ -25,24 +25,38 @@ export interface Coordination {
   close(): Promise<void>;
 }
 
+/** Timing of the coordination plane; the defaults are the production values, tests shorten them. */
+export interface CoordinationTiming {
+  /** The leader bucket's TTL, set when the bucket is created (see LEADER_TTL_MS). */
+  readonly leaderTtlMs?: number;
+  /** How long a JetStream or KV request waits for its reply; default 5 s (the client's). */
+  readonly requestTimeoutMs?: number;
+}
+
 /**
  * `domain`: the JetStream domain holding vmferry's streams, for a site whose NATS server is a
  * leaf node of the hub that runs JetStream (deploy/nats). Default: VMFERRY_JS_DOMAIN or none.
+ * Rejects when NATS cannot be reached or a stream or bucket cannot be created.
  */
-export async function openCoordination(servers: string, name: string, domain: string | undefined = process.env['VMFERRY_JS_DOMAIN'] || undefined): Promise<Coordination> {
+export async function openCoordination(
+  servers: string,
+  name: string,
+  domain: string | undefined = process.env['VMFERRY_JS_DOMAIN'] || undefined,
+  timing: CoordinationTiming = {},
+): Promise<Coordination> {
   const nc = await connect({ servers: servers.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
-  const jsOpts = domain ? { domain } : {};
+  const jsOpts = { ...(domain ? { domain } : {}), ...(timing.requestTimeoutMs === undefined ? {} : { timeout: timing.requestTimeoutMs }) };
   const jsm = await jetstreamManager(nc, jsOpts);
   await ensureStream(jsm, {
     name: JOBS_STREAM,
-    subjects: ['vmferry.jobs.>'],
+    subjects: [JOBS_SUBJECTS],
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
   });
   await ensureStream(jsm, {
     name: EVENTS_STREAM,
-    subjects: ['vmferry.events.>'],
+    subjects: [EVENTS_SUBJECTS],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     max_age: nanos(7 * 24 * 3600 * 1000),
@@ -54,7 +68,7 @@ export async function openCoordination(servers: string, name: string, domain: st
   const [policies, registry, leader, state] = await Promise.all([
     kvm.create(POLICY_BUCKET, { history: 5 }),
     kvm.create(REGISTRY_BUCKET, { history: 1 }),
-    kvm.create(LEADER_BUCKET, { history: 1, ttl: LEADER_TTL_MS }),
+    kvm.create(LEADER_BUCKET, { history: 1, ttl: timing.leaderTtlMs ?? LEADER_TTL_MS }),
     kvm.create(STATE_BUCKET, { history: 1 }),
   ]);
   return {

@@ -30,6 +30,21 @@ export async function publishEvent(c: Coordination, kind: EventKind, fields: Omi
   await c.js.publish(eventSubject(kind), encoder.encode(JSON.stringify(event)));
 }
 
+/** How a worker retries: the defaults are the production values; tests shorten them. */
+export interface WorkerOptions {
+  /** Redelivery delays after the 1st, 2nd, … failure (the last repeats); default BACKOFF_MS. */
+  readonly backoffMs?: readonly number[];
+  /** Deliveries before a transient failure is dead-lettered; default MAX_DELIVER. */
+  readonly maxDeliver?: number;
+  /** How long a delivery may go unacknowledged before the server redelivers it; default ACK_WAIT_MS. */
+  readonly ackWaitMs?: number;
+}
+
+/** The redelivery delay after the `tries`-th failed delivery. */
+export function backoffAfter(tries: number, backoffMs: readonly number[] = BACKOFF_MS): number {
+  return backoffMs[Math.min(Math.max(tries, 1), backoffMs.length) - 1] ?? 0;
+}
+
 export interface WorkerHandle {
   stop(): Promise<void>;
   /** Resolves when the consume loop has ended. */
@@ -41,6 +56,8 @@ export interface WorkerHandle {
  * its trace context, at most `concurrency` at a time. Success acks; a transient failure naks
  * with backoff; a final failure (bad input, DATA_LOSS, …) or the MAX_DELIVER-th transient one
  * publishes job.dead-lettered (with the error's code and message) and terminates the message.
+ * Which failure is final is classifyFailure's call: a coded error's `retryable` first.
+ * Rejects when the consumer cannot be created (NATS unreachable, JetStream missing).
  */
 export async function runWorker<T>(
   c: Coordination,
@@ -49,13 +66,16 @@ export async function runWorker<T>(
   handle: (job: T, ctx: Context, msg: JsMsg) => Promise<void>,
   onError: (e: unknown, job: T | undefined) => void = () => undefined,
   concurrency = 1,
+  options: WorkerOptions = {},
 ): Promise<WorkerHandle> {
+  const maxDeliver = options.maxDeliver ?? MAX_DELIVER;
+  const ackWaitMs = options.ackWaitMs ?? ACK_WAIT_MS;
   await c.jsm.consumers.add(JOBS_STREAM, {
     durable_name: durable,
     filter_subject: subject,
     ack_policy: AckPolicy.Explicit,
-    ack_wait: nanos(ACK_WAIT_MS),
-    max_deliver: MAX_DELIVER,
+    ack_wait: nanos(ackWaitMs),
+    max_deliver: maxDeliver,
   });
   const consumer = await c.js.consumers.get(JOBS_STREAM, durable);
   const messages = await consumer.consume({ max_messages: Math.max(8, concurrency * 2) });
@@ -65,7 +85,7 @@ export async function runWorker<T>(
     try {
       job = m.json<T>();
       // Keep the message alive while long jobs (replication) run.
-      const keepAlive = setInterval(() => m.working(), ACK_WAIT_MS / 3);
+      const keepAlive = setInterval(() => m.working(), ackWaitMs / 3);
       try {
         await handle(job, contextFrom(m.headers), m);
       } finally {
@@ -77,13 +97,13 @@ export async function runWorker<T>(
       const tries = m.info.deliveryCount;
       // A message that is not JSON never will be.
       const failure = job === undefined ? { code: 'invalid-argument', retryable: false } : classifyFailure(e);
-      if (!failure.retryable || tries >= MAX_DELIVER) {
+      if (!failure.retryable || tries >= maxDeliver) {
         const error = e instanceof Error ? e.message : String(e);
         await publishEvent(c, 'job.dead-lettered', { subject: m.subject, tries, code: failure.code, retryable: failure.retryable, error, job }).catch(() => undefined);
         // A bare +TERM: nats-server 2.9 ignores '+TERM <reason>' (reasons came in 2.10).
         m.term();
       } else {
-        m.nak(BACKOFF_MS[Math.min(tries - 1, BACKOFF_MS.length - 1)]);
+        m.nak(backoffAfter(tries, options.backoffMs));
       }
     }
   };

@@ -18,17 +18,31 @@ export class LeaderLease {
   private leading = false;
   private beating: Promise<void> | undefined;
   private stopped = false;
+  private settledAt = -Infinity;
 
+  /**
+   * `beatMs`: a third of the lease bucket's TTL (see CoordinationTiming.leaderTtlMs);
+   * `now`: the clock written into the lease value (who holds it since when).
+   */
   constructor(
     private readonly kv: KV,
     private readonly key: string,
     readonly id: string,
     private readonly onChange: (leading: boolean) => void = () => undefined,
     private readonly beatMs = Math.floor(LEADER_TTL_MS / 3),
+    private readonly now: () => number = Date.now,
   ) {}
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /**
+   * When the newest finished heartbeat started (-Infinity before the first). Heartbeats run
+   * one at a time, so once one that started at T has finished, every earlier one has too.
+   */
+  get settledSinceMs(): number {
+    return this.settledAt;
   }
 
   async start(): Promise<void> {
@@ -45,12 +59,18 @@ export class LeaderLease {
 
   private tick(): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    this.beating ??= this.beat().finally(() => (this.beating = undefined));
+    if (this.beating === undefined) {
+      const startedAt = this.now();
+      this.beating = this.beat().finally(() => {
+        this.beating = undefined;
+        this.settledAt = startedAt;
+      });
+    }
     return this.beating;
   }
 
   private async beat(): Promise<void> {
-    const value = JSON.stringify({ id: this.id, atMs: Date.now() });
+    const value = JSON.stringify({ id: this.id, atMs: this.now() });
     if (this.revision > 0) {
       try {
         this.revision = await this.kv.update(this.key, value, this.revision);

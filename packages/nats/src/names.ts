@@ -5,6 +5,9 @@ export const EVENTS_STREAM = 'VMFERRY_EVENTS';
 export const snapshotJobSubject = (site: string): string => `vmferry.jobs.snapshot.${site}`;
 export const replicateJobSubject = (targetSite: string): string => `vmferry.jobs.replicate.${targetSite}`;
 export const eventSubject = (kind: string): string => `vmferry.events.${kind}`;
+/** What each stream holds: every job subject, every event subject. */
+export const JOBS_SUBJECTS = 'vmferry.jobs.>';
+export const EVENTS_SUBJECTS = 'vmferry.events.>';
 
 /** Policies: key `default`, and `vm.<vmId>` for a VM's override. */
 export const POLICY_BUCKET = 'vmferry-policies';
@@ -23,3 +26,15 @@ export const SCHEDULER_LEADER_KEY = 'scheduler';
 /** Replication state per (VM, target): `rpo.<vmId>.<targetSite>` → ReplicationState. */
 export const STATE_BUCKET = 'vmferry-state';
 export const rpoKey = (vmId: string, target: string): string => `rpo.${vmId}.${target}`;
+
+/** Key filters: every VM entry of the registry, every site entry. */
+export const REGISTRY_VM_KEYS = 'vm.>';
+export const REGISTRY_SITE_KEYS = 'site.*';
+/** Key filter: the registry's VM entries of one site. */
+export const registrySiteVmKeys = (site: string): string => `vm.${site}.*`;
+/** The site a `site.<site>` registry key names. */
+export const siteOfRegistryKey = (key: string): string => key.slice('site.'.length);
+/** `<site>.<vmId>` of a `vm.<site>.<vmId>` registry key; undefined for another kind of key. */
+export const vmOfRegistryKey = (key: string): string | undefined => (key.startsWith('vm.') ? key.slice('vm.'.length) : undefined);
+/** The VM id of a `vm.<vmId>` policy key; undefined for another kind of key. */
+export const vmOfPolicyKey = (key: string): string | undefined => (key.startsWith('vm.') ? key.slice('vm.'.length) : undefined);

@@ -7,31 +7,44 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KV } from '@nats-io/kv';
 import { startNatsServer, type NatsServer } from '@vmferry/testkit';
-import { LEADER_TTL_MS, LeaderLease, openCoordination, type Coordination } from '../src/index.js';
+import { LeaderLease, openCoordination, type Coordination, type CoordinationTiming } from '../src/index.js';
 
+/** A shorter lease than production's (LEADER_TTL_MS): its expiry is what two tests wait for. */
+const TTL_MS = 1500;
 const BEAT_MS = 200;
+/** Requests keep the client's 5 s timeout: the outage test is about heartbeats that hang that long. */
+const REQUEST_TIMEOUT_MS = 5000;
+const TIMING: CoordinationTiming = { leaderTtlMs: TTL_MS };
 
 let server: NatsServer;
 const opened: Coordination[] = [];
 
 async function coordination(url = server.url): Promise<Coordination> {
-  const c = await openCoordination(url, 'leader-test');
+  const c = await openCoordination(url, 'leader-test', undefined, TIMING);
   opened.push(c);
   return c;
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs: number): Promise<number> {
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<number> {
   const started = Date.now();
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() - started > timeoutMs) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
   }
   return Date.now() - started;
 }
 
+/** Resolves once the lease key has been written `n` more times (heartbeats) than now. */
+async function heartbeats(kv: KV, key: string, n: number): Promise<void> {
+  const first = (await kv.get(key))?.revision ?? 0;
+  await waitFor(`${n} heartbeats`, async () => ((await kv.get(key))?.revision ?? 0) >= first + n, (n + 2) * BEAT_MS + 2000);
+}
+
 before(async () => {
   server = await startNatsServer();
 });
+
+
 
 after(async () => {
   for (const c of opened) await c.close().catch(() => undefined);
@@ -49,8 +62,8 @@ describe('LeaderLease', () => {
     try {
       assert.equal(a.isLeader, true);
       assert.equal(b.isLeader, false);
-      // Between two heartbeats (a release racing an in-flight heartbeat is tested below).
-      await sleep(10 * BEAT_MS + BEAT_MS / 2);
+      // Heartbeats spanning more than the TTL (a release racing an in-flight heartbeat is tested below).
+      await heartbeats(c2.leader, 'lease-1', Math.ceil(TTL_MS / BEAT_MS) + 2);
       assert.equal(a.isLeader, true, 'heartbeats keep the lease');
       assert.equal(b.isLeader, false);
       assert.equal((await c2.leader.get('lease-1'))?.json<{ id: string }>().id, 'a');
@@ -74,10 +87,10 @@ describe('LeaderLease', () => {
     await b.start();
     try {
       assert.equal(a.isLeader, true);
-      await sleep(5 * BEAT_MS);
+      await heartbeats(c2.leader, 'lease-2', 3);
       await c1.nc.close(); // a crash: no release
-      const ms = await waitFor('b to lead', () => b.isLeader, LEADER_TTL_MS + 4000);
-      assert.ok(ms >= LEADER_TTL_MS - 2 * BEAT_MS - 300, `b took over after only ${ms} ms`);
+      const ms = await waitFor('b to lead', () => b.isLeader, TTL_MS + 4000);
+      assert.ok(ms >= TTL_MS - 2 * BEAT_MS - 300, `b took over after only ${ms} ms`);
       assert.equal(a.isLeader, false, 'a, cut off, stepped down');
     } finally {
       await a.stop();
@@ -138,14 +151,16 @@ describe('LeaderLease', () => {
       try {
         await lease.start();
         assert.equal(lease.isLeader, true);
-        await sleep(5 * BEAT_MS);
+        await heartbeats(c.leader, 'lease-3', 3);
         await own.kill();
-        await sleep(1000);
+        await sleep(1000); // the outage
         await own.restart();
         const upAt = Date.now();
         await waitFor('heartbeats to renew the lease again', () => lease.isLeader, 5000);
-        // Renewals work again; the heartbeats made during the outage time out ~5 s later.
-        await sleep(6500);
+        // Renewals work again; a heartbeat made during the outage times out later. Once one
+        // started after that has finished, every earlier one has (they run one at a time).
+        const renewedFrom = Date.now();
+        await waitFor('a heartbeat started after the renewal to finish', () => lease.settledSinceMs > renewedFrom, 4 * REQUEST_TIMEOUT_MS + 4000);
         const afterUp = changes.filter((ch) => ch.atMs > upAt + 1000);
         assert.deepEqual(afterUp, [], 'lease changes after NATS was back and renewals worked');
         assert.equal(lease.isLeader, true);

@@ -10,6 +10,7 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { ChunkCorruptError, InvalidArgumentError, LimitExceededError, UnavailableError } from '@vmferry/core';
 import { startNatsServer, type NatsServer } from '@vmferry/testkit';
 import {
+  backoffAfter,
   BACKOFF_MS,
   contextFrom,
   EVENTS_STREAM,
@@ -27,6 +28,11 @@ import {
 interface TestJob {
   readonly n: number;
 }
+
+/** A job published after the ones under test: once it is handled, an earlier redelivery would have shown. */
+const SENTINEL = -1;
+/** Backoffs short enough for a test, long enough to measure (the real ones are 1, 5, 15, 60 s). */
+const TEST_BACKOFF_MS = [300, 900, 5000];
 
 let server: NatsServer;
 let c: Coordination;
@@ -79,6 +85,20 @@ describe('publishJob', () => {
   });
 });
 
+describe('backoffAfter', () => {
+  test('the production schedule: 1 s, 5 s, 15 s, then 60 s for every later failure', () => {
+    assert.deepEqual(BACKOFF_MS, [1000, 5000, 15_000, 60_000]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 9].map((tries) => backoffAfter(tries)),
+      [1000, 5000, 15_000, 60_000, 60_000, 60_000],
+    );
+    assert.deepEqual(
+      [1, 2, 3].map((tries) => backoffAfter(tries, [20])),
+      [20, 20, 20],
+    );
+  });
+});
+
 describe('runWorker', () => {
   test('acks successful jobs: they leave the work queue and are not redelivered', async () => {
     const subject = 'vmferry.jobs.test-ack';
@@ -101,9 +121,11 @@ describe('runWorker', () => {
         return ci.num_ack_pending === 0 && ci.num_pending === 0;
       });
       assert.equal(await messagesOn(subject), 0, 'work-queue messages are removed when acked');
-      await sleep(500);
+      // A later job is handled: nothing acked before it came back.
+      await publishJob(c, subject, { n: SENTINEL }, 'ack-sentinel');
+      await waitFor('the sentinel job', () => seen.some((s) => s.n === SENTINEL));
       assert.deepEqual(
-        seen.map((s) => s.n).sort(),
+        seen.map((s) => s.n).filter((n) => n !== SENTINEL).sort(),
         [0, 1, 2, 3, 4],
       );
       assert.ok(
@@ -125,16 +147,23 @@ describe('runWorker', () => {
     const deliveries: { tries: number; atMs: number }[] = [];
     const errors: { message: string; job: TestJob | undefined }[] = [];
     let succeeded = false;
+    let sentinelSeen = false;
     const w = await runWorker<TestJob>(
       c,
       'test-retry',
       subject,
-      async (_job, _ctx, msg) => {
+      async (job, _ctx, msg) => {
+        if (job.n === SENTINEL) {
+          sentinelSeen = true;
+          return;
+        }
         deliveries.push({ tries: msg.info.deliveryCount, atMs: Date.now() });
         if (msg.info.deliveryCount < 3) throw new Error(`transient failure ${msg.info.deliveryCount}`);
         succeeded = true;
       },
       (e, job) => errors.push({ message: (e as Error).message, job }),
+      1,
+      { backoffMs: TEST_BACKOFF_MS },
     );
     try {
       await publishJob(c, subject, { n: 42 }, 'retry-1');
@@ -145,17 +174,18 @@ describe('runWorker', () => {
         [1, 2, 3],
       );
       const gap = (i: number): number => (deliveries[i]?.atMs ?? NaN) - (deliveries[i - 1]?.atMs ?? NaN);
-      // nak with delay: BACKOFF_MS[0] after the 1st failure, BACKOFF_MS[1] after the 2nd.
-      assert.ok(gap(1) >= (BACKOFF_MS[0] as number) - 100, `1st redelivery after ${gap(1)} ms`);
-      assert.ok(gap(2) >= (BACKOFF_MS[1] as number) - 100, `2nd redelivery after ${gap(2)} ms`);
-      assert.ok(gap(2) < (BACKOFF_MS[2] as number), `2nd redelivery after ${gap(2)} ms`);
+      // nak with delay: the 1st backoff after the 1st failure, the 2nd after the 2nd.
+      assert.ok(gap(1) >= (TEST_BACKOFF_MS[0] as number) - 100, `1st redelivery after ${gap(1)} ms`);
+      assert.ok(gap(2) >= (TEST_BACKOFF_MS[1] as number) - 100, `2nd redelivery after ${gap(2)} ms`);
+      assert.ok(gap(2) < (TEST_BACKOFF_MS[2] as number), `2nd redelivery after ${gap(2)} ms`);
       assert.deepEqual(errors, [
         { message: 'transient failure 1', job: { n: 42 } },
         { message: 'transient failure 2', job: { n: 42 } },
       ]);
       assert.equal(await messagesOn(subject), 0);
-      // No 4th delivery.
-      await sleep(1000);
+      // No 4th delivery by the time a later job has been handled.
+      await publishJob(c, subject, { n: SENTINEL }, 'retry-sentinel');
+      await waitFor('the sentinel job', () => sentinelSeen);
       assert.equal(deliveries.length, 3);
     } finally {
       await w.stop();
@@ -163,17 +193,26 @@ describe('runWorker', () => {
   });
 
   test(`a job failing ${MAX_DELIVER} times is dead-lettered (event) and not delivered again`, async () => {
-    // The real backoff (1 + 5 + 15 + 60 s) is too slow for a test. The handler naks the message
-    // itself (no delay) before throwing: a JsMsg is acked once, so the worker's own delayed nak
-    // is a no-op and the redelivery is immediate. On the last delivery it only throws, so the
-    // worker's dead-letter path runs unchanged.
+    // The real backoff (1 + 5 + 15 + 60 s) is too slow for a test: the worker is given a short one.
     const subject = 'vmferry.jobs.test-dead';
     const tries: number[] = [];
-    const w = await runWorker<TestJob>(c, 'test-dead', subject, async (_job, _ctx, msg) => {
-      tries.push(msg.info.deliveryCount);
-      if (msg.info.deliveryCount < MAX_DELIVER) msg.nak();
-      throw new Error(`permanent failure ${msg.info.deliveryCount}`);
-    });
+    let sentinelSeen = false;
+    const w = await runWorker<TestJob>(
+      c,
+      'test-dead',
+      subject,
+      async (job, _ctx, msg) => {
+        if (job.n === SENTINEL) {
+          sentinelSeen = true;
+          return;
+        }
+        tries.push(msg.info.deliveryCount);
+        throw new Error(`permanent failure ${msg.info.deliveryCount}`);
+      },
+      undefined,
+      1,
+      { backoffMs: [20] },
+    );
     try {
       const started = Date.now();
       await publishJob(c, subject, { n: 7 }, 'dead-1');
@@ -196,13 +235,15 @@ describe('runWorker', () => {
       assert.deepEqual(event['job'], { n: 7 });
       assert.ok(event.atMs >= started);
       assert.deepEqual(tries, [1, 2, 3, 4, 5]);
-      // Terminated: no 6th delivery, nothing pending.
-      await sleep(1500);
+      // Terminated: no 6th delivery by the time a later job has been handled, nothing pending.
+      await publishJob(c, subject, { n: SENTINEL }, 'dead-sentinel');
+      await waitFor('the sentinel job', () => sentinelSeen);
       assert.deepEqual(tries, [1, 2, 3, 4, 5]);
-      const ci = await c.jsm.consumers.info(JOBS_STREAM, 'test-dead');
-      // The term reached the server: not pending, and gone from the work queue.
-      assert.equal(ci.num_ack_pending, 0);
-      assert.equal(ci.num_pending, 0);
+      // The term (and the sentinel's ack) reached the server: not pending, gone from the work queue.
+      await waitFor('nothing pending', async () => {
+        const ci = await c.jsm.consumers.info(JOBS_STREAM, 'test-dead');
+        return ci.num_ack_pending === 0 && ci.num_pending === 0;
+      });
       assert.equal(await messagesOn(subject), 0);
     } finally {
       await w.stop();

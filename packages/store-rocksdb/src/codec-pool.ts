@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { FINGERPRINT_BYTES, type Fingerprint } from '@vmferry/core';
+import { FINGERPRINT_BYTES, InternalError, type Fingerprint } from '@vmferry/core';
 import type { CodecRequest, CodecResponse } from './codec-protocol.js';
 import { DEFAULT_ZSTD_LEVEL } from './chunk-codec.js';
 
@@ -98,8 +98,8 @@ export class CodecPool {
 }
 
 function expect<K extends CodecResponse['kind']>(res: CodecResponse, kind: K): Extract<CodecResponse, { kind: K }> {
-  if (res.kind === 'failed') throw new Error(`codec worker failed: ${res.message}`);
-  if (res.kind !== kind) throw new Error(`codec worker answered ${res.kind}, expected ${kind}`);
+  if (res.kind === 'failed') throw new InternalError(`codec worker failed: ${res.message}`);
+  if (res.kind !== kind) throw new InternalError(`codec worker answered ${res.kind}, expected ${kind}`);
   return res as Extract<CodecResponse, { kind: K }>;
 }
 

@@ -5,7 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import * as zstd from 'zstd-napi';
-import { chunkMatches, fingerprint, FINGERPRINT_BYTES, isZero, rawRecord, recordBytes, zstdRecord } from '@vmferry/core';
+import { chunkMatches, fingerprint, FINGERPRINT_BYTES, InvalidArgumentError, isZero, rawRecord, recordBytes, zstdRecord } from '@vmferry/core';
 import { MAX_COMPRESSED_FRACTION } from './chunk-codec.js';
 import type { CodecRequest, CodecResponse } from './codec-protocol.js';
 
@@ -58,7 +58,7 @@ function encode(blocks: Buffer[], zstdLevel: number): CodecResponse {
 function decodeOne(record: Buffer): Buffer {
   const raw = recordBytes(record, (frame) => dctx.decompress(frame));
   // Caught below and reported as the chunk's reason; never leaves the worker as a throw.
-  if (raw === undefined) throw new Error(`unknown codec ${String(record[0])}`);
+  if (raw === undefined) throw new InvalidArgumentError(`unknown codec ${String(record[0])}`);
   return raw;
 }
 

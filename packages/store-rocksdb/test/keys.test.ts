@@ -1,12 +1,14 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { InvalidArgumentError, newId } from '@vmferry/core';
+import { InvalidArgumentError, IdSource } from '@vmferry/core';
 import { keys } from '../src/index.js';
 
+const ids = new IdSource();
+
 describe('key builders', () => {
-  const bad = ['', 'x/../y', 'short', `${newId()}0`, 'a'.repeat(26)];
-  const vm = newId();
-  const snap = newId();
+  const bad = ['', 'x/../y', 'short', `${ids.next()}0`, 'a'.repeat(26)];
+  const vm = ids.next();
+  const snap = ids.next();
 
   test('refuse an empty or malformed VM id, so no VM prefix can cover other VMs', () => {
     const builders: ((id: string) => Buffer)[] = [
@@ -40,7 +42,7 @@ describe('key builders', () => {
   });
 
   test('a valid VM prefix covers exactly that VM', () => {
-    const other = newId();
+    const other = ids.next();
     const r = keys.prefixRange(keys.dirtyVmPrefix(vm));
     const inside = keys.dirtyKey(vm, 3, 99);
     const outside = keys.dirtyKey(other, 0, 0);

@@ -6,3 +6,6 @@ export { LinkThrottle } from './link-throttle.js';
 export { startReplicatorService, type ReplicatorServiceOptions } from './service.js';
 export { explainPeerFailure, type PeerContext } from './peer-errors.js';
 export { PageIndexCache } from './page-index.js';
+export { replicateFromSite, siteRecords, type ReplicateFromSiteOptions, type NodeClient } from './replicate-from-site.js';
+export { loadConfig, configFromEnv, DEFAULT_NODE_ADDRESS, DEFAULT_SESSIONS_PER_LINK, type ReplicatorConfig } from './config.js';
+export { runReplicator, type RunningReplicator } from './main.js';

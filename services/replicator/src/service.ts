@@ -8,18 +8,18 @@
 import Bottleneck from 'bottleneck';
 import { context, trace } from '@opentelemetry/api';
 import { openCoordination, publishEvent, replicateJobSubject, rpoKey, runWorker, type ReplicateJob, type ReplicationState, type WorkerHandle } from '@vmferry/nats';
-import { NotFoundError } from '@vmferry/core';
-import { connectReplicationSource, connectStorageNode, storageNodeTarget, type SiteView, type StorageNodeClient, type TlsFiles } from '@vmferry/grpc-edge';
-import { LinkThrottle } from './link-throttle.js';
-import { explainPeerFailure } from './peer-errors.js';
-import { replicateSnapshot } from './session.js';
+import type { SiteRecord } from '@vmferry/core';
+import { connectStorageNode, storageNodeTarget, type TlsFiles } from '@vmferry/grpc-edge';
 import { PageIndexCache } from './page-index.js';
+import { replicateFromSite } from './replicate-from-site.js';
 
 const tracer = trace.getTracer('vmferry-replicator');
 const PROGRESS_EVERY_MS = 1000;
 
 export interface ReplicatorServiceOptions {
   readonly natsUrl: string;
+  /** The JetStream domain holding vmferry's streams (a leaf-node site); default: none. */
+  readonly jsDomain?: string;
   readonly site: string;
   readonly nodeAddress: string;
   readonly tls: TlsFiles;
@@ -27,14 +27,16 @@ export interface ReplicatorServiceOptions {
   readonly streams?: number;
   readonly sessionsPerLink?: number;
   readonly log?: (line: string) => void;
+  /** The clock for progress pacing and the recorded replication time; default Date.now. */
+  readonly now?: () => number;
 }
 
-async function sites(node: StorageNodeClient): Promise<SiteView[]> {
-  return node.listSites();
-}
-
+/**
+ * Starts consuming the replication jobs addressed to `o.site`.
+ * @throws what openCoordination throws when NATS cannot be reached or set up.
+ */
 export async function startReplicatorService(o: ReplicatorServiceOptions): Promise<{ stop(): Promise<void> }> {
-  const c = await openCoordination(o.natsUrl, `vmferry-replicator-${o.site}`);
+  const c = await openCoordination(o.natsUrl, `vmferry-replicator-${o.site}`, o.jsDomain);
   const node = connectStorageNode(o.nodeAddress);
   // One target port for the node client's lifetime, and the base page indexes kept for it.
   const target = storageNodeTarget(node);
@@ -42,57 +44,49 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
   const links = new Bottleneck.Group({ maxConcurrent: o.sessionsPerLink ?? 2 });
   const perVm = new Map<string, Promise<unknown>>();
   const log = o.log ?? (() => undefined);
+  const now = o.now ?? Date.now;
 
   const replicate = async (job: ReplicateJob): Promise<void> => {
-    const src = (await sites(node)).find((s) => s.name === job.sourceSite);
-    if (!src) throw new NotFoundError('site', job.sourceSite, `site ${job.sourceSite} is not known at ${o.site}: add it with vmferry site add`);
-    const throttle = new LinkThrottle(src.rate, async () => (await sites(node)).find((s) => s.name === job.sourceSite)?.rate ?? '').start();
-    const source = connectReplicationSource(src, o.tls, o.bindAddress || src.bindAddress || undefined);
     let lastProgress = 0;
-    try {
-      const result = await replicateSnapshot({
-        source,
-        target,
-        pageIndexes,
-        sourceSite: job.sourceSite,
-        ref: `${job.vmId}@${job.snapshotId}`,
-        ...(o.streams ? { streams: o.streams } : {}),
-        bucket: throttle.bucket,
-        onProgress: (p) => {
-          if (p.phase !== 'data' || Date.now() - lastProgress < PROGRESS_EVERY_MS) return;
-          lastProgress = Date.now();
-          void publishEvent(c, 'replication.progress', { site: o.site, vmId: job.vmId, vmName: job.vmName, snapshotId: job.snapshotId, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }).catch(() => undefined);
-        },
-      });
-      const state: ReplicationState = {
-        vmId: job.vmId,
-        vmName: job.vmName,
-        sourceSite: job.sourceSite,
-        targetSite: o.site,
-        snapshotId: job.snapshotId,
-        snapshotCreatedAtMs: result.snapshot.createdAtMs,
-        replicatedAtMs: Date.now(),
-      };
-      await c.state.put(rpoKey(job.vmId, o.site), JSON.stringify(state));
-      await publishEvent(c, 'replication.done', {
-        site: o.site,
-        vmId: job.vmId,
-        vmName: job.vmName,
-        snapshotId: job.snapshotId,
-        sourceSite: job.sourceSite,
-        bytesReceived: result.bytesReceived,
-        chunksReceived: result.chunksReceived,
-        chunksSkipped: result.chunksSkipped,
-        seconds: result.seconds,
-      });
-      if (job.keep !== undefined) await remoteRetention(result.snapshot.vmId, job.sourceSite, job.keep);
-    } catch (e) {
-      // A certificate problem is final and named (which site, which certificate, what to do).
-      throw explainPeerFailure(e, { peer: job.sourceSite, local: o.site, identity: src.identity, tls: o.tls }) ?? e;
-    } finally {
-      throttle.stop();
-      source.close();
-    }
+    const result = await replicateFromSite({
+      node,
+      nodeAddress: o.nodeAddress,
+      localSite: o.site,
+      sourceSite: job.sourceSite,
+      ref: `${job.vmId}@${job.snapshotId}`,
+      tls: o.tls,
+      target,
+      pageIndexes,
+      bindFor: (src: SiteRecord) => o.bindAddress || src.bindAddress || undefined,
+      ...(o.streams ? { streams: o.streams } : {}),
+      onProgress: (p) => {
+        if (p.phase !== 'data' || now() - lastProgress < PROGRESS_EVERY_MS) return;
+        lastProgress = now();
+        void publishEvent(c, 'replication.progress', { site: o.site, vmId: job.vmId, vmName: job.vmName, snapshotId: job.snapshotId, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }).catch(() => undefined);
+      },
+    });
+    const state: ReplicationState = {
+      vmId: job.vmId,
+      vmName: job.vmName,
+      sourceSite: job.sourceSite,
+      targetSite: o.site,
+      snapshotId: job.snapshotId,
+      snapshotCreatedAtMs: result.snapshot.createdAtMs,
+      replicatedAtMs: now(),
+    };
+    await c.state.put(rpoKey(job.vmId, o.site), JSON.stringify(state));
+    await publishEvent(c, 'replication.done', {
+      site: o.site,
+      vmId: job.vmId,
+      vmName: job.vmName,
+      snapshotId: job.snapshotId,
+      sourceSite: job.sourceSite,
+      bytesReceived: result.bytesReceived,
+      chunksReceived: result.chunksReceived,
+      chunksSkipped: result.chunksSkipped,
+      seconds: result.seconds,
+    });
+    if (job.keep !== undefined) await remoteRetention(result.snapshot.vmId, job.sourceSite, job.keep);
   };
 
   /**

@@ -9,10 +9,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeNode, fingerprint, newId, rawRecord, TREE_FANOUT, emptyNode, setChild, isVmferryError, toHex, HOLE, type ErrorCode, type SiteRecord, type SnapshotRecord, type SourceSnapshot, type VmRecord } from '@vmferry/core';
+import { encodeNode, fingerprint, IdSource, rawRecord, TREE_FANOUT, emptyNode, setChild, isVmferryError, toHex, HOLE, type ErrorCode, type SiteRecord, type SnapshotRecord, type SourceSnapshot, type VmRecord } from '@vmferry/core';
 import { connectReplicationSource, connectStorageNode, storageNodeTarget } from '@vmferry/grpc-edge';
 import { cliJson, exportSha, mintCerts, pairSites, runCli, seededBytes, startSite, writeDisk, type Site } from '@vmferry/testkit';
 import { replicateSnapshot, type SourcePort, type TargetPort } from '../src/index.js';
+
+const ids = new IdSource();
 
 const MiB = 1024 * 1024;
 const BLOCK = 64 * 1024;
@@ -113,8 +115,8 @@ describe('forged replica metadata and tree nodes', () => {
   /** A new VM and snapshot over the donor's tree, which B holds: commitable unless refused. */
   let forgeries = 0;
   const forged = (name = `forged-${++forgeries}`): { vm: VmRecord; snap: SnapshotRecord } => {
-    const vm: VmRecord = { ...donor.vm, id: newId(), name };
-    return { vm, snap: { ...donor.snapshot, id: newId(), vmId: vm.id } };
+    const vm: VmRecord = { ...donor.vm, id: ids.next(), name };
+    return { vm, snap: { ...donor.snapshot, id: ids.next(), vmId: vm.id } };
   };
 
   /** Nothing was committed at B and its other VMs' data is as it was. */
@@ -164,8 +166,8 @@ describe('forged replica metadata and tree nodes', () => {
   test('a 1 TiB disk over a 16 MiB tree the target holds is refused (DATA_LOSS)', async () => {
     const root = donor.snapshot.disks[0]?.root ?? '';
     const disk = { index: 0, size: 1024 ** 4, blockSize: BLOCK, gridOffset: 0 };
-    const vm: VmRecord = { ...vmOf(), id: newId(), name: 'huge', disks: [{ ...disk, root: toHex(HOLE) }] };
-    const snap: SnapshotRecord = { ...snapOf(), id: newId(), vmId: vm.id, disks: [{ ...disk, root }] };
+    const vm: VmRecord = { ...vmOf(), id: ids.next(), name: 'huge', disks: [{ ...disk, root: toHex(HOLE) }] };
+    const snap: SnapshotRecord = { ...snapOf(), id: ids.next(), vmId: vm.id, disks: [{ ...disk, root }] };
     await assert.rejects(target.commit('siteA', vm, snap), rejectsWith('data-loss', /vDisk 0 .*level 0 with 256 slots where the disk's geometry has level 2 with 16/));
     await unchanged();
   });
@@ -201,8 +203,8 @@ describe('forged replica metadata and tree nodes', () => {
     // The victim's 128 MiB disk has 2,048 blocks: a level-1 root of 2 slots. This one has 3.
     const wide = node(1, [leaf.id, leaf.id, leaf.id]);
     await put(target, [leaf, wide]);
-    const vm: VmRecord = { ...vmOf(), id: newId(), name: 'wide' };
-    const snap: SnapshotRecord = { ...snapOf(), id: newId(), vmId: vm.id, disks: snapOf().disks.map((d) => ({ ...d, root: wide.id.toString('hex') })) };
+    const vm: VmRecord = { ...vmOf(), id: ids.next(), name: 'wide' };
+    const snap: SnapshotRecord = { ...snapOf(), id: ids.next(), vmId: vm.id, disks: snapOf().disks.map((d) => ({ ...d, root: wide.id.toString('hex') })) };
     await assert.rejects(target.commit('siteA', vm, snap), rejectsWith('data-loss', /level 1 with 3 slots where the disk's geometry has level 1 with 2/));
     // A short level-0 node anywhere but the right edge would make reads of its blocks fail.
     const short = node(0, [held[3] as Buffer], 5);
@@ -222,9 +224,9 @@ describe('forged replica metadata and tree nodes', () => {
     // 1 TiB over a 128 MiB (level-1) tree that B does not hold: caught as the root arrives.
     const disk = { index: 0, size: 1024 ** 4, blockSize: BLOCK, gridOffset: 0 };
     const root = (await source.getSnapshot('victim2@s1')).snapshot.disks[0]?.root ?? '';
-    const vm: VmRecord = { ...vmOf(), id: newId(), name: 'huge2', disks: [{ ...disk, root: toHex(HOLE) }] };
+    const vm: VmRecord = { ...vmOf(), id: ids.next(), name: 'huge2', disks: [{ ...disk, root: toHex(HOLE) }] };
     await assert.rejects(
-      replicateSnapshot({ source: liar(vm, { ...snapOf(), id: newId(), vmId: vm.id, disks: [{ ...disk, root }] }), target, sourceSite: 'siteA', ref: 'victim@s1' }),
+      replicateSnapshot({ source: liar(vm, { ...snapOf(), id: ids.next(), vmId: vm.id, disks: [{ ...disk, root }] }), target, sourceSite: 'siteA', ref: 'victim@s1' }),
       (e: unknown) => (e as { code?: string }).code === 'data-loss' && /source site siteA sent a tree node of level 1 with 2 slots where .* level 2 with 16/.test(String(e)),
     );
     await unchanged();

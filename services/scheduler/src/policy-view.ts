@@ -1,6 +1,6 @@
 /** A live view of policies and the VM inventory, kept current by KV watches (not polling). */
 import { DEFAULT_POLICY, type ProtectionPolicy, type VmPolicyOverride } from '@vmferry/core';
-import { DEFAULT_POLICY_KEY, type Coordination, type VmEntry } from '@vmferry/nats';
+import { DEFAULT_POLICY_KEY, vmOfPolicyKey, vmOfRegistryKey, type Coordination, type VmEntry } from '@vmferry/nats';
 import type { KV } from '@nats-io/kv';
 
 export class PolicyView {
@@ -18,15 +18,17 @@ export class PolicyView {
     const ready = new Promise<void>((r) => this.readyResolvers.push(r));
     await this.watch(this.c.policies, (key, value) => {
       if (key === DEFAULT_POLICY_KEY) this.defaultPolicy = value === undefined ? DEFAULT_POLICY : (JSON.parse(value) as ProtectionPolicy);
-      else if (key.startsWith('vm.')) {
-        if (value === undefined) this.overrides.delete(key.slice(3));
-        else this.overrides.set(key.slice(3), JSON.parse(value) as VmPolicyOverride);
+      else {
+        const vmId = vmOfPolicyKey(key);
+        if (vmId === undefined) return;
+        if (value === undefined) this.overrides.delete(vmId);
+        else this.overrides.set(vmId, JSON.parse(value) as VmPolicyOverride);
       }
     });
     await this.watch(this.c.registry, (key, value) => {
-      if (!key.startsWith('vm.')) return;
       // Keyed by site and id: a replica at another site has the same VM id as its source.
-      const id = key.slice(3);
+      const id = vmOfRegistryKey(key);
+      if (id === undefined) return;
       if (value === undefined) this.vms.delete(id);
       else this.vms.set(id, JSON.parse(value) as VmEntry);
     });

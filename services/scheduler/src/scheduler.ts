@@ -8,7 +8,7 @@
  * also skips a slot it already snapshotted. After downtime only the latest slot is published:
  * one snapshot now, not one per missed slot (and a schedule.missed event says how many).
  */
-import { effectivePolicy, latestSlot, newId, nextSlot, parseDuration, slotJobId, type ProtectionPolicy, type Schedule } from '@vmferry/core';
+import { effectivePolicy, IdSource, latestSlot, nextSlot, parseDuration, slotJobId, type ProtectionPolicy, type Schedule } from '@vmferry/core';
 import { LeaderLease, publishEvent, publishJob, SCHEDULER_LEADER_KEY, snapshotJobSubject, type Coordination, type SnapshotJob, type VmEntry } from '@vmferry/nats';
 import { PolicyView } from './policy-view.js';
 
@@ -18,7 +18,12 @@ const PUBLISH_CONCURRENCY = 512;
 
 export interface SchedulerOptions {
   readonly id?: string;
+  /** How often due slots are looked for; default TICK_MS. */
   readonly tickMs?: number;
+  /** The lease heartbeat: a third of the leader bucket's TTL (CoordinationTiming.leaderTtlMs). */
+  readonly leaseBeatMs?: number;
+  /** The clock slots are computed from; default Date.now. */
+  readonly now?: () => number;
   readonly log?: (line: string) => void;
 }
 
@@ -36,6 +41,7 @@ export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
   private readonly log: (line: string) => void;
+  private readonly now: () => number;
   /** Called after every tick that published something (benchmarks and tests listen). */
   onTick: (r: TickReport) => void = () => undefined;
 
@@ -43,15 +49,17 @@ export class Scheduler {
     private readonly c: Coordination,
     private readonly options: SchedulerOptions = {},
   ) {
-    this.id = options.id ?? `scheduler-${newId()}`;
+    this.now = options.now ?? Date.now;
+    this.id = options.id ?? `scheduler-${new IdSource({ now: this.now }).next()}`;
     this.log = options.log ?? (() => undefined);
     this.view = new PolicyView(c);
-    this.lease = new LeaderLease(c.leader, SCHEDULER_LEADER_KEY, this.id, (leading) => {
+    const onChange = (leading: boolean): void => {
       this.log(`${this.id}: ${leading ? 'leader now' : 'follower now'}`);
       // A new leader does not know what its predecessor published: republish latest slots
       // (message ids make that harmless).
       if (leading) this.published.clear();
-    });
+    };
+    this.lease = new LeaderLease(c.leader, SCHEDULER_LEADER_KEY, this.id, onChange, options.leaseBeatMs, this.now);
   }
 
   get isLeader(): boolean {
@@ -72,7 +80,7 @@ export class Scheduler {
   }
 
   /** One pass: publish every due slot not yet published by this leader. */
-  async tick(now = Date.now()): Promise<TickReport | undefined> {
+  async tick(now = this.now()): Promise<TickReport | undefined> {
     if (!this.lease.isLeader || this.ticking) return undefined;
     this.ticking = true;
     const started = performance.now();

@@ -10,12 +10,11 @@
 import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { newId, type ProtectionPolicy, type VmPolicyOverride } from '@vmferry/core';
+import { IdSource, type ProtectionPolicy, type VmPolicyOverride } from '@vmferry/core';
 import {
   DEFAULT_POLICY_KEY,
   JOBS_STREAM,
   LEADER_BUCKET,
-  LEADER_TTL_MS,
   POLICY_BUCKET,
   REGISTRY_BUCKET,
   openCoordination,
@@ -24,6 +23,7 @@ import {
   snapshotJobSubject,
   vmPolicyKey,
   type Coordination,
+  type CoordinationTiming,
   type SnapshotJob,
   type VmEntry,
   type WorkerHandle,
@@ -31,7 +31,18 @@ import {
 import { startNatsServer, type NatsServer } from '@vmferry/testkit';
 import { Scheduler, type TickReport } from '../src/index.js';
 
+const ids = new IdSource();
+
 const SECOND = 1000;
+/**
+ * A shorter lease than production's 6 s (LEADER_TTL_MS), heartbeats at a third of it as
+ * there: failover waits for its expiry. The bucket takes it from the first open (admin's).
+ */
+const LEASE_TTL_MS = 2000;
+const LEASE_BEAT_MS = Math.floor(LEASE_TTL_MS / 3);
+const TIMING: CoordinationTiming = { leaderTtlMs: LEASE_TTL_MS };
+/** The NATS restart test's request timeout (production: the client's 5 s), so the outage's requests end sooner. */
+const REQUEST_TIMEOUT_MS = 2000;
 const VERBOSE = process.env['VMFERRY_TEST_VERBOSE'] === '1';
 
 let server: NatsServer;
@@ -99,11 +110,12 @@ async function collect(site: string): Promise<Collector> {
   return c;
 }
 
-async function startScheduler(id: string): Promise<RunningScheduler> {
-  const c = await openCoordination(server.url, id);
+async function startScheduler(id: string, timing: CoordinationTiming = TIMING): Promise<RunningScheduler> {
+  const c = await openCoordination(server.url, id, undefined, timing);
   const log: string[] = [];
   const s = new Scheduler(c, {
     id,
+    leaseBeatMs: LEASE_BEAT_MS,
     log: (l) => {
       log.push(`${new Date().toISOString()} ${l}`);
       if (VERBOSE) console.log(l);
@@ -132,7 +144,7 @@ async function setOverride(vmId: string, o: VmPolicyOverride | undefined): Promi
 }
 
 function vmEntry(site: string, name: string, extra: Partial<VmEntry> = {}): VmEntry {
-  return { vmId: newId(), name, site, updatedAtMs: Date.now(), ...extra };
+  return { vmId: ids.next(), name, site, updatedAtMs: Date.now(), ...extra };
 }
 
 async function register(entries: readonly VmEntry[]): Promise<void> {
@@ -200,9 +212,14 @@ function lastLeaseChange(r: RunningScheduler): number {
 
 const publishedBy = (r: RunningScheduler): number => r.reports.reduce((n, rep) => n + rep.published, 0);
 
+/** Resolves once every VM has at least `n` jobs of `schedule` that pass `filter`. */
+function jobsForEach(c: Collector, vms: readonly VmEntry[], n: number, filter: (r: Received) => boolean = () => true, timeoutMs = 15_000): Promise<number> {
+  return waitFor(`${n} jobs of each VM`, () => vms.every((vm) => jobsOf(c, vm.vmId).filter(filter).length >= n), timeoutMs);
+}
+
 before(async () => {
   server = await startNatsServer();
-  admin = await openCoordination(server.url, 'scheduler-test-admin');
+  admin = await openCoordination(server.url, 'scheduler-test-admin', undefined, TIMING);
 });
 
 afterEach(async () => {
@@ -232,7 +249,7 @@ describe('scheduler', () => {
     assert.equal(leaderOf([first, second]).length, 1, 'exactly one leader');
     const [leader] = leaderOf([first, second]) as [RunningScheduler];
     const follower = leader === first ? second : first;
-    await sleep(4 * SECOND);
+    await waitFor('the leader to publish 3 slots of each VM', () => publishedBy(leader) >= 3 * 3);
     assert.equal(leaderOf([first, second]).length, 1, 'still exactly one leader');
     assert.equal(follower.reports.length, 0, 'the follower published nothing');
     assert.ok(publishedBy(leader) >= 3 * 3, `the leader published ${publishedBy(leader)} jobs`);
@@ -241,7 +258,8 @@ describe('scheduler', () => {
     // lease instead; either way the slots go on).
     await stopScheduler(leader);
     const restarted = await startScheduler('sched-a2');
-    await sleep(4 * SECOND);
+    const restartedAt = Date.now();
+    await jobsForEach(jobs, vms, 3, (r) => r.storedAtMs > restartedAt);
     const nowLeading = leaderOf([follower, restarted]);
     assert.equal(nowLeading.length, 1, 'exactly one leader after the restart');
 
@@ -252,12 +270,13 @@ describe('scheduler', () => {
     let report: TickReport | undefined;
     await waitFor('a tick with an old slot', async () => (report = await (nowLeading[0] as RunningScheduler).s.tick(old + 10)) !== undefined);
     assert.deepEqual(report && { published: report.published, duplicates: report.duplicates }, { published: 0, duplicates: 3 });
-    await sleep(2 * SECOND);
+    // Slots go on after the old one: 8 of each VM in all.
+    await jobsForEach(jobs, vms, 8);
 
     assertNoDoubles(jobs);
     for (const vm of vms) {
       const mine = jobsOf(jobs, vm.vmId, 's1');
-      assert.ok(mine.length >= 8, `${vm.name}: ${mine.length} jobs over ~10 s`);
+      assert.ok(mine.length >= 8, `${vm.name}: ${mine.length} jobs`);
       assertConsecutive(mine, every);
       assert.ok(
         mine.every((r) => r.job.kind === 'snapshot' && r.job.vmName === vm.name && r.job.site === site && r.job.keep === 3 && r.job.consistency === 'crash'),
@@ -286,19 +305,19 @@ describe('scheduler', () => {
     const [leader] = leaderOf([x, y]) as [RunningScheduler];
     assert.ok(leader);
     const follower = leader === x ? y : x;
-    await sleep(3 * SECOND);
+    await jobsForEach(jobs, vms, 3);
 
     // Crash the leader: its connection goes away without releasing the lease.
     const crashedAt = Date.now();
     await leader.c.nc.close();
-    const takeoverMs = await waitFor('the follower to lead', () => follower.s.isLeader, 12_000);
+    const takeoverMs = await waitFor('the follower to lead', () => follower.s.isLeader, LEASE_TTL_MS + 6000);
     const tookOverAt = Date.now();
-    console.log(`# failover: follower leading ${takeoverMs} ms after the leader's crash (lease TTL ${LEADER_TTL_MS} ms)`);
-    assert.ok(takeoverMs <= 10_000, `takeover took ${takeoverMs} ms`);
+    console.log(`# failover: follower leading ${takeoverMs} ms after the leader's crash (lease TTL ${LEASE_TTL_MS} ms)`);
+    assert.ok(takeoverMs <= LEASE_TTL_MS + 4000, `takeover took ${takeoverMs} ms`);
     // Not before the lease could have expired: at most one heartbeat interval early.
-    assert.ok(takeoverMs >= LEADER_TTL_MS - LEADER_TTL_MS / 3 - 500, `takeover after only ${takeoverMs} ms: two leaders`);
+    assert.ok(takeoverMs >= LEASE_TTL_MS - LEASE_TTL_MS / 3 - 500, `takeover after only ${takeoverMs} ms: two leaders`);
     assert.equal(leader.s.isLeader, false, 'the crashed leader stepped down');
-    await sleep(3 * SECOND);
+    await jobsForEach(jobs, vms, 3, (r) => r.storedAtMs > tookOverAt);
 
     assertNoDoubles(jobs);
     for (const vm of vms) {
@@ -331,7 +350,8 @@ describe('scheduler', () => {
     const jobs = await collect(site);
     const drJobs = await collect(drSite);
     await startScheduler('sched-pol');
-    await sleep(5 * SECOND);
+    // Five 1 s slots of custom: in that time `normal`, on 2 s slots, has two or three.
+    await waitFor('2 jobs of normal and 5 of custom', () => jobsOf(jobs, normal.vmId).length >= 2 && jobsOf(jobs, custom.vmId).length >= 5);
 
     assertNoDoubles(jobs);
     assert.deepEqual(jobsOf(jobs, replicaHere.vmId), [], 'a replica is never scheduled');
@@ -339,8 +359,8 @@ describe('scheduler', () => {
     assert.deepEqual(drJobs.jobs, [], 'nothing for the replica at the DR site');
     const normalJobs = jobsOf(jobs, normal.vmId);
     const customJobs = jobsOf(jobs, custom.vmId);
-    assert.ok(normalJobs.length >= 2 && normalJobs.length <= 4, `normal: ${normalJobs.length} jobs in ~5 s of 2 s slots`);
-    assert.ok(customJobs.length >= 4 && customJobs.length <= 6, `custom: ${customJobs.length} jobs in ~5 s of 1 s slots`);
+    assert.ok(normalJobs.length >= 2 && normalJobs.length <= 4, `normal: ${normalJobs.length} jobs of 2 s slots, custom ${customJobs.length} of 1 s`);
+    assert.ok(customJobs.length >= 4 && customJobs.length <= 6, `custom: ${customJobs.length} jobs of 1 s slots, normal ${normalJobs.length} of 2 s`);
     assert.deepEqual([...new Set(normalJobs.map((r) => r.job.schedule))], ['reg']);
     assert.deepEqual([...new Set(customJobs.map((r) => r.job.schedule))], ['fast']);
     assertConsecutive(normalJobs, 2 * SECOND);
@@ -363,7 +383,8 @@ describe('scheduler', () => {
     const changedAt = Date.now();
     await setOverride(normal.vmId, { exclude: true });
     await setOverride(excluded.vmId, undefined);
-    await sleep(4500);
+    // Two slots of the re-included VM: long enough for a job of the excluded one to show.
+    await waitFor('2 jobs of the re-included VM', () => jobsOf(jobs, excluded.vmId).length >= 2);
     const lateNormal = jobsOf(jobs, normal.vmId).filter((r) => r.storedAtMs > changedAt + 500);
     assert.deepEqual(
       lateNormal.map((r) => t(r.job.slot)),
@@ -383,9 +404,9 @@ describe('scheduler', () => {
     const vms = [vmEntry(site, 'a'), vmEntry(site, 'b')];
     await register(vms);
     const jobs = await collect(site);
-    const s = await startScheduler('sched-r');
+    const s = await startScheduler('sched-r', { ...TIMING, requestTimeoutMs: REQUEST_TIMEOUT_MS });
     assert.equal(s.s.isLeader, true);
-    await sleep(3 * SECOND);
+    await jobsForEach(jobs, vms, 3);
 
     const downAt = Date.now();
     await server.kill();
@@ -397,10 +418,10 @@ describe('scheduler', () => {
       () => vms.every((vm) => jobsOf(jobs, vm.vmId).some((r) => r.storedAtMs > upAt)),
       20_000,
     );
-    // Leading for good: requests made during the outage have timed out (5 s), and no lease
-    // change for 3 s. (A heartbeat that hung during the outage fails late and deposes the
-    // leader once; see packages/nats/test/leader.test.ts.)
-    await waitFor('stable leadership', () => Date.now() > upAt + 7 * SECOND && s.s.isLeader && Date.now() - lastLeaseChange(s) > 3 * SECOND, 30_000);
+    // Leading for good: requests made during the outage have timed out, and no lease change
+    // for 3 s. (A heartbeat that hung during the outage fails late and deposes the leader
+    // once; see packages/nats/test/leader.test.ts.)
+    await waitFor('stable leadership', () => Date.now() > upAt + REQUEST_TIMEOUT_MS + 2 * SECOND && s.s.isLeader && Date.now() - lastLeaseChange(s) > 3 * SECOND, 30_000);
     const stableFrom = lastLeaseChange(s);
     const changes = s.log.filter((l) => /leader now|follower now/.test(l));
     console.log(
@@ -438,8 +459,8 @@ describe('scheduler', () => {
     const subject = snapshotJobSubject(site);
     const stored = async (): Promise<number> => (await admin.jsm.streams.info(JOBS_STREAM, { subjects_filter: subject })).state.subjects?.[subject] ?? 0;
     await waitFor('1,000 stored jobs', async () => (await stored()) >= count, 10_000);
-    await sleep(1500);
-    // The next ticks publish nothing (same slot), unless the hour just turned.
+    // The next ticks publish nothing (same slot), unless the hour just turned: two more, driven here.
+    for (let i = 0; i < 2; i++) await waitFor('another tick', async () => (await s.s.tick()) !== undefined);
     const slot = Math.floor(Date.now() / 3_600_000) * 3_600_000;
     const extra = s.reports.slice(1).reduce((n, r) => n + r.published, 0);
     if (slot === Math.floor((Date.now() - 5000) / 3_600_000) * 3_600_000) assert.equal(extra, 0);

@@ -5,6 +5,7 @@ import {
   HOLE,
   isHole,
   leaves,
+  NotFoundError,
   treeGeometry,
   type BlockLayout,
   type Fingerprint,
@@ -70,6 +71,6 @@ export async function readBlock(ctx: EngineContext, view: DiskView, block: numbe
 
 export function liveView(vm: { id: string; disks: readonly { index: number; size: number; blockSize: number; gridOffset: number; root: string }[] }, diskIndex: number): DiskView {
   const d = vm.disks[diskIndex];
-  if (!d) throw new Error(`no disk ${diskIndex}`);
+  if (!d) throw new NotFoundError('disk', `${vm.id}/${diskIndex}`, `no disk ${diskIndex}`);
   return { vmId: vm.id, diskIndex, layout: d, root: fromHex(d.root), live: true };
 }

@@ -33,7 +33,8 @@ const schema = z
       ctx.addIssue({ code: 'custom', path: ['replicationListen'], message: 'a replication endpoint needs --tls-cert, --tls-key and --tls-ca' });
     }
     if (tls > 0 && tls < 3) ctx.addIssue({ code: 'custom', path: ['tlsCert'], message: 'give all three of --tls-cert, --tls-key, --tls-ca, or none' });
-  });
+    // Checked even when other keys are bad (zod skips refinements then): every problem in one go.
+  }, { when: () => true });
 
 export type NodeConfig = z.infer<typeof schema>;
 

@@ -1,5 +1,5 @@
 import type { Catalog, ChunkStore, Database } from '@vmferry/store-rocksdb';
-import { AlreadyExistsError, Mutex, RwLock } from '@vmferry/core';
+import { AlreadyExistsError, IdSource, Mutex, RwLock } from '@vmferry/core';
 import type { NodeMetrics } from './metrics.js';
 
 export interface EngineOptions {
@@ -17,6 +17,8 @@ export class EngineContext {
   private readonly diskEdges = new Map<string, Mutex>();
   /** VM names claimed by a create, clone or replica commit that has not committed yet. */
   private readonly claimedNames = new Set<string>();
+  /** VM and snapshot ids: one source per engine, so its ids sort in creation order. */
+  readonly ids = new IdSource();
 
   constructor(
     readonly db: Database,

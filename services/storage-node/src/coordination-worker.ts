@@ -14,6 +14,7 @@ import {
   publishEvent,
   publishJob,
   registrySiteKey,
+  registrySiteVmKeys,
   registryVmKey,
   replicateJobSubject,
   runWorker,
@@ -59,7 +60,7 @@ export class NodeCoordinator {
     const c = await openCoordination(o.natsUrl, `vmferry-node-${o.site}`);
     const n = new NodeCoordinator(c, engine, o);
     await c.registry.put(registrySiteKey(o.site), JSON.stringify({ site: o.site, nodeAddress: o.nodeAddress, updatedAtMs: Date.now() }));
-    for await (const key of await c.registry.keys(`vm.${o.site}.*`)) n.synced.set(key, '');
+    for await (const key of await c.registry.keys(registrySiteVmKeys(o.site))) n.synced.set(key, '');
     await n.syncRegistry();
     n.timer = setInterval(() => void n.syncRegistry().catch((e: unknown) => o.log?.(`registry sync failed: ${String(e)}`)), REGISTRY_SYNC_MS);
     n.worker = await runWorker<SnapshotJob>(

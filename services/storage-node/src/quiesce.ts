@@ -11,7 +11,7 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { InvalidArgumentError } from '@vmferry/core';
+import { FailedPreconditionError, InvalidArgumentError, UnavailableError, VmferryError } from '@vmferry/core';
 
 export const QUIESCE_TIMEOUT_MS = 10_000;
 
@@ -28,7 +28,7 @@ export type AdapterConfig =
 function run(cmd: string, vm: { id: string; name: string }, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile('/bin/sh', ['-c', cmd], { timeout: timeoutMs, env: { ...process.env, VMFERRY_VM_NAME: vm.name, VMFERRY_VM_ID: vm.id } }, (err, _out, stderr) =>
-      err ? reject(new Error(`'${cmd}' failed: ${stderr.trim() || err.message}`)) : resolve(),
+      err ? reject(new UnavailableError(`'${cmd}' failed: ${stderr.trim() || err.message}`, { cause: err })) : resolve(),
     );
   });
 }
@@ -51,7 +51,7 @@ export async function qmpCommand(socketPath: string, command: string, args: obje
   const sock: Socket = connect(socketPath);
   try {
     return await new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${agent ? 'guest agent' : 'QMP'} '${command}' timed out after ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => reject(new VmferryError('deadline-exceeded', `${agent ? 'guest agent' : 'QMP'} '${command}' timed out after ${timeoutMs} ms`)), timeoutMs);
       let buffer = '';
       let negotiated = agent;
       const send = (msg: object): void => void sock.write(`${JSON.stringify(msg)}\n`);
@@ -77,7 +77,7 @@ export async function qmpCommand(socketPath: string, command: string, args: obje
             send({ execute: command, ...(args ? { arguments: args } : {}) });
           } else if (msg.error) {
             clearTimeout(timer);
-            reject(new Error(`${command}: ${msg.error.desc ?? 'error'}`));
+            reject(new UnavailableError(`${command}: ${msg.error.desc ?? 'error'}`));
           } else if ('return' in msg) {
             clearTimeout(timer);
             resolve(msg.return);
@@ -164,7 +164,11 @@ export async function withQuiesce<T>(
       await quiescer.thaw(vm).catch(() => undefined);
     }
   }
-  if (!frozen && require) throw new Error(`VM-consistent snapshot of '${vm.name}' required, but ${note ?? 'quiesce failed'}`);
+  if (!frozen && require) {
+    const message = `VM-consistent snapshot of '${vm.name}' required, but ${note ?? 'quiesce failed'}`;
+    // No adapter is configuration, final; a freeze that failed (a guest agent not answering) may work next time.
+    throw quiescer ? new UnavailableError(message) : new FailedPreconditionError(message);
+  }
   try {
     const value = await take(frozen ? 'vm' : 'crash', note);
     return { value, consistency: frozen ? 'vm' : 'crash', ...(note ? { note } : {}) };

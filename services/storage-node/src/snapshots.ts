@@ -16,7 +16,6 @@ import {
   InvalidArgumentError,
   LimitExceededError,
   NotFoundError,
-  newId,
   parseRef,
   toHex,
   treeGeometry,
@@ -101,7 +100,7 @@ export async function createSnapshot(ctx: EngineContext, vmNameOrId: string, opt
       disks.push({ ...d, root: toHex(result.root) });
     }
     const record: SnapshotRecord = {
-      id: newId(),
+      id: ctx.ids.next(),
       vmId: vm.id,
       createdAtMs: Date.now(),
       ...(options.label === undefined ? {} : { label: options.label }),

@@ -7,7 +7,6 @@ import {
   MAX_DISKS_PER_VM,
   MAX_HYPERVISOR_CONFIG_BYTES,
   NotFoundError,
-  newId,
   toHex,
   validateLayout,
   validateVmName,
@@ -53,7 +52,7 @@ export function buildVm(ctx: EngineContext, input: CreateVmInput): VmRecord {
     return { index, ...layout, root: toHex(HOLE) };
   });
   return {
-    id: newId(),
+    id: ctx.ids.next(),
     name,
     createdAtMs: Date.now(),
     homeSite: ctx.options.site,

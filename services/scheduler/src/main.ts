@@ -1,0 +1,48 @@
+/**
+ * Composition root of a scheduler: telemetry first, then NATS, then the leader-elected
+ * scheduler. Resolves once started (leading or following); `stop()` releases the lease
+ * (another scheduler takes over at once), then closes NATS and telemetry.
+ */
+import { startTelemetry } from '@vmferry/telemetry';
+import { openCoordination } from '@vmferry/nats';
+import type { SchedulerConfig } from './config.js';
+import { Scheduler, type TickReport } from './scheduler.js';
+
+export interface RunningScheduler {
+  readonly id: string;
+  stop(): Promise<void>;
+}
+
+export interface RunSchedulerOptions {
+  readonly log?: (line: string) => void;
+  /** Called after every tick that published something. */
+  readonly onTick?: (r: TickReport) => void;
+}
+
+/**
+ * Runs the scheduler described by a validated config (see loadConfig).
+ * @throws what openCoordination throws (NATS unreachable); telemetry is shut down first.
+ */
+export async function runScheduler(config: SchedulerConfig, o: RunSchedulerOptions = {}): Promise<RunningScheduler> {
+  const telemetry = startTelemetry({ serviceName: 'vmferry-scheduler', ...(config.prometheusPort === undefined ? {} : { prometheusPort: config.prometheusPort }) });
+  const log = o.log ?? (() => undefined);
+  let c;
+  try {
+    c = await openCoordination(config.natsUrl, 'vmferry-scheduler', config.jsDomain);
+  } catch (e) {
+    await telemetry.shutdown();
+    throw e;
+  }
+  const s = new Scheduler(c, { ...(config.id === undefined ? {} : { id: config.id }), tickMs: config.tickMs, log });
+  if (o.onTick) s.onTick = o.onTick;
+  await s.start();
+  const coordination = c;
+  return {
+    id: s.id,
+    stop: async () => {
+      await s.stop();
+      await coordination.close();
+      await telemetry.shutdown();
+    },
+  };
+}
