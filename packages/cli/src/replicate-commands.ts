@@ -214,21 +214,15 @@ export function registerReplicationCommands(program: Command): void {
       if (!t) throw new InvalidArgumentError('no target site');
       const node = edge.connectStorageNode(t.nodeAddress);
       try {
-        const src = (await sitesOf(node)).find((s) => s.name === o.from);
-        if (!src) throw new InvalidArgumentError(`site '${o.from}' is not known at site ${t.site}`);
-        const tls = tlsFor(t.site, o);
-        const source = edge.connectReplicationSource(src, tls, t.bindAddress || undefined);
-        try {
-          const plan = await r
-            .planReplication({
-              source,
-              target: edge.storageNodeTarget(node),
-              ref: ref.includes('@') ? ref : `${ref}@latest`,
-              calendar: src.rate,
-            })
-            .catch((e: unknown) => {
-              throw r.explainPeerFailure(e, { peer: o.from, local: t.site, identity: src.identity, tls }) ?? e;
-            });
+        const plan = await r.planFromSite({
+          node,
+          nodeAddress: t.nodeAddress,
+          localSite: t.site,
+          sourceSite: o.from,
+          ref: ref.includes('@') ? ref : `${ref}@latest`,
+          tls: tlsFor(t.site, o),
+          bindFor: () => t.bindAddress || undefined,
+        });
           if (g.json) return printJson({ from: o.from, to: t.site, ...plan });
           printFields({
             snapshot: `${plan.vmName}@${plan.snapshotId}`,
@@ -240,9 +234,6 @@ export function registerReplicationCommands(program: Command): void {
             'link calendar': plan.rateCalendar,
             eta: plan.etaSeconds === null ? 'unthrottled link: no estimate' : `${Math.ceil(plan.etaSeconds)} s`,
           });
-        } finally {
-          source.close();
-        }
       } finally {
         node.close();
       }
