@@ -122,6 +122,7 @@ describe('SIGKILL during import and snapshot', () => {
       });
       const client = new StorageNodeClient(addr, grpc.credentials.createInsecure());
       let alive = true;
+      let workEnded = false;
       const work = (async () => {
         try {
           while (alive) {
@@ -137,6 +138,8 @@ describe('SIGKILL during import and snapshot', () => {
           }
         } catch {
           // The node died mid-call: this write or snapshot is unknown.
+        } finally {
+          workEnded = true;
         }
       })();
       // Also one CLI snapshot per round, reported as the user sees it.
@@ -146,7 +149,12 @@ describe('SIGKILL during import and snapshot', () => {
         if (r.code === 0) cliReported.push((JSON.parse(r.stdout) as SnapshotJson).id);
         journal.push(`CLI snapshot: ${r.code === 0 ? (JSON.parse(r.stdout) as SnapshotJson).id : 'failed'}`);
       })();
-      await sleep(randomInt(50, 800));
+      // Kill at a random moment after the round's first reported snapshot: a loaded machine
+      // may take long to get the first write through, and a round that reports nothing tests
+      // nothing (the check below would then look at the previous round's snapshot).
+      const roundStart = snapshots.length;
+      while (snapshots.length === roundStart && !workEnded) await sleep(10);
+      await sleep(randomInt(0, 750));
       await node.kill();
       alive = false;
       await Promise.all([importing, work, cliSnap]);
