@@ -104,6 +104,7 @@ export class SoakClient {
   }
 
   /** Records the outcome of a call: done, or pending (cut off, or failed: not known either). */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- T ties the call result to its callback at each call site
   private outcome<T>(op: string, r: Awaited<ReturnType<ClientIo['call']>>, pending: Pending, done: (v: T) => void, lostVm?: VmModel): void {
     if (r.status === 'ok') {
       this.io.tally.op(op);

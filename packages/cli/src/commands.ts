@@ -178,7 +178,7 @@ export function registerCommands(program: Command): void {
     .action(
       withClient(async (client, g, name: string) => {
         const v = await client.getVm(name);
-        if (g.json) return printJson(v);
+        if (g.json) { printJson(v); return; }
         printFields({
           name: v.name,
           id: v.id,
@@ -263,7 +263,7 @@ export function registerCommands(program: Command): void {
   snap.command('show <ref>').action(
     withClient(async (client, g, ref: string) => {
       const s = await client.getSnapshot(ref);
-      if (g.json) return printJson(s);
+      if (g.json) { printJson(s); return; }
       printFields({ vm: s.vmName, ...snapshotRow(s) });
       printTable(s.disks.map((d) => ({ disk: d.index, size: formatBytes(d.size), 'block size': formatBytes(d.blockSize), 'grid offset': d.gridOffset, root: d.root.slice(0, 16) })));
     }),
@@ -292,7 +292,7 @@ export function registerCommands(program: Command): void {
       withClient(async (client, g, ref: string, name: string, opts: { count: string }) => {
         const started = Date.now();
         const r = await client.cloneVm({ ref, name, count: parseCount(opts.count) });
-        if (g.json) return printJson({ ...r, seconds: (Date.now() - started) / 1000 });
+        if (g.json) { printJson({ ...r, seconds: (Date.now() - started) / 1000 }); return; }
         printFields({ source: `${r.source?.vmName ?? ''}@${r.source?.id ?? ''}`, clones: r.vms.length, seconds: ((Date.now() - started) / 1000).toFixed(2) });
         if (r.vms.length <= 20) printTable(r.vms.map(vmRow));
       }),
@@ -316,7 +316,7 @@ export function registerCommands(program: Command): void {
     .action(
       withClient(async (client, g, vmName: string | undefined) => {
         const s = await client.getStats(vmName ?? '');
-        if (g.json) return printJson(s);
+        if (g.json) { printJson(s); return; }
         printFields({
           'logical bytes': `${formatBytes(s.logicalBytes)} (${s.logicalBytes})`,
           'stored bytes': `${formatBytes(s.storedBytes)} (${s.storedBytes})`,

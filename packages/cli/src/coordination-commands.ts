@@ -114,7 +114,7 @@ export function registerCoordinationCommands(program: Command): void {
     await withNats(g, async (c) => {
       const base = await defaultPolicy(c);
       if (!vm) {
-        if (g.json) return printJson(base);
+        if (g.json) { printJson(base); return; }
         printFields({ default: describeSchedules(base), replication: (base.replication ?? []).map((t) => `${t.site}${t.rpo ? ` (RPO ${t.rpo})` : ''}`).join(', ') || '-' });
         return;
       }
@@ -122,7 +122,7 @@ export function registerCoordinationCommands(program: Command): void {
       const o = await c.policies.get(vmPolicyKey(entry.vmId));
       const override = o && o.operation === 'PUT' ? o.json<VmPolicyOverride>() : undefined;
       const eff = effectivePolicy(base, override);
-      if (g.json) return printJson({ vm: entry.name, override: override ?? null, effective: eff ?? null });
+      if (g.json) { printJson({ vm: entry.name, override: override ?? null, effective: eff ?? null }); return; }
       printFields({ vm: entry.name, override: override ? JSON.stringify(override) : '(none: the default applies)', effective: describeSchedules(eff) });
     });
   });
@@ -193,7 +193,7 @@ export function registerCoordinationCommands(program: Command): void {
           const { state, targets } = protectionStatus(eff, replicated, now);
           rows.push({ vm: vm.name, vmId: vm.vmId, site: vm.site, state, schedules: describeSchedules(eff), targets });
         }
-        if (g.json) return printJson(rows);
+        if (g.json) { printJson(rows); return; }
         const age = (ms: number | null): string => (ms === null ? 'never' : `${Math.round(ms / 1000)}s`);
         printTable(
           rows.map((r) => ({

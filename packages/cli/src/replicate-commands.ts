@@ -178,7 +178,7 @@ export function registerReplicationCommands(program: Command): void {
           }),
         ),
       );
-      if (g.json) return printJson(results.length === 1 ? results[0] : results);
+      if (g.json) { printJson(results.length === 1 ? results[0] : results); return; }
       printTable(
         results.map((x) => ({
           target: x.target,
@@ -223,7 +223,7 @@ export function registerReplicationCommands(program: Command): void {
           tls: tlsFor(t.site, o),
           bindFor: () => t.bindAddress || undefined,
         });
-          if (g.json) return printJson({ from: o.from, to: t.site, ...plan });
+          if (g.json) { printJson({ from: o.from, to: t.site, ...plan }); return; }
           printFields({
             snapshot: `${plan.vmName}@${plan.snapshotId}`,
             route: `${o.from} → ${t.site}`,

@@ -90,6 +90,7 @@ function validateSchedule(s: Schedule, where: string, timeZone?: string): string
     }
   }
   if (!Number.isInteger(s.keep) || s.keep < 1) problems.push(`${where} '${s.name}': keep must be a whole number ≥ 1 (got ${String(s.keep)})`);
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a policy document is user input: its type says what the check enforces
   if (s.consistency !== undefined && s.consistency !== 'crash' && s.consistency !== 'vm') problems.push(`${where} '${s.name}': consistency is crash or vm`);
   return problems;
 }
@@ -141,6 +142,7 @@ export function validateOverride(o: VmPolicyOverride, knownSites?: readonly stri
   fail([
     ...(o.schedules ?? []).flatMap((s) => validateSchedule(s, 'schedule')),
     ...Object.entries(o.keep ?? {}).flatMap(([k, v]) => (Number.isInteger(v) && v >= 1 ? [] : [`keep for '${k}' must be ≥ 1`])),
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a policy document is user input: its type says what the check enforces
     ...(o.mode !== undefined && o.mode !== 'replace' && o.mode !== 'add' ? ['mode is replace or add'] : []),
     ...validateTargets(o.replication, knownSites),
   ]);

@@ -7,6 +7,8 @@
  * An id that is empty or not id-shaped would become a storage key prefix, so it is refused here
  * before anything is written.
  */
+/* eslint-disable @typescript-eslint/no-unnecessary-condition, @typescript-eslint/no-unnecessary-type-conversion --
+   a peer's record is checked field by field: the types say what it should hold, not what arrived. */
 import { validateLayout } from './block-grid.js';
 import { InvalidArgumentError } from './errors.js';
 import { isId } from './ids.js';

@@ -284,7 +284,9 @@ describe('walkTree', () => {
 
     let visited = 0;
     const leafCount = { n: 0 };
-    await walkTree(r.root, source, () => (visited++, false), () => void leafCount.n++);
+    await walkTree(r.root, source, () => (visited++, false), () => {
+      leafCount.n++;
+    });
     assert.equal(visited, 1);
     assert.equal(leafCount.n, 0);
 
@@ -302,7 +304,7 @@ describe('tree golden roots', () => {
   test('blocks 0..9, even blocks written, fanout 1024', async () => {
     const g = treeGeometry(10);
     const ups: LeafUpdate[] = [];
-    for (let i = 0; i < 10; i += 2) ups.push({ block: i, fp: fingerprint(Buffer.from('block-' + i)) });
+    for (let i = 0; i < 10; i += 2) ups.push({ block: i, fp: fingerprint(Buffer.from(`block-${i}`)) });
     const r = await applyUpdates(HOLE, g, ups, new MapSource());
     assert.equal(toHex(r.root), '73a9fd4f071b47bb7aaf703fda6d8659838ed9db914788ff161c6d3da7886c9b');
   });
@@ -310,7 +312,7 @@ describe('tree golden roots', () => {
   test('2000 blocks, four written, fanout 1024 (two levels, sparse nodes)', async () => {
     const g = treeGeometry(2000);
     assert.equal(g.height, 2);
-    const ups = [0, 1023, 1024, 1999].map((i) => ({ block: i, fp: fingerprint(Buffer.from('block-' + i)) }));
+    const ups = [0, 1023, 1024, 1999].map((i) => ({ block: i, fp: fingerprint(Buffer.from(`block-${i}`)) }));
     const r = await applyUpdates(HOLE, g, ups, new MapSource());
     assert.equal(toHex(r.root), '444617cc4d8b34944441c6b29a7fe4c23e1a84f0c3c9acb0fe997b9513cafa78');
   });

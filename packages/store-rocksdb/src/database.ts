@@ -72,6 +72,7 @@ export class Database {
     const version = await db.get(metaKey('format'));
     if (version === null && mode.readOnly !== true) {
       await d.commit((b) => b.tryPut(metaKey('format'), Buffer.from(String(FORMAT_VERSION))), { durable: true });
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- true today: the in-place upgrade exists for version 1 → 2 only
     } else if (version !== null && Number(version.toString()) === 1 && FORMAT_VERSION === 2 && mode.readOnly !== true) {
       await upgradeV1ToV2(d);
     } else if (version !== null && Number(version.toString()) === 1 && mode.readOnly === true) {

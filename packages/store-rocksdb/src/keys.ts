@@ -44,6 +44,7 @@ function snapId(id: string): string {
 
 function checkedId(id: string, what: string): string {
   if (typeof id !== 'string' || !isId(id)) {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- a peer may send anything: String() of whatever arrived
     throw new InvalidArgumentError(`${what} '${String(id).slice(0, 40)}' is not a valid id: no storage key is made for it`);
   }
   return id;

@@ -72,6 +72,7 @@ export class ManualClock implements Clock {
     });
     watched.catch(() => undefined);
     await settle();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- `settled` is set by the watched promise while this loop awaits
     while (!settled) {
       const next = this.earliest();
       if (!next) throw new Error('ManualClock.runUntil: the promise waits on something other than this clock');

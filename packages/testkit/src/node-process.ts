@@ -35,7 +35,7 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
   let stderr = '';
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`storage node did not start in 20 s:\n${stderr}`)), 20_000);
-    child.stderr?.on('data', (d: Buffer) => {
+    child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
       const m = /listening on (\S+),/.exec(stderr);
       if (m?.[1]) {

@@ -139,11 +139,11 @@ export async function replicateSnapshot(o: SessionOptions): Promise<SessionResul
   const sizeOf = new Map(missingData.map((id, i) => [toHex(id), sizes[i] ?? 0]));
   const paced = o.bucket !== undefined && Number.isFinite(o.bucket.bytesPerSecond);
   const avg = missingData.length ? (bytesTotal - bytesDone) / missingData.length || 1 : 1;
-  const batchSize = paced ? Math.max(1, Math.min(FETCH_BATCH, Math.floor(((o.bucket?.bytesPerSecond ?? 0) * 0.25) / avg))) : FETCH_BATCH;
+  const batchSize = paced ? Math.max(1, Math.min(FETCH_BATCH, Math.floor((o.bucket.bytesPerSecond * 0.25) / avg))) : FETCH_BATCH;
   await pool(batches(missingData, batchSize), streams, async (ids) => {
     const put = o.target.put();
     try {
-      if (paced) await o.bucket?.take(ids.reduce((n, id) => n + (sizeOf.get(toHex(id)) ?? 0), 0), o.signal);
+      if (paced) await o.bucket.take(ids.reduce((n, id) => n + (sizeOf.get(toHex(id)) ?? 0), 0), o.signal);
       if (packing) {
         for await (const batch of o.source.fetchPacked(ids, packing.token, o.signal)) {
           const wire = batch.literals.length + batch.chunks.reduce((n, c) => n + c.id.length + c.pageRefs.length + 4, 0);

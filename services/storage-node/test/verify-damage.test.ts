@@ -87,8 +87,8 @@ describe('damaged SST', () => {
   });
 
   test('a damaged block of snapshot records: start-up fails naming the catalog and the file', async () => {
-    const { data, sst } = damagedCopy('catalog', Buffer.from(`${(snaps.get('a') as { id: string }).id}`));
-    const refused = await startNodeProcess({ dataDir: data }).then((n) => ((node = n), undefined), (e: Error) => e);
+    const { data, sst } = damagedCopy('catalog', Buffer.from((snaps.get('a') as { id: string }).id));
+    const refused = await startNodeProcess({ dataDir: data }).then((n) => ((node = n), undefined), (e: unknown) => e as Error);
     assert.ok(refused, 'the node must not start with unreadable snapshot records');
     assert.ok(refused.message.includes(sst), `names the file: ${refused.message}`);
     assert.match(refused.message, /catalog \(VM and snapshot records\)/);

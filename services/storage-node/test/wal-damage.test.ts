@@ -52,7 +52,7 @@ describe('damaged write-ahead log', () => {
     flipBytes(wal.path, (snaps[2]?.walAfter ?? 0) - 60_000, 32);
 
     // A node that starts anyway is kept in `node` so `after` stops it.
-    const refused = await startNodeProcess({ dataDir: data }).then((n) => ((node = n), undefined), (e: Error) => e);
+    const refused = await startNodeProcess({ dataDir: data }).then((n) => ((node = n), undefined), (e: unknown) => e as Error);
     assert.ok(refused, 'the node must refuse to open a damaged WAL');
     assert.match(refused.message, /exited with 1/);
     assert.ok(refused.message.includes(wal.path), `start-up error names the WAL file: ${refused.message}`);

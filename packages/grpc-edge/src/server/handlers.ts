@@ -67,6 +67,7 @@ export async function sendAll<T>(call: ServerStream<T>, messages: AsyncIterable<
   const it = messages[Symbol.asyncIterator]();
   let done = false;
   try {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- `closed` is set by the 'close' listener while this loop awaits
     while (!call.cancelled && !closed) {
       const next = await it.next();
       if (next.done === true) {
