@@ -4,7 +4,7 @@
  * Every method may throw a coded VmferryError; the edge maps it to a status.
  */
 import type { SiteRecord, SnapshotRecord, VmRecord } from './model.js';
-import type { PutResult } from './replication-types.js';
+import type { ChunkToStore, PutResult } from './replication-types.js';
 
 export interface DiskSpec {
   readonly size: number;
@@ -53,13 +53,9 @@ export interface DiskRead {
   readonly extents: AsyncIterable<DiskExtent>;
 }
 
-/** A chunk in its stored form, as replication moves it. */
-export interface IncomingChunk {
-  readonly id: Buffer;
-  readonly record: Buffer;
+/** A chunk in its stored form, as replication moves it, its kind always said. */
+export interface IncomingChunk extends ChunkToStore {
   readonly node: boolean;
-  /** The record is raw (rebuilt by the replicator from packed pages): compress before storing. */
-  readonly compress?: boolean;
 }
 
 /** A chunk's id and bytes (raw or stored form, as the call says). */

@@ -6,7 +6,9 @@ import {
   toHex,
   type EncodedNode,
   type Fingerprint,
+  type IncomingChunk,
   type NodeSource,
+  type PutResult,
   type TreeNode,
 } from '@vmferry/core';
 import { CodecPool, type CodecPoolOptions } from './codec-pool.js';
@@ -16,7 +18,7 @@ import { GcBarrier } from './gc-barrier.js';
 import { ingestBlocks, type IngestCommit, type IngestDeps, type IngestResult } from './ingest.js';
 import { CHUNK_INDEX_PREFIX, chunkIndexKey, chunkKey, fpOfIndexKey, fpOfPinKey, PIN_PREFIX, pinKey, prefixRange } from './keys.js';
 import { LruCache } from './lru.js';
-import { receivePeerChunks, type PeerChunk, type ReceiveDeps, type ReceiveResult } from './peer-records.js';
+import { receivePeerChunks, type ReceiveDeps } from './peer-records.js';
 import { nodeChunk, type StoredChunk } from './stored-chunk.js';
 
 export type { ChunkIndexEntry } from './chunk-index.js';
@@ -89,7 +91,7 @@ export class ChunkStore implements NodeSource {
    * match its id or a malformed tree, FailedPreconditionError for a node sent before its
    * children; nothing of the batch is stored then.
    */
-  receive(chunks: readonly PeerChunk[], pinUntilMs: number): Promise<ReceiveResult> {
+  receive(chunks: readonly IncomingChunk[], pinUntilMs: number): Promise<PutResult> {
     return receivePeerChunks(this.pipeline(), chunks, pinUntilMs);
   }
 

@@ -3,7 +3,6 @@ export { recoverWal, type WalRecoveryReport } from './wal-recovery.js';
 export { ChunkStore, type ChunkIndexEntry } from './chunk-store.js';
 export type { CodecPoolOptions } from './codec-pool.js';
 export type { IngestCommit, IngestResult, StageChunks } from './ingest.js';
-export type { PeerChunk, ReceiveResult } from './peer-records.js';
 export { Catalog, type CatalogTx } from './catalog.js';
 export * as keys from './keys.js';
 export { LruCache } from './lru.js';

@@ -20,6 +20,8 @@ import {
   rawPayload,
   toHex,
   type Fingerprint,
+  type IncomingChunk,
+  type PutResult,
   type TreeNode,
 } from '@vmferry/core';
 import type { CodecPool } from './codec-pool.js';
@@ -27,22 +29,6 @@ import type { Database, WriteBatch } from './database.js';
 import type { GcBarrier } from './gc-barrier.js';
 import { checkChildKinds, type NodeReader } from './peer-tree-checks.js';
 import type { StoredChunk } from './stored-chunk.js';
-
-/** One chunk as a peer sent it. */
-export interface PeerChunk {
-  readonly id: Buffer;
-  /** A stored record (core's stored-record.ts). */
-  readonly record: Buffer;
-  readonly node: boolean;
-  /** The record is raw (rebuilt by the replicator from packed pages): compress before storing. */
-  readonly compress?: boolean;
-}
-
-export interface ReceiveResult {
-  readonly chunksStored: number;
-  readonly chunksAlreadyPresent: number;
-  readonly bytesStored: number;
-}
 
 /** The parts of the chunk store a receive uses. */
 export interface ReceiveDeps extends NodeReader {
@@ -54,11 +40,11 @@ export interface ReceiveDeps extends NodeReader {
 }
 
 /** Verifies and stores one batch atomically, pinning it until `pinUntilMs`. */
-export function receivePeerChunks(deps: ReceiveDeps, incoming: readonly PeerChunk[], pinUntilMs: number): Promise<ReceiveResult> {
+export function receivePeerChunks(deps: ReceiveDeps, incoming: readonly IncomingChunk[], pinUntilMs: number): Promise<PutResult> {
   return deps.barrier.referencing(() => storeVerified(deps, incoming, pinUntilMs));
 }
 
-async function storeVerified(deps: ReceiveDeps, incoming: readonly PeerChunk[], pinUntilMs: number): Promise<ReceiveResult> {
+async function storeVerified(deps: ReceiveDeps, incoming: readonly IncomingChunk[], pinUntilMs: number): Promise<PutResult> {
   const unique = [...new Map(incoming.map((c) => [toHex(c.id), c])).values()];
   const present = await deps.has(unique.map((c) => c.id));
   const fresh = unique.filter((_, i) => !present[i]);

@@ -12,6 +12,7 @@ import {
   checkExtent,
   fromHex,
   type BlockLayout,
+  type DiskExtent,
   type LeafUpdate,
   type VmRecord,
 } from '@vmferry/core';
@@ -19,15 +20,8 @@ import { liveView, viewLeaves, type DiskView } from './block-source.js';
 import type { EngineContext } from './context.js';
 import { diskOf } from './vms.js';
 
-export interface Extent {
-  readonly offset: number;
-  /** Present for data (its parts, in order, `length` bytes in all); absent for a hole. */
-  readonly parts?: readonly Buffer[];
-  readonly length: number;
-}
-
 /** The data of an extent as one buffer (zeros for a hole). */
-export function extentBytes(x: Extent): Buffer {
+export function extentBytes(x: DiskExtent): Buffer {
   return x.parts ? Buffer.concat(x.parts) : Buffer.alloc(x.length);
 }
 
@@ -81,7 +75,7 @@ function layoutOf(source: ViewSource): BlockLayout {
  * Throws OutOfRangeError for a range outside the disk; rejects with ChunkMissingError or
  * ChunkCorruptError when stored data is damaged.
  */
-export async function* readExtents(ctx: EngineContext, source: ViewSource, offset: number, length: number): AsyncGenerator<Extent> {
+export async function* readExtents(ctx: EngineContext, source: ViewSource, offset: number, length: number): AsyncGenerator<DiskExtent> {
   const layout = layoutOf(source);
   const len = length === 0 ? layout.size - offset : length;
   checkExtent(layout, offset, len, 'read');
@@ -94,12 +88,12 @@ export async function* readExtents(ctx: EngineContext, source: ViewSource, offse
   let pending: Buffer[] = [];
   let pendingStart = offset;
   let pendingBytes = 0;
-  const flushData = function* (): Generator<Extent> {
+  const flushData = function* (): Generator<DiskExtent> {
     if (pendingBytes > 0) yield { offset: pendingStart, parts: pending, length: pendingBytes };
     pending = [];
     pendingBytes = 0;
   };
-  const emitHoleTo = function* (to: number): Generator<Extent> {
+  const emitHoleTo = function* (to: number): Generator<DiskExtent> {
     if (to > cursor) {
       yield* flushData();
       yield { offset: cursor, length: to - cursor };

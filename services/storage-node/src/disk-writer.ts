@@ -20,6 +20,7 @@ import {
   PARTITION_TABLE_BYTES,
   type Fingerprint,
   type VmRecord,
+  type WriteResult,
 } from '@vmferry/core';
 import { liveView, readBlock, type DiskView } from './block-source.js';
 import type { EngineContext } from './context.js';
@@ -29,11 +30,6 @@ import { diskOf } from './vms.js';
 export const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
 /** Batches hashed/compressed concurrently per stream (enough to keep two workers busy). */
 const MAX_IN_FLIGHT = 6;
-
-export interface WriteResult {
-  readonly bytesWritten: number;
-  readonly gridOffset: number;
-}
 
 export class ExtentWriter {
   private pending: Buffer[] = [];

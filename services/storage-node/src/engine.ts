@@ -1,18 +1,18 @@
 import { mkdir } from 'node:fs/promises';
-import { checkExtent, FailedPreconditionError, InvalidArgumentError, parseRef, StoreDamagedError, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
+import { checkExtent, FailedPreconditionError, InvalidArgumentError, parseRef, StoreDamagedError, type CreateVmInput, type DiskExtent, type GcReport, type IncomingChunk, type NodeStats, type PutResult, type SiteRecord, type SnapshotRecord, type VerifyReport, type VmRecord } from '@vmferry/core';
 import { Catalog, ChunkStore, Database } from '@vmferry/store-rocksdb';
 import { EngineContext, type EngineOptions } from './context.js';
-import { readExtents, snapshotView, type Extent } from './disk-reader.js';
+import { readExtents, snapshotView } from './disk-reader.js';
 import { ExtentWriter } from './disk-writer.js';
-import { collectGarbage, type GcReport } from './gc.js';
+import { collectGarbage } from './gc.js';
 import { createNodeMetrics } from './metrics.js';
 import { cloneVm, createSnapshot, deleteSnapshot, labelSnapshot, resolveSnapshotRef, restore, type SnapshotOptions } from './snapshots.js';
-import { computeStats, type NodeStats } from './stats.js';
-import { verifyStore, type VerifyReport } from './verify.js';
-import { commitReplica, missingChunks, putChunks, type IncomingChunk, type PutResult } from './replication-target.js';
+import { computeStats } from './stats.js';
+import { verifyStore } from './verify.js';
+import { commitReplica, missingChunks, putChunks } from './replication-target.js';
 import { deleteSite, listSites, putSite } from './sites.js';
 import { recordBase, recordPending } from './replication-bases.js';
-import { createVm, deleteVm, diskOf, resolveVm, type CreateVmInput } from './vms.js';
+import { createVm, deleteVm, diskOf, resolveVm } from './vms.js';
 
 export interface OpenOptions extends Partial<EngineOptions> {
   readonly dataDir: string;
@@ -114,7 +114,7 @@ export class StorageEngine {
   }
 
   /** Reads `VM` (live) or `VM@SNAPSHOT`, disk `diskIndex`, [offset, offset+length) (0: to the end). */
-  read(ref: string, diskIndex: number, offset: number, length: number): { size: number; extents: AsyncGenerator<Extent> } {
+  read(ref: string, diskIndex: number, offset: number, length: number): { size: number; extents: AsyncGenerator<DiskExtent> } {
     const parsed = parseRef(ref);
     if (parsed.snapshot === undefined) {
       const vm = resolveVm(this.ctx, parsed.vm);

@@ -42,17 +42,10 @@
  * Locks taken, in order: barrier (shared, by writers; exclusive, by a sweep batch) before a
  * VM's lock. A sweep batch takes no other lock.
  */
-import { toHex, walkTree, type Fingerprint } from '@vmferry/core';
+import { toHex, walkTree, type Fingerprint, type GcReport } from '@vmferry/core';
 import type { ChunkIndexEntry } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 import { allRootSets, dirtyChunks, type RootSet } from './roots.js';
-
-export interface GcReport {
-  readonly chunksMarked: number;
-  readonly chunksSwept: number;
-  readonly bytesFreed: number;
-  readonly durationMs: number;
-}
 
 const SWEEP_BATCH = 512;
 

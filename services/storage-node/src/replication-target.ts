@@ -15,18 +15,16 @@ import {
   FINGERPRINT_BYTES,
   InvalidArgumentError,
   LimitExceededError,
+  type IncomingChunk,
+  type PutResult,
   type SnapshotRecord,
   type VmRecord,
 } from '@vmferry/core';
-import type { PeerChunk, ReceiveResult } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 import { checkReplicaRecords, checkTreeShapes } from './replica-checks.js';
 
 export const PIN_TTL_MS = 24 * 3600 * 1000;
 export const MAX_IDS_PER_CALL = 65536;
-
-/** One chunk as the replicator sends it (verified and stored by the chunk store). */
-export type IncomingChunk = PeerChunk;
 
 function checkIds(ids: readonly Buffer[]): void {
   if (ids.length > MAX_IDS_PER_CALL) throw new InvalidArgumentError(`at most ${MAX_IDS_PER_CALL} chunk ids per call; got ${ids.length}`);
@@ -44,8 +42,6 @@ export async function missingChunks(ctx: EngineContext, ids: readonly Buffer[]):
   checkIds(ids);
   return ctx.chunks.lacking(ids, Date.now() + PIN_TTL_MS);
 }
-
-export type PutResult = ReceiveResult;
 
 /**
  * Verifies and stores one batch atomically: all of it, or (on any bad chunk) none. The chunk

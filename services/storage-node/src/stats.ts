@@ -5,32 +5,10 @@
  * chunk store holds on disk (compressed, deduplicated, before RocksDB's own overhead).
  * Per VM: the stored bytes only it references, versus those it shares with other VMs.
  */
-import { childrenOf, isHole, leafAt, toHex, treeGeometry, blockCount, type Fingerprint } from '@vmferry/core';
+import { childrenOf, isHole, leafAt, toHex, treeGeometry, blockCount, type Fingerprint, type NodeStats, type VmSpace } from '@vmferry/core';
 import type { EngineContext } from './context.js';
 import { allRootSets, walkRootSet } from './roots.js';
 import { resolveVm } from './vms.js';
-
-export interface VmSpace {
-  readonly vmId: string;
-  readonly vmName: string;
-  readonly logicalBytes: number;
-  readonly referencedStoredBytes: number;
-  readonly uniqueStoredBytes: number;
-  readonly sharedStoredBytes: number;
-}
-
-export interface NodeStats {
-  readonly logicalBytes: number;
-  readonly storedBytes: number;
-  readonly uncompressedBytes: number;
-  readonly chunkCount: number;
-  readonly dedupRatio: number;
-  readonly compressionRatio: number;
-  readonly totalRatio: number;
-  readonly vmCount: number;
-  readonly snapshotCount: number;
-  readonly vms: VmSpace[];
-}
 
 /** Non-hole leaves under a node, memoised by node id. */
 async function leafCount(ctx: EngineContext, fp: Fingerprint, memo: Map<string, number>): Promise<number> {

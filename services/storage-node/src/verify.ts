@@ -8,22 +8,9 @@
  * checked directly (its index entry and its record), so the affected VMs and snapshots are
  * still named. The index damage itself is reported with RocksDB's message (file and offset).
  */
-import { ChunkMissingError, fromHex, toHex, type Fingerprint } from '@vmferry/core';
+import { ChunkMissingError, fromHex, toHex, type CorruptChunk, type Fingerprint, type VerifyReport } from '@vmferry/core';
 import type { EngineContext } from './context.js';
 import { allRootSets, rootSetExists, walkRootSet, type RootSet } from './roots.js';
-
-export interface CorruptChunk {
-  readonly chunkId: string;
-  readonly reason: string;
-  readonly referencedBy: string[];
-}
-
-export interface VerifyReport {
-  readonly chunksChecked: number;
-  readonly corrupt: CorruptChunk[];
-  /** Referenced by a root but absent from the store, with who references them. */
-  readonly missing: { chunkId: string; referencedBy: string[] }[];
-}
 
 /** Stands for the chunk index in `corrupt` when the index itself cannot be read. */
 export const CHUNK_INDEX_DAMAGE = '(chunk index)';
@@ -106,7 +93,7 @@ export async function verifyStore(ctx: EngineContext, onProgress: (checked: numb
     if (!bad.has(hex) && !absent.has(hex)) referencedBy.delete(hex);
   }
 
-  const corrupt = [...bad].map(([chunkId, reason]) => ({ chunkId, reason, referencedBy: referencedBy.get(chunkId) ?? [] }));
+  const corrupt: CorruptChunk[] = [...bad].map(([chunkId, reason]) => ({ chunkId, reason, referencedBy: referencedBy.get(chunkId) ?? [] }));
   if (indexDamage !== undefined) corrupt.push({ chunkId: CHUNK_INDEX_DAMAGE, reason: indexDamage, referencedBy: [...unindexedRefs] });
   corrupt.push(...walkDamage);
   // A chunk absent now is missing only for refs that still exist: GC may free the chunks of a

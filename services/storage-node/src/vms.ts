@@ -1,5 +1,6 @@
 import {
   AlreadyExistsError,
+  type CreateVmInput,
   DEFAULT_BLOCK_SIZE,
   HOLE,
   InvalidArgumentError,
@@ -16,18 +17,6 @@ import type { EngineContext } from './context.js';
 
 // Shared with the checks of replicas from peers, so local and peer input meet one rule.
 export { MAX_DISKS_PER_VM, MAX_HYPERVISOR_CONFIG_BYTES } from '@vmferry/core';
-
-export interface DiskSpec {
-  readonly size: number;
-  /** 0 or absent: the default, 64 KiB. */
-  readonly blockSize?: number;
-}
-
-export interface CreateVmInput {
-  readonly name: string;
-  readonly disks: readonly DiskSpec[];
-  readonly hypervisorConfig?: Uint8Array;
-}
 
 /** Finds a VM by name or id; throws NotFoundError naming what was asked for. */
 export function resolveVm(ctx: EngineContext, nameOrId: string): VmRecord {

@@ -9,7 +9,7 @@ import { FailedPreconditionError, InvalidArgumentError, isVmferryError, type Sit
 import { ReplicationSourceClient, type ChunkIdList, type ChunkSizeList, type PageSetHandle, type PageSetPart, type SourceSnapshot, type SourceSnapshotRequest } from '@vmferry/proto';
 import { readStream, unaryCall, upload } from './calls.js';
 import { boundTarget } from './bind-resolver.js';
-import { snapshotFromWire, vmFromWire } from './wire-records.js';
+import { snapshotFromWire, vmFromWire } from '../convert/records.js';
 
 /** The replicating site's TLS material (PEM files). */
 export interface TlsFiles {

@@ -1,7 +1,7 @@
 /** The local node as a replication target (core TargetPort) over the storage node client. */
 import { isVmferryError, type PutStream, type TargetPort } from '@vmferry/core';
 import type { StorageNodeClient } from './storage-node-client.js';
-import { committedFromWire, snapshotFromWire, snapshotToWire, vmToWire } from './wire-records.js';
+import { committedFromWire, snapshotFromWire, snapshotToWire, vmToWire } from '../convert/records.js';
 
 /** `node` as a TargetPort; the caller keeps owning (and closes) the client. */
 export function storageNodeTarget(node: StorageNodeClient): TargetPort {
@@ -16,7 +16,7 @@ export function storageNodeTarget(node: StorageNodeClient): TargetPort {
       };
     },
     commit: async (sourceSite, vm, snapshot) =>
-      committedFromWire(await node.commitReplica({ sourceSite, vm: vmToWire(vm), snapshot: snapshotToWire(snapshot, vm.name) })),
+      committedFromWire(await node.commitReplica({ sourceSite, vm: vmToWire(vm, 0, ''), snapshot: snapshotToWire(snapshot, vm.name) })),
     snapshots: async (vmId) => {
       try {
         return (await node.listSnapshots(vmId)).map(snapshotFromWire);

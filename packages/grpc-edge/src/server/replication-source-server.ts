@@ -10,7 +10,7 @@ import type { ChunkBytes, PackedBatchData, ReplicationSourceApi } from '@vmferry
 import { ReplicationSourceService, type ChunkBatch, type ChunkRecord, type PackedBatch, type PageSetPart, type ReplicationSourceServer } from '@vmferry/proto';
 import { bind, shutdown } from '../listen.js';
 import { sendAll, serveStream, serveUnary } from './handlers.js';
-import { snapshotToWire, vmToWire } from './convert/records.js';
+import { snapshotToWire, vmToWire } from '../convert/records.js';
 import { withSafeDecode } from './safe-decode.js';
 import type { StartedServer } from './storage-node-server.js';
 

@@ -8,8 +8,8 @@ import { InvalidArgumentError, type ChunkBytes, type DiskRead, type StorageNodeA
 import { StorageNodeService, type ChunkBatch, type StorageNodeServer } from '@vmferry/proto';
 import { bind, raiseReceiveWindow, shutdown } from '../listen.js';
 import { sendAll, serveStream, serveUnary } from './handlers.js';
-import { siteFromWire, siteToWire, snapshotFromWire, snapshotToWire, vmFromWire, vmToWire } from './convert/records.js';
-import { statsToWire, verifyReportToWire } from './convert/reports.js';
+import { siteFromWire, siteToWire, snapshotFromWire, snapshotToWire, vmFromWire, vmToWire } from '../convert/records.js';
+import { statsToWire, verifyReportToWire } from '../convert/reports.js';
 import { withSafeDecode } from './safe-decode.js';
 import { receiveImport, receiveWrite } from './upload-streams.js';
 import { encodeExtent, type ExtentMessage } from './wire-extent.js';

@@ -1,22 +1,39 @@
-/** VM, snapshot and site records ⇄ their wire messages. */
-import { HOLE, toHex, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
+/*
+ * VM, snapshot and site records ⇄ their wire messages, for both sides of the edge (the servers
+ * and the clients). Reading a peer's message keeps unknown values (a consistency the core does
+ * not know) so validateReplicaRecord can refuse them, rather than silently reading them as
+ * something valid.
+ */
+import { HOLE, toHex, type CommittedSnapshot, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
 import type { Site, Snapshot, Vm } from '@vmferry/proto';
 
-export function vmToWire(vm: VmRecord, snapshotCount: number): Vm {
+const layout = (d: { index: number; size: number; blockSize: number; gridOffset: number }): { index: number; size: number; blockSize: number; gridOffset: number } => ({
+  index: d.index,
+  size: d.size,
+  blockSize: d.blockSize,
+  gridOffset: d.gridOffset,
+});
+
+/** A VM as the node shows it, with its snapshot count and replica mark. */
+export function vmToWire(vm: VmRecord, snapshotCount: number, replicaOf: string = vm.replicaOf ?? ''): Vm {
   return {
     id: vm.id,
     name: vm.name,
-    disks: vm.disks.map((d) => ({ index: d.index, size: d.size, blockSize: d.blockSize, gridOffset: d.gridOffset })),
+    disks: vm.disks.map(layout),
     hypervisorConfig: Buffer.from(vm.hypervisorConfig, 'base64'),
-    clonedFrom: vm.clonedFrom,
+    clonedFrom: vm.clonedFrom ? { ...vm.clonedFrom } : undefined,
     snapshotCount,
     createdAtMs: vm.createdAtMs,
     homeSite: vm.homeSite,
-    replicaOf: vm.replicaOf ?? '',
+    replicaOf,
   };
 }
 
-/** A VM as a peer sent it (for a replica): the record it will have here. */
+/**
+ * A VM as a peer sent it (for a replica): the layouts only (checked against the snapshot's;
+ * live roots are not sent, the replica's roots come from the snapshot). Its replica mark is
+ * the peer's business, not the record's here.
+ */
 export function vmFromWire(vm: Vm): VmRecord {
   return {
     id: vm.id,
@@ -25,14 +42,12 @@ export function vmFromWire(vm: Vm): VmRecord {
     homeSite: vm.homeSite,
     hypervisorConfig: vm.hypervisorConfig.toString('base64'),
     ...(vm.clonedFrom ? { clonedFrom: { vmId: vm.clonedFrom.vmId, vmName: vm.clonedFrom.vmName, snapshotId: vm.clonedFrom.snapshotId } } : {}),
-    // The layouts only (checked against the snapshot's); the replica's roots come from the snapshot.
-    disks: vm.disks.map((d) => ({ index: d.index, size: d.size, blockSize: d.blockSize, gridOffset: d.gridOffset, root: toHex(HOLE) })),
+    disks: vm.disks.map((d) => ({ ...layout(d), root: toHex(HOLE) })),
   };
 }
 
 /** A snapshot as a peer sent it; validateReplicaRecord checks every field before it is used. */
 export function snapshotFromWire(s: Snapshot): SnapshotRecord {
-  const disks = s.disks.map((d) => ({ index: d.index, size: d.size, blockSize: d.blockSize, gridOffset: d.gridOffset, root: d.root }));
   return {
     id: s.id,
     vmId: s.vmId,
@@ -42,11 +57,20 @@ export function snapshotFromWire(s: Snapshot): SnapshotRecord {
     consistency: s.consistency === '' ? 'crash' : (s.consistency as SnapshotRecord['consistency']),
     ...(s.consistencyNote ? { consistencyNote: s.consistencyNote } : {}),
     origin: s.origin,
-    disks,
+    disks: s.disks.map((d) => ({ ...layout(d), root: d.root })),
     dirtyBlocks: s.dirtyBlocks,
   };
 }
 
+export function committedFromWire(s: Snapshot): CommittedSnapshot {
+  return { ...snapshotFromWire(s), vmName: s.vmName };
+}
+
+/**
+ * A snapshot in the wire message's shape (every field, defaults filled in). The key order is
+ * what the CLI's JSON documents have always printed for a snapshot (the client exports this
+ * as snapshotView): keep it.
+ */
 export function snapshotToWire(s: SnapshotRecord, vmName: string): Snapshot {
   return {
     id: s.id,
@@ -55,10 +79,10 @@ export function snapshotToWire(s: SnapshotRecord, vmName: string): Snapshot {
     createdAtMs: s.createdAtMs,
     label: s.label ?? '',
     consistency: s.consistency,
-    consistencyNote: s.consistencyNote ?? '',
     origin: s.origin,
-    disks: s.disks.map((d) => ({ index: d.index, size: d.size, blockSize: d.blockSize, gridOffset: d.gridOffset, root: d.root })),
+    disks: s.disks.map((d) => ({ ...layout(d), root: d.root })),
     dirtyBlocks: s.dirtyBlocks,
+    consistencyNote: s.consistencyNote ?? '',
   };
 }
 
