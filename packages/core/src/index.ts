@@ -16,3 +16,4 @@ export * from './packing.js';
 export * from './locks.js';
 export * from './clock.js';
 export * from './replication-types.js';
+export * from './block-export.js';
