@@ -23,6 +23,8 @@ import { Transmission } from './transmission.js';
 
 /** Reply bytes queued on the socket past which reading pauses until it drains. */
 const MAX_UNSENT_BYTES = 64 * 1024 * 1024;
+/** How long a closing connection waits for its last replies to be taken by the peer. */
+const HANG_UP_MS = 5000;
 
 type Phase = 'flags' | 'options' | 'transmission' | 'ending';
 
@@ -67,9 +69,21 @@ export class NbdConnection {
       this.phase = 'ending';
       this.socket.pause();
       await this.transmission?.drain();
-      this.socket.end();
+      this.hangUp();
     }
     await this.finished;
+  }
+
+  /**
+   * Ends the connection once what was sent is flushed. A paused socket never sees the
+   * peer's FIN, so 'close' would never come: destroy after our end is written (or after
+   * HANG_UP_MS if the peer stops reading).
+   */
+  private hangUp(): void {
+    this.phase = 'ending';
+    if (this.socket.destroyed) return;
+    setTimeout(() => this.socket.destroy(), HANG_UP_MS).unref();
+    this.socket.end(() => this.socket.destroy());
   }
 
   private async release(): Promise<void> {
@@ -153,8 +167,7 @@ export class NbdConnection {
     }
     this.send(outcome.replies);
     if (outcome.kind === 'close') {
-      this.phase = 'ending';
-      this.socket.end();
+      this.hangUp();
       return;
     }
     if (outcome.kind === 'transmission') {
