@@ -4,7 +4,7 @@
  */
 import { lstat, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
-import { FailedPreconditionError, type BlockExports } from '@vmferry/core';
+import { FailedPreconditionError, isVmferryError, type BlockExports } from '@vmferry/core';
 import { NbdConnection } from './connection.js';
 
 export interface NbdServerOptions {
@@ -74,8 +74,10 @@ export async function startNbdServer(options: NbdServerOptions): Promise<Running
       await listenOn(server, { path: options.socketPath });
     }
   } catch (e) {
-    await Promise.all(servers.map(closeServer));
-    throw e;
+    await Promise.all(servers.map((s) => (s.listening ? closeServer(s) : Promise.resolve())));
+    if (isVmferryError(e)) throw e;
+    const where = [options.listen, options.socketPath].filter((x) => x !== undefined).join(' / ');
+    throw new FailedPreconditionError(`the NBD server cannot listen on ${where}: ${e instanceof Error ? e.message : String(e)}`);
   }
   return {
     ...(port === undefined ? {} : { port }),

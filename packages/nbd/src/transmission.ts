@@ -33,6 +33,12 @@ import {
 
 /** Requests of one connection served or queued at once; past it the socket stops being read. */
 export const MAX_IN_FLIGHT = 16;
+/**
+ * Payload bytes (read lengths and write data) of one connection in flight at once, so a
+ * client pipelining 32 MiB reads cannot make the server hold 16 × 32 MiB. One request is
+ * always admitted when nothing is in flight.
+ */
+export const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 /** Most descriptors in one BLOCK_STATUS chunk (proto.md: SHOULD NOT exceed 2^20). */
 const MAX_DESCRIPTORS = 1 << 20;
 
@@ -71,6 +77,7 @@ export interface TransmissionHooks {
 export class Transmission {
   private readonly order = new RwLock();
   private inFlight = 0;
+  private inFlightBytes = 0;
 
   constructor(
     private readonly agreed: Agreed,
@@ -78,16 +85,19 @@ export class Transmission {
   ) {}
 
   get saturated(): boolean {
-    return this.inFlight >= MAX_IN_FLIGHT;
+    return this.inFlight >= MAX_IN_FLIGHT || this.inFlightBytes >= MAX_IN_FLIGHT_BYTES;
   }
 
   /** Admits a request (not DISC) in arrival order; its reply is sent when it completes. */
   accept(req: NbdRequest): void {
+    const bytes = req.type === CMD.READ || req.type === CMD.WRITE ? req.length : 0;
     this.inFlight++;
+    this.inFlightBytes += bytes;
     const run = (): Promise<void> => this.serve(req);
     const done = WRITES.has(req.type) ? this.order.exclusive(run) : this.order.shared(run);
     void done.finally(() => {
       this.inFlight--;
+      this.inFlightBytes -= bytes;
       this.hooks.settled();
     });
   }

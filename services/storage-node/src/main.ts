@@ -67,6 +67,13 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
       ...(config.nbdListen === undefined ? {} : { listen: config.nbdListen }),
       ...(config.nbdSocket === undefined ? {} : { socketPath: config.nbdSocket }),
       log,
+    }).catch(async (e: unknown) => {
+      // A port in use must not leave the gRPC server and RocksDB open (the process would hang).
+      await coordinator?.stop();
+      await server.stop();
+      await endpoint?.stop();
+      await engine.close();
+      throw e;
     });
     if (config.nbdListen !== undefined && nbd.port !== undefined) log(`NBD server on ${withPort(config.nbdListen, nbd.port)}`);
     if (config.nbdSocket !== undefined) log(`NBD server on unix:${config.nbdSocket}`);
