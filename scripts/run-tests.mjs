@@ -18,7 +18,7 @@ const unitOnly = args.includes('--unit');
 const filter = args.find((a) => !a.startsWith('--'));
 
 /** Tests that run in process: the pure core, the edge's codecs, the store on a temp RocksDB. */
-const UNIT_DIRS = ['packages/core/', 'packages/grpc-edge/', 'packages/store-rocksdb/', 'packages/testkit/'];
+const UNIT_DIRS = ['packages/core/', 'packages/grpc-edge/', 'packages/nbd/', 'packages/store-rocksdb/', 'packages/testkit/'];
 const isUnit = (f) => UNIT_DIRS.some((d) => f.startsWith(d)) || f.endsWith('.unit.test.js');
 
 const roots = ['packages', 'services', 'test'];

@@ -81,8 +81,10 @@ export function registerCommands(program: Command): void {
     .option('--tls-key <file>', "this site's private key (PEM)")
     .option('--tls-ca <file>', 'the CA that signs peer sites (PEM)')
     .option('--hypervisors <file>', 'JSON: per VM name (or "*") a quiesce adapter: {"type":"qmp","socket":…} or {"type":"exec","freeze":…,"thaw":…}')
+    .option('--nbd-listen <host:port>', 'serve vDisks over NBD on this loopback address (exports VM/DISK, VM@SNAPSHOT/DISK)')
+    .option('--nbd-socket <path>', 'serve vDisks over NBD on this Unix socket')
     .option('--recover-wal', 'do not start: discard a damaged write-ahead log tail, print the VMs and snapshots lost, exit')
-    .action(async (opts: { data: string; listen: string; recoverWal?: boolean; site?: string; maxSnapshots?: string; prometheusPort?: string; replicationListen?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string; hypervisors?: string }, cmd: Command) => {
+    .action(async (opts: { data: string; listen: string; recoverWal?: boolean; site?: string; maxSnapshots?: string; prometheusPort?: string; replicationListen?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string; hypervisors?: string; nbdListen?: string; nbdSocket?: string }, cmd: Command) => {
       // --nats is global (the coordination commands share it): named here, the node joins NATS.
       const { nats, json } = cmd.optsWithGlobals<{ nats?: string; json?: boolean }>();
       if (opts.recoverWal) {
@@ -103,6 +105,8 @@ export function registerCommands(program: Command): void {
         tlsCa: opts.tlsCa,
         nats,
         hypervisors: opts.hypervisors,
+        nbdListen: opts.nbdListen,
+        nbdSocket: opts.nbdSocket,
       });
       const node = await runStorageNode(config, (line) => process.stderr.write(`${line}\n`));
       let stopping = false;

@@ -22,3 +22,4 @@ export * from './chunk-check.js';
 export * from './tree-walk.js';
 export * from './node-api.js';
 export * from './replication-source-api.js';
+export * from './block-export.js';

@@ -10,6 +10,8 @@ export interface NodeProcess {
   readonly address: string;
   /** The replication endpoint's address, when the node serves one. */
   readonly replicationAddress?: string;
+  /** The NBD server's HOST:PORT, when started with --nbd-listen. */
+  readonly nbdAddress?: string;
   readonly child: ChildProcess;
   /** Everything the node printed on stderr so far. */
   log(): string;
@@ -50,9 +52,11 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
   });
   const exited = once(child, 'exit');
   const repl = /replication endpoint \(mTLS, read-only\) on (\S+)/.exec(stderr)?.[1];
+  const nbd = /NBD server on (\S+:\d+)/.exec(stderr)?.[1];
   return {
     address,
     ...(repl ? { replicationAddress: repl } : {}),
+    ...(nbd ? { nbdAddress: nbd } : {}),
     child,
     log: () => stderr,
     stop: async () => {

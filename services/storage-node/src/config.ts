@@ -24,6 +24,12 @@ const schema = z
     tlsCa: z.string().optional(),
     nats: z.string().regex(/^nats:\/\/\S+$/, 'nats must be a nats:// URL (comma-separate several)').optional(),
     hypervisors: z.string().optional(),
+    // NBD is plaintext and unauthenticated (no TLS yet): loopback only, or a Unix socket.
+    nbdListen: z
+      .string()
+      .regex(/^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$/, 'nbdListen must be a loopback HOST:PORT (127.x.x.x, localhost or [::1]): NBD has no TLS here yet')
+      .optional(),
+    nbdSocket: z.string().min(1).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -65,6 +71,8 @@ export function configFromEnv(overrides: Record<string, unknown>, env: NodeJS.Pr
     tlsCa: env['VMFERRY_TLS_CA'],
     nats: env['VMFERRY_NATS'],
     hypervisors: env['VMFERRY_HYPERVISORS'],
+    nbdListen: env['VMFERRY_NBD_LISTEN'],
+    nbdSocket: env['VMFERRY_NBD_SOCKET'],
     ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
   });
 }

@@ -4,11 +4,14 @@
  * cleanly (in-flight calls finish, RocksDB closes).
  */
 import { startTelemetry } from '@vmferry/telemetry';
+import type { RunningNbdServer } from '@vmferry/nbd';
 import type { NodeConfig } from './config.js';
 
 export interface RunningNode {
   readonly address: string;
   readonly port: number;
+  /** The NBD server's TCP port, when `--nbd-listen` is set. */
+  readonly nbdPort?: number;
   stop(): Promise<void>;
 }
 
@@ -57,13 +60,36 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
     });
     log(`coordinating through NATS at ${config.nats}: snapshot jobs for site ${config.site}`);
   }
+  // Started last, stopped first: no NBD client writes once the engine begins to close.
+  let nbd: RunningNbdServer | undefined;
+  if (config.nbdListen !== undefined || config.nbdSocket !== undefined) {
+    const { startNbdServer } = await import('@vmferry/nbd');
+    const { EngineExports } = await import('./nbd-exports.js');
+    nbd = await startNbdServer({
+      exports: new EngineExports(engine),
+      ...(config.nbdListen === undefined ? {} : { listen: config.nbdListen }),
+      ...(config.nbdSocket === undefined ? {} : { socketPath: config.nbdSocket }),
+      log,
+    }).catch(async (e: unknown) => {
+      // A port in use must not leave the gRPC server and RocksDB open (the process would hang).
+      await coordinator?.stop();
+      await server.stop();
+      await endpoint?.stop();
+      await engine.close();
+      throw e;
+    });
+    if (config.nbdListen !== undefined && nbd.port !== undefined) log(`NBD server on ${withPort(config.nbdListen, nbd.port)}`);
+    if (config.nbdSocket !== undefined) log(`NBD server on unix:${config.nbdSocket}`);
+  }
   log(`vmferry storage node (site ${config.site}) listening on ${address}, data in ${config.dataDir}`);
   if (telemetry.prometheusPort) log(`prometheus metrics on :${telemetry.prometheusPort}/metrics`);
   const started = server;
   return {
     address,
     port: server.port,
+    ...(nbd?.port === undefined ? {} : { nbdPort: nbd.port }),
     stop: async () => {
+      await nbd?.close();
       await coordinator?.stop();
       await started.stop();
       await endpoint?.stop();
