@@ -12,7 +12,12 @@ export default tseslint.config(
     plugins: { 'import-x': importX },
     settings: {
       ...importX.flatConfigs.typescript.settings,
-      'import-x/resolver-next': [createTypeScriptImportResolver({ project: ['packages/*/tsconfig.json', 'services/*/tsconfig.json', 'test/tsconfig.json', 'loadtest/tsconfig.json'], noWarnOnMultipleProjects: true })],
+      'import-x/resolver-next': [
+        createTypeScriptImportResolver({
+          project: ['packages/*/tsconfig.json', 'services/*/tsconfig.json', 'test/tsconfig.json', 'loadtest/tsconfig.json'],
+          noWarnOnMultipleProjects: true,
+        }),
+      ],
     },
     rules: { 'import-x/no-cycle': ['error', { ignoreExternal: true }] },
   },
@@ -39,7 +44,14 @@ export default tseslint.config(
       '@typescript-eslint/no-unnecessary-condition': 'off',
       // Floating promises are checked in tests too; node:test's test()/describe() promises are
       // the runner's to await.
-      '@typescript-eslint/no-floating-promises': ['error', { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }] }],
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] },
+          ],
+        },
+      ],
     },
   },
 );
@@ -52,7 +64,10 @@ function areas() {
   // services and the CLI see core types and core errors. Tests may use raw clients (a test
   // of bad input has to send what no typed client would).
   const noGrpc = { group: ['@grpc/grpc-js', '@vmferry/proto'], message: 'only @vmferry/grpc-edge imports grpc-js and the generated wire code' };
-  const noService = { group: ['@vmferry/storage-node', '@vmferry/replicator', '@vmferry/scheduler', '@vmferry/cli'], message: 'adapters never import a service or the CLI' };
+  const noService = {
+    group: ['@vmferry/storage-node', '@vmferry/replicator', '@vmferry/scheduler', '@vmferry/cli'],
+    message: 'adapters never import a service or the CLI',
+  };
   const io = ['node:fs*', 'fs', 'node:net', 'net', 'node:child_process', '@grpc/*', '@nats-io/*', 'rocksdb-native', '@opentelemetry/*', 'zstd-napi'];
   return [
     { files: ['packages/core/src/**/*.ts'], patterns: [{ group: io, message: 'the core is pure: no I/O modules' }, noService, noDeep] },

@@ -56,7 +56,15 @@ try {
   vmferry(node.address, 'vm', 'import', 'gold', image);
   vmferry(node.address, 'snapshot', 'create', 'gold', '--label', 'base');
   const patch = join(work, 'patch.bin');
-  writeFileSync(patch, createHash('sha512').update('patch').digest().toString('hex').repeat(8192).slice(0, 1024 * 1024));
+  writeFileSync(
+    patch,
+    createHash('sha512')
+      .update('patch')
+      .digest()
+      .toString('hex')
+      .repeat(8192)
+      .slice(0, 1024 * 1024),
+  );
   vmferry(node.address, 'disk', 'write', 'gold', '0', patch, '--offset', '70000123');
   vmferry(node.address, 'snapshot', 'create', 'gold', '--label', 'patched');
   vmferry(node.address, 'snapshot', 'list', 'gold');
@@ -78,7 +86,9 @@ try {
   step('space savings');
   vmferry(node.address, 'stats', 'gold');
   const s = vmferryJson(node.address, 'stats');
-  console.log(`\n${s.vmCount} VMs, ${s.snapshotCount} snapshots: ${(s.logicalBytes / 2 ** 30).toFixed(2)} GiB logical stored in ${(s.storedBytes / 2 ** 20).toFixed(1)} MiB (${s.totalRatio}x)`);
+  console.log(
+    `\n${s.vmCount} VMs, ${s.snapshotCount} snapshots: ${(s.logicalBytes / 2 ** 30).toFixed(2)} GiB logical stored in ${(s.storedBytes / 2 ** 20).toFixed(1)} MiB (${s.totalRatio}x)`,
+  );
   await node.stop();
   stoppers.pop();
 
@@ -96,7 +106,11 @@ try {
   const tls = (site) => ['--tls-cert', join(certs, `${site}.crt`), '--tls-key', join(certs, `${site}.key`), '--tls-ca', join(certs, 'ca.crt')];
 
   step('storage nodes: site A (replication endpoint, mTLS) and site B');
-  const a = await startNodeProcess({ dataDir: join(work, 'a'), env, extraArgs: ['--site', 'siteA', '--nats', natsA.url, '--replication-listen', '127.0.0.1:0', ...tls('siteA')] });
+  const a = await startNodeProcess({
+    dataDir: join(work, 'a'),
+    env,
+    extraArgs: ['--site', 'siteA', '--nats', natsA.url, '--replication-listen', '127.0.0.1:0', ...tls('siteA')],
+  });
   stoppers.push(() => a.stop());
   const b = await startNodeProcess({ dataDir: join(work, 'b'), env, extraArgs: ['--site', 'siteB', '--nats', natsB.url] });
   stoppers.push(() => b.stop());
@@ -105,9 +119,16 @@ try {
   vmferry(b.address, 'site', 'add', 'siteA', '--replication', a.replicationAddress, '--identity', 'siteA');
 
   step('the default policy: a snapshot every 5 s (keep 4), replicated to site B (keep 3, RPO 30 s)');
-  vmferry(a.address, '--nats', natsA.url, 'policy', 'set-default', JSON.stringify({ schedules: [{ name: 'fast', every: '5s', keep: 4 }], replication: [{ site: 'siteB', keep: 3, rpo: '30s' }] }));
+  vmferry(
+    a.address,
+    '--nats',
+    natsA.url,
+    'policy',
+    'set-default',
+    JSON.stringify({ schedules: [{ name: 'fast', every: '5s', keep: 4 }], replication: [{ site: 'siteB', keep: 3, rpo: '30s' }] }),
+  );
 
-  step('a scheduler (at A) and site B\'s replicator');
+  step("a scheduler (at A) and site B's replicator");
   const scheduler = service('scheduler', ['--nats', natsA.url, 'scheduler']);
   stoppers.push(() => scheduler.stop());
   const replicator = service('replicator', ['--node', b.address, '--nats', natsB.url, 'replicator', '--site', 'siteB', '--certs', certs]);
@@ -127,13 +148,19 @@ try {
     for (let i = 0; i < 60 && !done; i++) {
       await sleep(500);
       // The first replica of a snapshot taken after the write.
-      const after = new Set(vmferryJson(a.address, 'snapshot', 'list', 'web').filter((x) => x.createdAtMs >= written).map((x) => x.id));
+      const after = new Set(
+        vmferryJson(a.address, 'snapshot', 'list', 'web')
+          .filter((x) => x.createdAtMs >= written)
+          .map((x) => x.id),
+      );
       const events = vmferryJson(a.address, '--nats', natsA.url, 'events', '--since', '5m');
       done = events.find((e) => e.kind === 'replication.done' && e.vmName === 'web' && after.has(e.snapshotId) && !seen.has(e.snapshotId));
       if (done) seen.add(done.snapshotId);
     }
     if (!done) throw new Error('no replicated snapshot within 30 s');
-    console.log(`snapshot ${done.snapshotId} replicated to site B: ${(done.bytesReceived / 1024).toFixed(0)} KiB sent, ${done.chunksReceived} chunks, ${done.chunksSkipped} already there, ${done.seconds.toFixed(2)} s`);
+    console.log(
+      `snapshot ${done.snapshotId} replicated to site B: ${(done.bytesReceived / 1024).toFixed(0)} KiB sent, ${done.chunksReceived} chunks, ${done.chunksSkipped} already there, ${done.seconds.toFixed(2)} s`,
+    );
   }
 
   step('snapshots at A, replicas at B');

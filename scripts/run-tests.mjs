@@ -38,9 +38,7 @@ if (selected.length === 0) {
   process.exit(1);
 }
 const concurrency = Number(process.env.VMFERRY_TEST_CONCURRENCY ?? availableParallelism());
-const r = spawnSync(
-  process.execPath,
-  ['--test', `--test-concurrency=${concurrency}`, '--test-force-exit', '--test-reporter=spec', ...selected],
-  { stdio: 'inherit' },
-);
+const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-force-exit', '--test-reporter=spec', ...selected], {
+  stdio: 'inherit',
+});
 process.exit(r.status ?? 1);

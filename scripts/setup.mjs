@@ -7,7 +7,20 @@ import { existsSync } from 'node:fs';
 
 const purpose = process.argv[2] ?? 'test';
 const tools = {
-  test: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', 'nats-server': 'nats-server', openssl: 'openssl', 'qemu-system-x86_64': 'qemu-system-x86', ip: 'iproute2', tc: 'iproute2', 'qemu-img': 'qemu-utils', 'qemu-io': 'qemu-utils', nbdinfo: 'libnbd-bin', nbdcopy: 'libnbd-bin', fio: 'fio' },
+  test: {
+    sfdisk: 'fdisk',
+    'mkfs.ext4': 'e2fsprogs',
+    'nats-server': 'nats-server',
+    openssl: 'openssl',
+    'qemu-system-x86_64': 'qemu-system-x86',
+    ip: 'iproute2',
+    tc: 'iproute2',
+    'qemu-img': 'qemu-utils',
+    'qemu-io': 'qemu-utils',
+    nbdinfo: 'libnbd-bin',
+    nbdcopy: 'libnbd-bin',
+    fio: 'fio',
+  },
   demo: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', 'nats-server': 'nats-server', openssl: 'openssl' },
   soak: {},
   bench: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', zstd: 'zstd', b3sum: 'b3sum', restic: 'restic' },
@@ -15,7 +28,9 @@ const tools = {
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd} || test -x /usr/sbin/${cmd} || test -x /sbin/${cmd}`]).status === 0;
 
-const missing = Object.entries(tools).filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
+const missing = Object.entries(tools)
+  .filter(([cmd]) => !have(cmd))
+  .map(([, pkg]) => pkg);
 if (missing.length > 0) {
   const pkgs = [...new Set(missing)];
   if (process.getuid?.() === 0) {

@@ -34,7 +34,10 @@ function changeTree(dir: string): void {
     const text = Array.from({ length: 4000 }, (_, k) => `/usr/share/doc/pkg${i}/file${k} installed by apt ${i}.${k}\n`).join('');
     writeFileSync(join(dir, 'usr', 'lib', 'new', `pkg${i}.list`), text);
   }
-  appendFileSync(join(dir, 'var', 'log', 'syslog'), Array.from({ length: 20000 }, (_, k) => `2026-11-26T08:00:${String(k % 60).padStart(2, '0')} host apt: unpacking package ${k}\n`).join(''));
+  appendFileSync(
+    join(dir, 'var', 'log', 'syslog'),
+    Array.from({ length: 20000 }, (_, k) => `2026-11-26T08:00:${String(k % 60).padStart(2, '0')} host apt: unpacking package ${k}\n`).join(''),
+  );
   for (const f of readdirSync(join(dir, 'etc')).slice(0, 20)) appendFileSync(join(dir, 'etc', f), 'updated=1\n');
 }
 
@@ -68,19 +71,43 @@ async function main(): Promise<void> {
     await cliJson(a.address, ['clone', 'gold@s1', 'vm1']);
     await cliJson(a.address, ['disk', 'write', 'vm1', '0', vm1Img]);
     await cliJson(a.address, ['snapshot', 'create', 'vm1', '--label', 's1']);
-    for (const [t, site] of [[b, 'siteB'], [c, 'siteC']] as const) {
+    for (const [t, site] of [
+      [b, 'siteB'],
+      [c, 'siteC'],
+    ] as const) {
       await cliJson(t.address, ['replicate', 'gold@s1', '--from', 'siteA', '--to', site, '--certs', certs]);
     }
 
     // Stored form at B (the packed transfer is bypassed by the VM having no base only via the
     // plan: the plan's totalBytes is exactly what the stored-form transfer moves).
-    const plan = await cliJson<{ totalBytes: number; missingChunks: number }>(b.address, ['replicate', 'plan', 'vm1@s1', '--from', 'siteA', '--to', 'siteB', '--certs', certs]);
-    const packed = await cliJson<{ bytesReceived: number; packed: boolean; basePages: number; seconds: number }>(c.address, ['replicate', 'vm1@s1', '--from', 'siteA', '--to', 'siteC', '--certs', certs]);
+    const plan = await cliJson<{ totalBytes: number; missingChunks: number }>(b.address, [
+      'replicate',
+      'plan',
+      'vm1@s1',
+      '--from',
+      'siteA',
+      '--to',
+      'siteB',
+      '--certs',
+      certs,
+    ]);
+    const packed = await cliJson<{ bytesReceived: number; packed: boolean; basePages: number; seconds: number }>(c.address, [
+      'replicate',
+      'vm1@s1',
+      '--from',
+      'siteA',
+      '--to',
+      'siteC',
+      '--certs',
+      certs,
+    ]);
 
     const dst = join(work, 'rsync-dst');
     mkdirSync(dst);
     cpSync(goldImg, join(dst, 'disk.img'));
-    const stats = execFileSync('rsync', ['--no-whole-file', '--inplace', '--compress', '--compress-choice=zstd', '--stats', vm1Img, join(dst, 'disk.img')], { encoding: 'utf8' });
+    const stats = execFileSync('rsync', ['--no-whole-file', '--inplace', '--compress', '--compress-choice=zstd', '--stats', vm1Img, join(dst, 'disk.img')], {
+      encoding: 'utf8',
+    });
     const sent = Number(/Total bytes sent: ([\d,.]+)/.exec(stats)?.[1]?.replace(/[,.]/g, '') ?? NaN);
 
     const rows: [string, number][] = [
@@ -91,7 +118,9 @@ async function main(): Promise<void> {
     ];
     console.log(`\n${'measure'.padEnd(50)}  result`);
     for (const [k, v] of rows) console.log(`${k.padEnd(50)}  ${k.includes('bytes') ? `${(v / MiB).toFixed(2)} MiB` : v}`);
-    console.log(`packed / stored = ${(packed.bytesReceived / plan.totalBytes).toFixed(2)}, packed / rsync = ${(packed.bytesReceived / sent).toFixed(2)}, base pages indexed: ${packed.basePages}`);
+    console.log(
+      `packed / stored = ${(packed.bytesReceived / plan.totalBytes).toFixed(2)}, packed / rsync = ${(packed.bytesReceived / sent).toFixed(2)}, base pages indexed: ${packed.basePages}`,
+    );
     const dir = join(__dirname, '..', '..', 'reports');
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `bench-replication-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);

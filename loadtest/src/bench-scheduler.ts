@@ -38,7 +38,9 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     for (let i = 0; i < VMS; i += 64) {
       await Promise.all(
-        Array.from({ length: Math.min(64, VMS - i) }, (_, k) => client.createVm({ name: `vm-${String(i + k).padStart(5, '0')}`, disks: [{ size: 1 << 30, blockSize: 0 }], hypervisorConfig: Buffer.alloc(0) })),
+        Array.from({ length: Math.min(64, VMS - i) }, (_, k) =>
+          client.createVm({ name: `vm-${String(i + k).padStart(5, '0')}`, disks: [{ size: 1 << 30, blockSize: 0 }], hypervisorConfig: Buffer.alloc(0) }),
+        ),
       );
     }
     client.close();

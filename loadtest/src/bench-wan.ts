@@ -60,7 +60,18 @@ async function main(): Promise<void> {
     execFileSync(join(REPO, 'deploy', 'mint-certs.sh'), [certs, 'siteA', 'siteB'], { stdio: 'ignore' });
     const a = await startNodeProcess({
       dataDir: join(work, 'a'),
-      extraArgs: ['--site', 'siteA', '--replication-listen', '127.0.0.1:0', '--tls-cert', join(certs, 'siteA.crt'), '--tls-key', join(certs, 'siteA.key'), '--tls-ca', join(certs, 'ca.crt')],
+      extraArgs: [
+        '--site',
+        'siteA',
+        '--replication-listen',
+        '127.0.0.1:0',
+        '--tls-cert',
+        join(certs, 'siteA.crt'),
+        '--tls-key',
+        join(certs, 'siteA.key'),
+        '--tls-ca',
+        join(certs, 'ca.crt'),
+      ],
     });
     nodes.push(a);
     const b = await startNodeProcess({ dataDir: join(work, 'b'), extraArgs: ['--site', 'siteB'] });
@@ -77,7 +88,16 @@ async function main(): Promise<void> {
     await cliJson(a.address, ['vm', 'create', 'wan', '--disk', `${Math.ceil((SIZE * 1.25) / MiB)}M`]);
     await cliJson(a.address, ['disk', 'write', 'wan', '0', file]);
     await cliJson(a.address, ['snapshot', 'create', 'wan', '--label', 's1']);
-    const r = await cliJson<{ bytesReceived: number; seconds: number }>(b.address, ['replicate', 'wan@s1', '--from', 'siteA', '--to', 'siteB', '--certs', certs]);
+    const r = await cliJson<{ bytesReceived: number; seconds: number }>(b.address, [
+      'replicate',
+      'wan@s1',
+      '--from',
+      'siteA',
+      '--to',
+      'siteB',
+      '--certs',
+      certs,
+    ]);
     if (proxy.stats.down < r.bytesReceived) throw new Error('the replication did not go through the delay proxy');
     await proxy.close();
     const tcpSeconds = await plainTcpSeconds(data);

@@ -35,7 +35,14 @@ describe('replication between two sites in network namespaces', () => {
     net = createTwoSiteNet();
     work = mkdtempSync(join(tmpdir(), 'vmferry-netns-'));
     execFileSync(join(REPO, 'deploy', 'mint-certs.sh'), [certs(), 'siteA', 'siteB'], { stdio: 'ignore' });
-    const tls = (site: string): string[] => ['--tls-cert', join(certs(), `${site}.crt`), '--tls-key', join(certs(), `${site}.key`), '--tls-ca', join(certs(), 'ca.crt')];
+    const tls = (site: string): string[] => [
+      '--tls-cert',
+      join(certs(), `${site}.crt`),
+      '--tls-key',
+      join(certs(), `${site}.key`),
+      '--tls-ca',
+      join(certs(), 'ca.crt'),
+    ];
     a = await startNodeProcess({
       dataDir: join(work, 'a'),
       listen: `${net.addr.aMgmt}:7400`,

@@ -33,7 +33,9 @@ export async function finalCheck(io: ClientIo, clients: readonly { client: SoakC
         }
         tally.check('final snapshot list');
         const ids = new Set(snaps.map((s) => s.id));
-        for (const s of snaps) if (!vm.snapshots.some((m) => m.id === s.id)) tally.loss(`snapshot ${vm.name}@${s.id} is listed`, 'only snapshots reported created', 'an unreported snapshot');
+        for (const s of snaps)
+          if (!vm.snapshots.some((m) => m.id === s.id))
+            tally.loss(`snapshot ${vm.name}@${s.id} is listed`, 'only snapshots reported created', 'an unreported snapshot');
         for (const s of vm.snapshots) {
           if (!ids.has(s.id)) tally.loss(`snapshot ${vm.name}@${s.id} reported created`, 'listed', 'missing from snapshot list');
           else if (!s.lost) await cio.check(`${vm.name}@${s.id}`, s.image, 'final snapshot export', `created at ${s.at} s`);

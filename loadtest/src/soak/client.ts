@@ -132,7 +132,13 @@ export class SoakClient {
   private async snapshot(vm: VmModel): Promise<void> {
     const image = vm.image;
     const r = await this.io.call('snapshot create', ['snapshot', 'create', vm.name]);
-    this.outcome<SnapshotJson>('snapshot create', r, { kind: 'snapshot', vm, image }, (s) => vm.snapshots.push({ id: s.id, image, at: this.io.tally.elapsed(), lost: false }), vm);
+    this.outcome<SnapshotJson>(
+      'snapshot create',
+      r,
+      { kind: 'snapshot', vm, image },
+      (s) => vm.snapshots.push({ id: s.id, image, at: this.io.tally.elapsed(), lost: false }),
+      vm,
+    );
   }
 
   private async deleteSnapshot(vm: VmModel, snap: SnapModel): Promise<void> {
@@ -180,7 +186,12 @@ export class SoakClient {
   private async check(vm: VmModel): Promise<void> {
     const snaps = vm.snapshots.filter((s) => !s.lost);
     const snap = snaps.length > 0 && this.rng.next() < 0.6 ? this.rng.pick(snaps) : undefined;
-    const ok = await this.io.check(snap ? `${vm.name}@${snap.id}` : vm.name, snap ? snap.image : vm.image, snap ? 'snapshot export' : 'live export', snap ? `created at ${snap.at} s` : '');
+    const ok = await this.io.check(
+      snap ? `${vm.name}@${snap.id}` : vm.name,
+      snap ? snap.image : vm.image,
+      snap ? 'snapshot export' : 'live export',
+      snap ? `created at ${snap.at} s` : '',
+    );
     if (ok === 'lost') {
       if (snap) snap.lost = true;
       else vm.lost = true;

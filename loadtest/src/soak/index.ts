@@ -50,7 +50,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     return { io, client: new SoakClient(io, new Rng(options.seed + 7919 * (i + 1)), `c${i}`, library) };
   });
   const started = performance.now();
-  const progress = setInterval(() => log(`  ${tally.elapsed()} s: ${Object.values(tally.operations).reduce((a, b) => a + b, 0)} ops, ${ctl.kills} kills, ${tally.gc.runs} gc, ${tally.losses.length} losses`), 10_000);
+  const progress = setInterval(
+    () =>
+      log(
+        `  ${tally.elapsed()} s: ${Object.values(tally.operations).reduce((a, b) => a + b, 0)} ops, ${ctl.kills} kills, ${tally.gc.runs} gc, ${tally.losses.length} losses`,
+      ),
+    10_000,
+  );
   try {
     const killer = killLoop(ctl, tally, new Rng(rng.int(0, 2 ** 31)), options.killEveryMs ?? 5500, options.minOpsPerKill ?? options.clients, stopped);
     const loops = Promise.all([

@@ -69,7 +69,10 @@ export async function verifyOnce(ctl: NodeControl, tally: Tally, when: 'during l
     if (typeof again === 'string') return again;
     const still = new Set(damaged(again));
     const gone = bad.filter((id) => !still.has(id));
-    if (gone.length > 0) tally.transient(`verify (during load) reported ${gone.length} chunk(s) damaged that the next verify found whole or unreferenced: ${gone.map((id) => id.slice(0, 16)).join(', ')}`);
+    if (gone.length > 0)
+      tally.transient(
+        `verify (during load) reported ${gone.length} chunk(s) damaged that the next verify found whole or unreferenced: ${gone.map((id) => id.slice(0, 16)).join(', ')}`,
+      );
     bad = bad.filter((id) => still.has(id));
     if (bad.length === 0) return 'clean';
   }

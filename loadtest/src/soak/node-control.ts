@@ -132,7 +132,8 @@ export class NodeControl {
     const t = performance.now();
     const r = await execCli(this.address, args);
     // VMFERRY_SOAK_TRACE=1: one line per call on stderr (why a run did little, where time went).
-    if (process.env['VMFERRY_SOAK_TRACE']) console.error(`    [${(performance.now() - t).toFixed(0)} ms] ${args.join(' ')} -> ${r.code}${r.code ? ` ${r.stderr.trim().slice(0, 120)}` : ''}`);
+    if (process.env['VMFERRY_SOAK_TRACE'])
+      console.error(`    [${(performance.now() - t).toFixed(0)} ms] ${args.join(' ')} -> ${r.code}${r.code ? ` ${r.stderr.trim().slice(0, 120)}` : ''}`);
     return { ...r, interrupted: r.code !== 0 && epoch !== this.epoch };
   }
 }

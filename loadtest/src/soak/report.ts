@@ -120,7 +120,10 @@ export function formatReport(r: SoakReport): string {
     ['operations done', `${sum(r.operations)} (${list(r.operations)})`],
     ['unknown outcomes (cut by a kill)', `${sum(r.unknownOutcomes)} (${list(r.unknownOutcomes)})`],
     ['kills / restarts', `${r.kills} / ${r.restarts} (node down ${r.downSeconds.toFixed(1)} s in all)`],
-    ['gc runs', `${r.gc.runs} (${r.gc.chunksSwept} chunks swept, ${(r.gc.bytesFreed / 1048576).toFixed(1)} MiB freed); refused with DATA_LOSS: ${r.gc.refused}`],
+    [
+      'gc runs',
+      `${r.gc.runs} (${r.gc.chunksSwept} chunks swept, ${(r.gc.bytesFreed / 1048576).toFixed(1)} MiB freed); refused with DATA_LOSS: ${r.gc.refused}`,
+    ],
     ['verify runs', String(r.verifyRuns)],
     ['checks made', `${sum(r.checks)} (${list(r.checks)})`],
     ['other CLI errors', String(r.errors.count)],

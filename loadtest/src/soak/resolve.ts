@@ -53,7 +53,11 @@ async function resolveLive(io: ClientIo, p: Extract<Pending, { kind: 'write' | '
     const found = [p.old, p.snap.image].find((img) => img.size === got.length && img.sha256() === sha);
     if (found) vm.image = found;
     else {
-      io.tally.loss(`live disk of ${vm.name} after an ${kind}`, `sha256 ${p.old.sha256()} (before) or ${p.snap.image.sha256()} (snapshot ${p.snap.id})`, `neither`);
+      io.tally.loss(
+        `live disk of ${vm.name} after an ${kind}`,
+        `sha256 ${p.old.sha256()} (before) or ${p.snap.image.sha256()} (snapshot ${p.snap.id})`,
+        `neither`,
+      );
       vm.image = DiskImage.adopt(got);
     }
     return true;
@@ -71,7 +75,8 @@ async function resolveSnapshot(io: ClientIo, vm: VmModel, image: DiskImage): Pro
   io.tally.check('interrupted snapshot create');
   const known = new Set(vm.snapshots.map((s) => s.id));
   const extra = listed.filter((s) => !known.has(s.id));
-  if (extra.length > 1) io.tally.loss(`snapshots of ${vm.name} after an interrupted create`, 'at most one new snapshot', `${extra.length}: ${extra.map((s) => s.id).join(', ')}`);
+  if (extra.length > 1)
+    io.tally.loss(`snapshots of ${vm.name} after an interrupted create`, 'at most one new snapshot', `${extra.length}: ${extra.map((s) => s.id).join(', ')}`);
   for (const s of extra) {
     const ok = await io.check(`${vm.name}@${s.id}`, image, 'interrupted snapshot content');
     if (ok === 'interrupted') return false;
@@ -87,7 +92,8 @@ async function resolveNewVms(io: ClientIo, vms: VmModel[], op: string, names: re
   io.tally.check(`interrupted ${op}`);
   const found = names.map((n) => listed.find((v) => v.name === n)).filter((v): v is VmJson => v !== undefined);
   if (found.length === 0) return true;
-  if (found.length < names.length) io.tally.loss(`${op} ${names.join(', ')} after a kill`, 'all of the VMs or none', `only ${found.map((v) => v.name).join(', ')}`);
+  if (found.length < names.length)
+    io.tally.loss(`${op} ${names.join(', ')} after a kill`, 'all of the VMs or none', `only ${found.map((v) => v.name).join(', ')}`);
   for (const v of found) {
     const disk = v.disks[0];
     const ok = await io.check(v.name, image, `interrupted ${op} content`);

@@ -73,7 +73,7 @@ export function registerCommands(program: Command): void {
     .description('run a storage node (with global --nats URL: join the coordination plane)')
     .requiredOption('--data <dir>', 'data folder (created if missing)')
     .option('--listen <host:port>', 'API address', '127.0.0.1:7400')
-    .option('--site <name>', 'this site\'s name')
+    .option('--site <name>', "this site's name")
     .option('--max-snapshots <n>', 'snapshots per VM before creating one fails (default 1024)')
     .option('--prometheus-port <port>', 'serve Prometheus metrics on this port')
     .option('--replication-listen <host:port>', 'serve the read-only replication endpoint (mTLS) here')
@@ -84,47 +84,66 @@ export function registerCommands(program: Command): void {
     .option('--nbd-listen <host:port>', 'serve vDisks over NBD on this loopback address (exports VM/DISK, VM@SNAPSHOT/DISK)')
     .option('--nbd-socket <path>', 'serve vDisks over NBD on this Unix socket')
     .option('--recover-wal', 'do not start: discard a damaged write-ahead log tail, print the VMs and snapshots lost, exit')
-    .action(async (opts: { data: string; listen: string; recoverWal?: boolean; site?: string; maxSnapshots?: string; prometheusPort?: string; replicationListen?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string; hypervisors?: string; nbdListen?: string; nbdSocket?: string }, cmd: Command) => {
-      // --nats is global (the coordination commands share it): named here, the node joins NATS.
-      const { nats, json } = cmd.optsWithGlobals<{ nats?: string; json?: boolean }>();
-      if (opts.recoverWal) {
-        const { recoverWalCommand } = await import('./recover-wal.js');
-        await recoverWalCommand(opts.data, json === true);
-        return;
-      }
-      const { configFromEnv, runStorageNode } = await import('@vmferry/storage-node');
-      const config = configFromEnv({
-        dataDir: opts.data,
-        listen: opts.listen,
-        site: opts.site,
-        maxSnapshotsPerVm: opts.maxSnapshots,
-        prometheusPort: opts.prometheusPort,
-        replicationListen: opts.replicationListen,
-        tlsCert: opts.tlsCert,
-        tlsKey: opts.tlsKey,
-        tlsCa: opts.tlsCa,
-        nats,
-        hypervisors: opts.hypervisors,
-        nbdListen: opts.nbdListen,
-        nbdSocket: opts.nbdSocket,
-      });
-      const node = await runStorageNode(config, (line) => process.stderr.write(`${line}\n`));
-      let stopping = false;
-      const stop = (): void => {
-        if (stopping) return;
-        stopping = true;
-        process.stderr.write('stopping storage node\n');
-        node.stop().then(
-          () => process.exit(0),
-          (e: unknown) => {
-            process.stderr.write(`vmferry: error while stopping: ${String(e)}\n`);
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    .action(
+      async (
+        opts: {
+          data: string;
+          listen: string;
+          recoverWal?: boolean;
+          site?: string;
+          maxSnapshots?: string;
+          prometheusPort?: string;
+          replicationListen?: string;
+          tlsCert?: string;
+          tlsKey?: string;
+          tlsCa?: string;
+          hypervisors?: string;
+          nbdListen?: string;
+          nbdSocket?: string;
+        },
+        cmd: Command,
+      ) => {
+        // --nats is global (the coordination commands share it): named here, the node joins NATS.
+        const { nats, json } = cmd.optsWithGlobals<{ nats?: string; json?: boolean }>();
+        if (opts.recoverWal) {
+          const { recoverWalCommand } = await import('./recover-wal.js');
+          await recoverWalCommand(opts.data, json === true);
+          return;
+        }
+        const { configFromEnv, runStorageNode } = await import('@vmferry/storage-node');
+        const config = configFromEnv({
+          dataDir: opts.data,
+          listen: opts.listen,
+          site: opts.site,
+          maxSnapshotsPerVm: opts.maxSnapshots,
+          prometheusPort: opts.prometheusPort,
+          replicationListen: opts.replicationListen,
+          tlsCert: opts.tlsCert,
+          tlsKey: opts.tlsKey,
+          tlsCa: opts.tlsCa,
+          nats,
+          hypervisors: opts.hypervisors,
+          nbdListen: opts.nbdListen,
+          nbdSocket: opts.nbdSocket,
+        });
+        const node = await runStorageNode(config, (line) => process.stderr.write(`${line}\n`));
+        let stopping = false;
+        const stop = (): void => {
+          if (stopping) return;
+          stopping = true;
+          process.stderr.write('stopping storage node\n');
+          node.stop().then(
+            () => process.exit(0),
+            (e: unknown) => {
+              process.stderr.write(`vmferry: error while stopping: ${String(e)}\n`);
+              process.exit(1);
+            },
+          );
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      },
+    );
 
   const vm = program.command('vm').description('create, import, list, show and delete VMs');
   vm.command('create <name>')
@@ -153,9 +172,7 @@ export function registerCommands(program: Command): void {
         const progress = byteProgress('import', total, !g.json);
         const started = Date.now();
         const config = opts.config ? await readFile(opts.config) : Buffer.alloc(0);
-        const created = await importImages(client, { name, blockSize: parseSize(opts.blockSize), config }, images, progress).finally(() =>
-          progress.stop(),
-        );
+        const created = await importImages(client, { name, blockSize: parseSize(opts.blockSize), config }, images, progress).finally(() => progress.stop());
         const secs = (Date.now() - started) / 1000;
         if (g.json) printJson({ ...created, importedBytes: total, seconds: secs });
         else
@@ -182,7 +199,10 @@ export function registerCommands(program: Command): void {
     .action(
       withClient(async (client, g, name: string) => {
         const v = await client.getVm(name);
-        if (g.json) { printJson(v); return; }
+        if (g.json) {
+          printJson(v);
+          return;
+        }
         printFields({
           name: v.name,
           id: v.id,
@@ -193,7 +213,13 @@ export function registerCommands(program: Command): void {
           'hypervisor config': `${v.hypervisorConfig.length} bytes`,
         });
         printTable(
-          v.disks.map((d) => ({ disk: d.index, size: formatBytes(d.size), bytes: d.size, 'block size': formatBytes(d.blockSize), 'grid offset': d.gridOffset })),
+          v.disks.map((d) => ({
+            disk: d.index,
+            size: formatBytes(d.size),
+            bytes: d.size,
+            'block size': formatBytes(d.blockSize),
+            'grid offset': d.gridOffset,
+          })),
         );
       }),
     );
@@ -233,13 +259,10 @@ export function registerCommands(program: Command): void {
         const { exportDisk } = await import('./transfer.js');
         let progress = byteProgress('export', 1, false);
         const started = Date.now();
-        const r = await exportDisk(
-          client,
-          { ref, diskIndex: parseIndex(index) },
-          file,
-          (size) => (progress = byteProgress('export', size, !g.json)),
-          { update: (n) => progress.update(n), stop: () => progress.stop() },
-        ).finally(() => progress.stop());
+        const r = await exportDisk(client, { ref, diskIndex: parseIndex(index) }, file, (size) => (progress = byteProgress('export', size, !g.json)), {
+          update: (n) => progress.update(n),
+          stop: () => progress.stop(),
+        }).finally(() => progress.stop());
         const secs = (Date.now() - started) / 1000;
         if (g.json) printJson({ ...r, file, seconds: secs });
         else printFields({ exported: file, size: formatBytes(r.size), 'data bytes': formatBytes(r.dataBytes), seconds: secs.toFixed(2) });
@@ -267,9 +290,20 @@ export function registerCommands(program: Command): void {
   snap.command('show <ref>').action(
     withClient(async (client, g, ref: string) => {
       const s = await client.getSnapshot(ref);
-      if (g.json) { printJson(s); return; }
+      if (g.json) {
+        printJson(s);
+        return;
+      }
       printFields({ vm: s.vmName, ...snapshotRow(s) });
-      printTable(s.disks.map((d) => ({ disk: d.index, size: formatBytes(d.size), 'block size': formatBytes(d.blockSize), 'grid offset': d.gridOffset, root: d.root.slice(0, 16) })));
+      printTable(
+        s.disks.map((d) => ({
+          disk: d.index,
+          size: formatBytes(d.size),
+          'block size': formatBytes(d.blockSize),
+          'grid offset': d.gridOffset,
+          root: d.root.slice(0, 16),
+        })),
+      );
     }),
   );
   snap.command('label <ref> <label>').action(
@@ -296,7 +330,10 @@ export function registerCommands(program: Command): void {
       withClient(async (client, g, ref: string, name: string, opts: { count: string }) => {
         const started = Date.now();
         const r = await client.cloneVm({ ref, name, count: parseCount(opts.count) });
-        if (g.json) { printJson({ ...r, seconds: (Date.now() - started) / 1000 }); return; }
+        if (g.json) {
+          printJson({ ...r, seconds: (Date.now() - started) / 1000 });
+          return;
+        }
         printFields({ source: `${r.source?.vmName ?? ''}@${r.source?.id ?? ''}`, clones: r.vms.length, seconds: ((Date.now() - started) / 1000).toFixed(2) });
         if (r.vms.length <= 20) printTable(r.vms.map(vmRow));
       }),
@@ -320,7 +357,10 @@ export function registerCommands(program: Command): void {
     .action(
       withClient(async (client, g, vmName: string | undefined) => {
         const s = await client.getStats(vmName ?? '');
-        if (g.json) { printJson(s); return; }
+        if (g.json) {
+          printJson(s);
+          return;
+        }
         printFields({
           'logical bytes': `${formatBytes(s.logicalBytes)} (${s.logicalBytes})`,
           'stored bytes': `${formatBytes(s.storedBytes)} (${s.storedBytes})`,
@@ -371,7 +411,8 @@ export function registerCommands(program: Command): void {
         else {
           if (process.stderr.isTTY) process.stderr.write('\n');
           printFields({ 'chunks checked': report.chunksChecked, corrupt: report.corrupt.length, missing: report.missing.length });
-          if (report.corrupt.length > 0) printTable(report.corrupt.map((c) => ({ chunk: c.chunkId.slice(0, 16), reason: c.reason, 'referenced by': c.referencedBy.join(', ') })));
+          if (report.corrupt.length > 0)
+            printTable(report.corrupt.map((c) => ({ chunk: c.chunkId.slice(0, 16), reason: c.reason, 'referenced by': c.referencedBy.join(', ') })));
           for (const m of report.missing) process.stdout.write(`missing chunk ${m.slice(0, 16)}\n`);
         }
         if (report.corrupt.length > 0 || report.missing.length > 0) process.exitCode = 2;

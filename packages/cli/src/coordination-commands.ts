@@ -114,15 +114,24 @@ export function registerCoordinationCommands(program: Command): void {
     await withNats(g, async (c) => {
       const base = await defaultPolicy(c);
       if (!vm) {
-        if (g.json) { printJson(base); return; }
-        printFields({ default: describeSchedules(base), replication: (base.replication ?? []).map((t) => `${t.site}${t.rpo ? ` (RPO ${t.rpo})` : ''}`).join(', ') || '-' });
+        if (g.json) {
+          printJson(base);
+          return;
+        }
+        printFields({
+          default: describeSchedules(base),
+          replication: (base.replication ?? []).map((t) => `${t.site}${t.rpo ? ` (RPO ${t.rpo})` : ''}`).join(', ') || '-',
+        });
         return;
       }
       const entry = await resolveVmId(c, vm);
       const o = await c.policies.get(vmPolicyKey(entry.vmId));
       const override = o && o.operation === 'PUT' ? o.json<VmPolicyOverride>() : undefined;
       const eff = effectivePolicy(base, override);
-      if (g.json) { printJson({ vm: entry.name, override: override ?? null, effective: eff ?? null }); return; }
+      if (g.json) {
+        printJson({ vm: entry.name, override: override ?? null, effective: eff ?? null });
+        return;
+      }
       printFields({ vm: entry.name, override: override ? JSON.stringify(override) : '(none: the default applies)', effective: describeSchedules(eff) });
     });
   });
@@ -154,28 +163,34 @@ export function registerCoordinationCommands(program: Command): void {
         else printFields({ vm: entry.name, override: JSON.stringify(o) });
       });
     });
-  policy.command('reset <vm>').description('drop a VM\'s override: the default applies again').action(async (vm: string, _o: unknown, cmd: Command) => {
-    const g = globalsOf(cmd);
-    await withNats(g, async (c) => {
-      const entry = await resolveVmId(c, vm);
-      await c.policies.delete(vmPolicyKey(entry.vmId));
-      if (g.json) printJson({ vm: entry.name, override: null });
-      else printFields({ vm: entry.name, override: '(none)' });
+  policy
+    .command('reset <vm>')
+    .description("drop a VM's override: the default applies again")
+    .action(async (vm: string, _o: unknown, cmd: Command) => {
+      const g = globalsOf(cmd);
+      await withNats(g, async (c) => {
+        const entry = await resolveVmId(c, vm);
+        await c.policies.delete(vmPolicyKey(entry.vmId));
+        if (g.json) printJson({ vm: entry.name, override: null });
+        else printFields({ vm: entry.name, override: '(none)' });
+      });
     });
-  });
-  policy.command('exclude <vm>').description('take a VM out of scheduled protection').action(async (vm: string, _o: unknown, cmd: Command) => {
-    const g = globalsOf(cmd);
-    await withNats(g, async (c) => {
-      const entry = await resolveVmId(c, vm);
-      await c.policies.put(vmPolicyKey(entry.vmId), JSON.stringify({ exclude: true }));
-      if (g.json) printJson({ vm: entry.name, override: { exclude: true } });
-      else printFields({ vm: entry.name, excluded: 'yes' });
+  policy
+    .command('exclude <vm>')
+    .description('take a VM out of scheduled protection')
+    .action(async (vm: string, _o: unknown, cmd: Command) => {
+      const g = globalsOf(cmd);
+      await withNats(g, async (c) => {
+        const entry = await resolveVmId(c, vm);
+        await c.policies.put(vmPolicyKey(entry.vmId), JSON.stringify({ exclude: true }));
+        if (g.json) printJson({ vm: entry.name, override: { exclude: true } });
+        else printFields({ vm: entry.name, excluded: 'yes' });
+      });
     });
-  });
 
   program
     .command('status')
-    .description('protected, late and unprotected VMs: replication age against each target\'s RPO')
+    .description("protected, late and unprotected VMs: replication age against each target's RPO")
     .action(async (_o: unknown, cmd: Command) => {
       const g = globalsOf(cmd);
       await withNats(g, async (c) => {
@@ -193,7 +208,10 @@ export function registerCoordinationCommands(program: Command): void {
           const { state, targets } = protectionStatus(eff, replicated, now);
           rows.push({ vm: vm.name, vmId: vm.vmId, site: vm.site, state, schedules: describeSchedules(eff), targets });
         }
-        if (g.json) { printJson(rows); return; }
+        if (g.json) {
+          printJson(rows);
+          return;
+        }
         const age = (ms: number | null): string => (ms === null ? 'never' : `${Math.round(ms / 1000)}s`);
         printTable(
           rows.map((r) => ({
@@ -230,7 +248,10 @@ export function registerCoordinationCommands(program: Command): void {
           const { kind, atMs, site, vmName, ...rest } = e;
           const extra = Object.entries(rest)
             .filter(([k]) => k !== 'vmId')
-            .map(([k, v]) => `${k}=${typeof v === 'number' && /bytes/i.test(k) ? formatBytes(v) : typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v)}`)
+            .map(
+              ([k, v]) =>
+                `${k}=${typeof v === 'number' && /bytes/i.test(k) ? formatBytes(v) : typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v)}`,
+            )
             .join(' ');
           process.stdout.write(`${new Date(atMs).toISOString()}  ${kind.padEnd(20)} ${site ?? ''} ${vmName ?? ''} ${extra}\n`);
         };

@@ -54,7 +54,10 @@ async function resolveTargets(g: Globals, names: string[], bind?: string): Promi
     return names.map((name) => {
       if (name === info.site) return { site: name, nodeAddress: g.node, bindAddress: bind ?? '' };
       const s = sites.find((x) => x.name === name);
-      if (!s?.nodeAddress) throw new InvalidArgumentError(`target site '${name}' is not this node's site (${info.site}) and has no node address here: vmferry site add ${name} --node-address HOST:PORT`);
+      if (!s?.nodeAddress)
+        throw new InvalidArgumentError(
+          `target site '${name}' is not this node's site (${info.site}) and has no node address here: vmferry site add ${name} --node-address HOST:PORT`,
+        );
       return { site: name, nodeAddress: s.nodeAddress, bindAddress: bind ?? s.bindAddress };
     });
   });
@@ -141,7 +144,14 @@ export function registerReplicationCommands(program: Command): void {
       const r = await import('@vmferry/replicator');
       // The edge loads grpc-js: imported on use, so `vmferry node` can start telemetry first.
       const edge = await import('@vmferry/grpc-edge');
-      const targets = await resolveTargets(g, o.to.split(',').map((s) => s.trim()).filter(Boolean), o.bind);
+      const targets = await resolveTargets(
+        g,
+        o.to
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+        o.bind,
+      );
       const fullRef = ref.includes('@') ? ref : `${ref}@latest`;
       // Sessions per source link are limited and ordered by bottleneck; bytes by the link's bucket.
       const limiter = new Bottleneck({ maxConcurrent: sessionsPerLink });
@@ -170,7 +180,10 @@ export function registerReplicationCommands(program: Command): void {
             } catch (e) {
               const { describeError } = await import('./client.js');
               // A session talks to two servers: name both when one cannot be reached.
-              throw reworded(e, `${o.from} → ${t.site}: ${describeError(e, t.nodeAddress, `site ${o.from}'s replication endpoint or site ${t.site}'s node (${t.nodeAddress})`)}`);
+              throw reworded(
+                e,
+                `${o.from} → ${t.site}: ${describeError(e, t.nodeAddress, `site ${o.from}'s replication endpoint or site ${t.site}'s node (${t.nodeAddress})`)}`,
+              );
             } finally {
               bar.stop();
               node.close();
@@ -178,7 +191,10 @@ export function registerReplicationCommands(program: Command): void {
           }),
         ),
       );
-      if (g.json) { printJson(results.length === 1 ? results[0] : results); return; }
+      if (g.json) {
+        printJson(results.length === 1 ? results[0] : results);
+        return;
+      }
       printTable(
         results.map((x) => ({
           target: x.target,
@@ -223,17 +239,20 @@ export function registerReplicationCommands(program: Command): void {
           tls: tlsFor(t.site, o),
           bindFor: () => t.bindAddress || undefined,
         });
-          if (g.json) { printJson({ from: o.from, to: t.site, ...plan }); return; }
-          printFields({
-            snapshot: `${plan.vmName}@${plan.snapshotId}`,
-            route: `${o.from} → ${t.site}`,
-            'missing chunks': `${plan.missingChunks} (${formatBytes(plan.missingBytes)} stored/compressed)`,
-            'already at target': `${plan.presentChunks} chunks`,
-            'tree nodes to move': `${plan.treeNodes} (${formatBytes(plan.treeNodeBytes)})`,
-            'total to move': formatBytes(plan.totalBytes),
-            'link calendar': plan.rateCalendar,
-            eta: plan.etaSeconds === null ? 'unthrottled link: no estimate' : `${Math.ceil(plan.etaSeconds)} s`,
-          });
+        if (g.json) {
+          printJson({ from: o.from, to: t.site, ...plan });
+          return;
+        }
+        printFields({
+          snapshot: `${plan.vmName}@${plan.snapshotId}`,
+          route: `${o.from} → ${t.site}`,
+          'missing chunks': `${plan.missingChunks} (${formatBytes(plan.missingBytes)} stored/compressed)`,
+          'already at target': `${plan.presentChunks} chunks`,
+          'tree nodes to move': `${plan.treeNodes} (${formatBytes(plan.treeNodeBytes)})`,
+          'total to move': formatBytes(plan.totalBytes),
+          'link calendar': plan.rateCalendar,
+          eta: plan.etaSeconds === null ? 'unthrottled link: no estimate' : `${Math.ceil(plan.etaSeconds)} s`,
+        });
       } finally {
         node.close();
       }

@@ -14,7 +14,8 @@ export interface TlsFlags {
  */
 export function tlsFlagFiles(site: string, o: TlsFlags): Record<'tlsCert' | 'tlsKey' | 'tlsCa', string | undefined> {
   const explicit = o.tlsCert !== undefined && o.tlsKey !== undefined && o.tlsCa !== undefined;
-  if (o.certs !== undefined && !explicit) return { tlsCert: join(o.certs, `${site}.crt`), tlsKey: join(o.certs, `${site}.key`), tlsCa: join(o.certs, 'ca.crt') };
+  if (o.certs !== undefined && !explicit)
+    return { tlsCert: join(o.certs, `${site}.crt`), tlsKey: join(o.certs, `${site}.key`), tlsCa: join(o.certs, 'ca.crt') };
   return { tlsCert: o.tlsCert, tlsKey: o.tlsKey, tlsCa: o.tlsCa };
 }
 

@@ -16,7 +16,7 @@ async function* pieces(file: string, skipZero = false): AsyncGenerator<{ offset:
   const fh = await open(file, 'r');
   try {
     let buf = Buffer.allocUnsafe(PIECE_BYTES);
-    for (let position = 0; ; ) {
+    for (let position = 0; ;) {
       const { bytesRead } = await fh.read(buf, 0, PIECE_BYTES, position);
       if (bytesRead === 0) return;
       const data = bytesRead === PIECE_BYTES ? buf : buf.subarray(0, bytesRead);

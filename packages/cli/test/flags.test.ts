@@ -14,9 +14,14 @@ const BIN = join(__dirname, '..', '..', 'bin', 'vmferry.js');
 /** Runs the CLI; a node address nobody listens on, so anything that connects fails differently. */
 function vmferry(args: readonly string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, '--node', '127.0.0.1:1', '--nats', 'nats://127.0.0.1:1', ...args], { env: { ...process.env, VMFERRY_PROMETHEUS_PORT: '' } }, (err, _out, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, '--node', '127.0.0.1:1', '--nats', 'nats://127.0.0.1:1', ...args],
+      { env: { ...process.env, VMFERRY_PROMETHEUS_PORT: '' } },
+      (err, _out, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr });
+      },
+    );
   });
 }
 

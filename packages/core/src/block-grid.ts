@@ -26,9 +26,7 @@ export interface BlockRange {
 export function validateBlockSize(blockSize: number): number {
   const powerOfTwo = Number.isInteger(blockSize) && blockSize > 0 && (blockSize & (blockSize - 1)) === 0;
   if (!powerOfTwo || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE) {
-    throw new InvalidArgumentError(
-      `block size ${blockSize} is invalid: use a power of two from 4 KiB to 4 MiB (default 64 KiB)`,
-    );
+    throw new InvalidArgumentError(`block size ${blockSize} is invalid: use a power of two from 4 KiB to 4 MiB (default 64 KiB)`);
   }
   return blockSize;
 }
@@ -77,18 +75,12 @@ export function checkExtent(layout: BlockLayout, offset: number, length: number,
     throw new OutOfRangeError(`${what} offset ${offset} length ${length} is not a valid byte range`);
   }
   if (offset + length > layout.size) {
-    throw new OutOfRangeError(
-      `${what} [${offset}, ${offset + length}) ends past the end of the ${layout.size}-byte disk`,
-    );
+    throw new OutOfRangeError(`${what} [${offset}, ${offset + length}) ends past the end of the ${layout.size}-byte disk`);
   }
 }
 
 /** The blocks an extent touches, in order, each with the part of the block it covers. */
-export function* blocksOfExtent(
-  layout: BlockLayout,
-  offset: number,
-  length: number,
-): Generator<BlockRange & { readonly from: number; readonly to: number }> {
+export function* blocksOfExtent(layout: BlockLayout, offset: number, length: number): Generator<BlockRange & { readonly from: number; readonly to: number }> {
   if (length === 0) return;
   checkExtent(layout, offset, length);
   const end = offset + length;

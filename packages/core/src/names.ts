@@ -8,18 +8,14 @@ export const LABEL = VM_NAME;
 
 export function validateVmName(name: string): string {
   if (!VM_NAME.test(name)) {
-    throw new InvalidArgumentError(
-      `invalid VM name '${name}': use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
-    );
+    throw new InvalidArgumentError(`invalid VM name '${name}': use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`);
   }
   return name;
 }
 
 export function validateLabel(label: string): string {
   if (!LABEL.test(label)) {
-    throw new InvalidArgumentError(
-      `invalid snapshot label '${label}': use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
-    );
+    throw new InvalidArgumentError(`invalid snapshot label '${label}': use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`);
   }
   // `VM@X` resolves X as a snapshot id first: a label shaped like an id could never be reached,
   // or would shadow another snapshot's id.

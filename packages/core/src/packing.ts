@@ -65,7 +65,11 @@ export function referencedPages(chunks: readonly PackedChunkData[]): Set<string>
  * Rebuilds packed chunks from their literals and the receiver's pages; every chunk is checked
  * against its id. Throws ChunkCorruptError for a mismatch, a missing page or short literals.
  */
-export function unpackChunks(chunks: readonly PackedChunkData[], literals: Buffer, page: (hashHex: string) => Buffer | undefined): { id: Fingerprint; raw: Buffer }[] {
+export function unpackChunks(
+  chunks: readonly PackedChunkData[],
+  literals: Buffer,
+  page: (hashHex: string) => Buffer | undefined,
+): { id: Fingerprint; raw: Buffer }[] {
   let at = 0;
   return chunks.map((c) => {
     const raw = Buffer.allocUnsafe(c.rawLength);
@@ -80,7 +84,8 @@ export function unpackChunks(chunks: readonly PackedChunkData[], literals: Buffe
         at += len;
       } else {
         const src = page(ref.toString('hex'));
-        if (!src || src.length !== PAGE_SIZE || len !== PAGE_SIZE) throw new ChunkCorruptError(toHex(c.id), `references page ${ref.toString('hex')} the receiver does not hold`);
+        if (!src || src.length !== PAGE_SIZE || len !== PAGE_SIZE)
+          throw new ChunkCorruptError(toHex(c.id), `references page ${ref.toString('hex')} the receiver does not hold`);
         src.copy(raw, p * PAGE_SIZE);
       }
     }

@@ -80,7 +80,10 @@ function validateSchedule(s: Schedule, where: string, timeZone?: string): string
       problems.push(`${where} '${s.name}': bad cron expression '${s.cron}': ${(e as Error).message}`);
     }
   }
-  for (const [field, value] of [['every', s.every], ['maxAge', s.maxAge]] as const) {
+  for (const [field, value] of [
+    ['every', s.every],
+    ['maxAge', s.maxAge],
+  ] as const) {
     if (value !== undefined) {
       try {
         parseDuration(value);
@@ -154,13 +157,11 @@ export function effectivePolicy(base: ProtectionPolicy, override?: VmPolicyOverr
   if (override?.exclude) return undefined;
   if (!override) return base;
   const own = override.schedules ?? [];
-  const schedules = (override.mode === 'replace' ? own : [...base.schedules.filter((s) => !own.some((o) => o.name === s.name)), ...own]).map(
-    (s) => ({
-      ...s,
-      ...(override.keep?.[s.name] !== undefined ? { keep: override.keep[s.name] as number } : {}),
-      ...(override.consistency ? { consistency: override.consistency } : {}),
-    }),
-  );
+  const schedules = (override.mode === 'replace' ? own : [...base.schedules.filter((s) => !own.some((o) => o.name === s.name)), ...own]).map((s) => ({
+    ...s,
+    ...(override.keep?.[s.name] !== undefined ? { keep: override.keep[s.name] as number } : {}),
+    ...(override.consistency ? { consistency: override.consistency } : {}),
+  }));
   return { ...base, schedules, ...(override.replication ? { replication: override.replication } : {}) };
 }
 

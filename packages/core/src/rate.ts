@@ -107,7 +107,10 @@ function entryRate(text: string, entry: string): number {
 export function parseCalendar(text: string): RateCalendar {
   const entries: CalendarEntry[] = [];
   let otherwise = UNLIMITED;
-  for (const raw of text.split(';').map((s) => s.trim()).filter(Boolean)) {
+  for (const raw of text
+    .split(';')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const parts = raw.split(/\s+/);
     if (parts.length === 1 || (parts.length === 2 && parts[0] === '*')) {
       otherwise = entryRate(parts[parts.length - 1] as string, raw);

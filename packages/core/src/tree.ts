@@ -154,13 +154,7 @@ export async function leafAt(root: Fingerprint, g: TreeGeometry, block: number, 
 }
 
 /** Visits the non-hole leaves with from ≤ block < to, in block order, skipping hole subtrees. */
-export async function* leaves(
-  root: Fingerprint,
-  g: TreeGeometry,
-  source: NodeSource,
-  from = 0,
-  to = g.blocks,
-): AsyncGenerator<LeafUpdate> {
+export async function* leaves(root: Fingerprint, g: TreeGeometry, source: NodeSource, from = 0, to = g.blocks): AsyncGenerator<LeafUpdate> {
   async function* walk(fp: Fingerprint, level: number, index: number): AsyncGenerator<LeafUpdate> {
     if (isHole(fp)) return;
     const first = index * span(g, level);

@@ -1,14 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  formatBytes,
-  formatRef,
-  parseRef,
-  parseSize,
-  validateLabel,
-  validateVmName,
-  InvalidArgumentError,
-} from '../src/index.js';
+import { formatBytes, formatRef, parseRef, parseSize, validateLabel, validateVmName, InvalidArgumentError } from '../src/index.js';
 
 describe('parseRef', () => {
   test('VM names the live state', () => {
@@ -75,7 +67,30 @@ describe('parseSize', () => {
   });
 
   test('bad sizes throw InvalidArgumentError', () => {
-    for (const bad of ['', ' ', 'x', 'K', '-1', '-64K', '+1', '1.5', '1.3B', '0.1K', '1.', '.5K', '1e3', '0x10', '1,5K', '10X', '1PB', '1.5.2', '64 K B', 'NaN', 'Infinity', '99999999999T']) {
+    for (const bad of [
+      '',
+      ' ',
+      'x',
+      'K',
+      '-1',
+      '-64K',
+      '+1',
+      '1.5',
+      '1.3B',
+      '0.1K',
+      '1.',
+      '.5K',
+      '1e3',
+      '0x10',
+      '1,5K',
+      '10X',
+      '1PB',
+      '1.5.2',
+      '64 K B',
+      'NaN',
+      'Infinity',
+      '99999999999T',
+    ]) {
       assert.throws(
         () => parseSize(bad),
         (e: unknown) => e instanceof InvalidArgumentError && e.code === 'invalid-argument',

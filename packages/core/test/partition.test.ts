@@ -137,7 +137,10 @@ describe('GPT', () => {
   });
 
   test('sector 2048 gives grid offset 0', () => {
-    const head = gpt([{ first: 34, last: 2047 }, { first: 2048, last: 2048 + 500_000 }]);
+    const head = gpt([
+      { first: 34, last: 2047 },
+      { first: 2048, last: 2048 + 500_000 },
+    ]);
     assert.equal(gridOffsetFor(head, 64 * K), 0);
   });
 
@@ -158,7 +161,13 @@ describe('GPT', () => {
   });
 
   test('honours the entries LBA, count and entry size from the header', () => {
-    const head = gpt([{ first: 64, last: 127 }, { first: 128, last: 10_000 }], { entriesLba: 3, count: 4, entrySize: 256 });
+    const head = gpt(
+      [
+        { first: 64, last: 127 },
+        { first: 128, last: 10_000 },
+      ],
+      { entriesLba: 3, count: 4, entrySize: 256 },
+    );
     assert.deepEqual(parsePartitions(head), [part(64, 64), part(128, 9873)]);
     // An entry beyond `count` is ignored.
     const four = gpt([undefined, undefined, undefined, undefined, { first: 128, last: 10_000 }], { count: 4 });

@@ -221,7 +221,12 @@ describe('effectivePolicy', () => {
   });
 
   test('add (the default mode): default schedules plus the override, a same-named one replaced', () => {
-    const p = effectivePolicy(base, { schedules: [{ name: 'weekly', cron: '0 3 * * 0', keep: 4 }, { name: 'daily', cron: '0 4 * * *', keep: 30 }] });
+    const p = effectivePolicy(base, {
+      schedules: [
+        { name: 'weekly', cron: '0 3 * * 0', keep: 4 },
+        { name: 'daily', cron: '0 4 * * *', keep: 30 },
+      ],
+    });
     assert.deepEqual(
       p?.schedules.map((s) => `${s.name}:${s.keep}`),
       ['hourly:24', 'weekly:4', 'daily:30'],
@@ -308,24 +313,62 @@ describe('validatePolicy', () => {
   });
 
   test('single problems', () => {
-    assert.match(invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', cron: 'every day', keep: 1 }] })), /bad cron expression 'every day'/);
-    assert.match(invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', cron: '* * *', keep: 1 }] })), /bad cron expression/);
-    assert.match(invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', every: '1h', keep: -3 }] })), /keep must be a whole number ≥ 1/);
-    assert.match(invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', every: '1h', keep: 2.5 }] })), /keep must be a whole number ≥ 1/);
-    assert.match(invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', every: '1h', keep: 1 }], replication: [{ site: 'mars' }] }, ['a', 'b'])), /unknown site 'mars' \(known: a, b\)/);
-    assert.match(invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', every: '1h', keep: 1 }], replication: [{ site: 'mars' }] }, [])), /known: none/);
-    assert.match(invalidMessage(() => validatePolicy({ timeZone: 'Europe/Berlinn', schedules: [{ name: 'x', every: '1h', keep: 1 }] })), /unknown time zone 'Europe\/Berlinn'/);
-    assert.match(invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', keep: 1 }] })), /give exactly one of cron or every/);
-    assert.match(invalidMessage(() => validatePolicy({ schedules: [{ name: '', every: '1h', keep: 1 }] })), /schedule name '' must be/);
-    assert.match(invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', every: '1h', keep: 1, maxAge: 'forever' }] })), /maxAge: 'forever' is not a duration/);
-    assert.match(invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', every: '1h', keep: 1 }], replication: [{ site: 'dr', rpo: 'asap' }] })), /rpo: 'asap'/);
+    assert.match(
+      invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', cron: 'every day', keep: 1 }] })),
+      /bad cron expression 'every day'/,
+    );
+    assert.match(
+      invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', cron: '* * *', keep: 1 }] })),
+      /bad cron expression/,
+    );
+    assert.match(
+      invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', every: '1h', keep: -3 }] })),
+      /keep must be a whole number ≥ 1/,
+    );
+    assert.match(
+      invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', every: '1h', keep: 2.5 }] })),
+      /keep must be a whole number ≥ 1/,
+    );
+    assert.match(
+      invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', every: '1h', keep: 1 }], replication: [{ site: 'mars' }] }, ['a', 'b'])),
+      /unknown site 'mars' \(known: a, b\)/,
+    );
+    assert.match(
+      invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', every: '1h', keep: 1 }], replication: [{ site: 'mars' }] }, [])),
+      /known: none/,
+    );
+    assert.match(
+      invalidMessage(() => validatePolicy({ timeZone: 'Europe/Berlinn', schedules: [{ name: 'x', every: '1h', keep: 1 }] })),
+      /unknown time zone 'Europe\/Berlinn'/,
+    );
+    assert.match(
+      invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', keep: 1 }] })),
+      /give exactly one of cron or every/,
+    );
+    assert.match(
+      invalidMessage(() => validatePolicy({ schedules: [{ name: '', every: '1h', keep: 1 }] })),
+      /schedule name '' must be/,
+    );
+    assert.match(
+      invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', every: '1h', keep: 1, maxAge: 'forever' }] })),
+      /maxAge: 'forever' is not a duration/,
+    );
+    assert.match(
+      invalidMessage(() => validatePolicy({ schedules: [{ name: 'x', every: '1h', keep: 1 }], replication: [{ site: 'dr', rpo: 'asap' }] })),
+      /rpo: 'asap'/,
+    );
     const badConsistency = JSON.parse('{"schedules":[{"name":"x","every":"1h","keep":1,"consistency":"app"}]}') as ProtectionPolicy;
-    assert.match(invalidMessage(() => validatePolicy(badConsistency)), /consistency is crash or vm/);
+    assert.match(
+      invalidMessage(() => validatePolicy(badConsistency)),
+      /consistency is crash or vm/,
+    );
   });
 
   test('validateOverride checks its schedules, keep counts, mode and targets', () => {
     assert.deepEqual(validateOverride({ exclude: true }), { exclude: true });
-    const bad = JSON.parse('{"mode":"merge","keep":{"daily":0},"schedules":[{"name":"w","cron":"0 0 * *","keep":1}],"replication":[{"site":"x"}]}') as Parameters<typeof validateOverride>[0];
+    const bad = JSON.parse(
+      '{"mode":"merge","keep":{"daily":0},"schedules":[{"name":"w","cron":"0 0 * *","keep":1}],"replication":[{"site":"x"}]}',
+    ) as Parameters<typeof validateOverride>[0];
     const message = invalidMessage(() => validateOverride(bad, ['dr']));
     assert.match(message, /mode is replace or add/);
     assert.match(message, /keep for 'daily' must be ≥ 1/);

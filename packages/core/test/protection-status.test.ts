@@ -28,7 +28,13 @@ describe('protectionStatus', () => {
   });
 
   test('a copy older than the RPO, or none at all, is late; exactly at the RPO is not', () => {
-    const p: ProtectionPolicy = { schedules: [HOURLY], replication: [{ site: 'b', rpo: '2h' }, { site: 'c', rpo: '1h' }] };
+    const p: ProtectionPolicy = {
+      schedules: [HOURLY],
+      replication: [
+        { site: 'b', rpo: '2h' },
+        { site: 'c', rpo: '1h' },
+      ],
+    };
     const s = protectionStatus(p, copies({ b: copyAged('S1', 121 * MINUTE) }), NOW);
     assert.equal(s.state, 'late');
     assert.deepEqual(s.targets, [
@@ -39,7 +45,13 @@ describe('protectionStatus', () => {
   });
 
   test('one late target of several makes the VM late', () => {
-    const p: ProtectionPolicy = { schedules: [HOURLY], replication: [{ site: 'b', rpo: '2h' }, { site: 'c', rpo: '1h' }] };
+    const p: ProtectionPolicy = {
+      schedules: [HOURLY],
+      replication: [
+        { site: 'b', rpo: '2h' },
+        { site: 'c', rpo: '1h' },
+      ],
+    };
     const s = protectionStatus(p, copies({ b: copyAged('S1', MINUTE), c: copyAged('S2', 61 * MINUTE) }), NOW);
     assert.equal(s.state, 'late');
     assert.deepEqual(
@@ -50,7 +62,10 @@ describe('protectionStatus', () => {
 
   test('a target without an RPO is never late, with or without a copy', () => {
     const p: ProtectionPolicy = { schedules: [HOURLY], replication: [{ site: 'b' }] };
-    assert.deepEqual(protectionStatus(p, copies({}), NOW), { state: 'protected', targets: [{ site: 'b', rpoMs: null, ageMs: null, snapshotId: null, late: false }] });
+    assert.deepEqual(protectionStatus(p, copies({}), NOW), {
+      state: 'protected',
+      targets: [{ site: 'b', rpoMs: null, ageMs: null, snapshotId: null, late: false }],
+    });
     assert.equal(protectionStatus(p, copies({ b: copyAged('S1', 1000 * 60 * MINUTE) }), NOW).targets[0]?.late, false);
   });
 

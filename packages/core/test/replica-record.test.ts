@@ -23,7 +23,16 @@ function honest(): { vm: VmRecord; snapshot: SnapshotRecord } {
   const layout = { index: 0, size: 16 * MiB, blockSize: 64 * 1024, gridOffset: 0 };
   return {
     vm: { id: vmId, name: 'web-1', createdAtMs: 1_700_000_000_000, homeSite: 'siteA', hypervisorConfig: '', disks: [{ ...layout, root: toHex(HOLE) }] },
-    snapshot: { id: ids.next(), vmId, createdAtMs: 1_700_000_000_001, label: 's1', consistency: 'crash', origin: 'manual', disks: [{ ...layout, root: ROOT }], dirtyBlocks: 3 },
+    snapshot: {
+      id: ids.next(),
+      vmId,
+      createdAtMs: 1_700_000_000_001,
+      label: 's1',
+      consistency: 'crash',
+      origin: 'manual',
+      disks: [{ ...layout, root: ROOT }],
+      dirtyBlocks: 3,
+    },
   };
 }
 

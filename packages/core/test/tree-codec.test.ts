@@ -77,7 +77,11 @@ describe('tree node codec', () => {
   test('the encoder picks whichever form is smaller, at every fill level', () => {
     const slots = 64;
     for (let used = 0; used <= slots; used++) {
-      const node = nodeWith(1, slots, Array.from({ length: used }, (_, i) => (i * 7) % slots).sort((a, b) => a - b));
+      const node = nodeWith(
+        1,
+        slots,
+        Array.from({ length: used }, (_, i) => (i * 7) % slots).sort((a, b) => a - b),
+      );
       // (i*7)%64 visits 64 distinct slots, so `used` distinct slots are set
       const bytes = encodeNode(node);
       const dense = HEADER + slots * FINGERPRINT_BYTES;
@@ -146,22 +150,40 @@ describe('tree node codec rejects malformed bytes with ChunkCorruptError', () =>
   };
 
   test('bad magic', () => {
-    assertCorrupt(mutate(dense, (c) => (c[0] = 0x57)), 'magic byte 0');
-    assertCorrupt(mutate(sparse, (c) => (c[2] = 0)), 'magic byte 2');
+    assertCorrupt(
+      mutate(dense, (c) => (c[0] = 0x57)),
+      'magic byte 0',
+    );
+    assertCorrupt(
+      mutate(sparse, (c) => (c[2] = 0)),
+      'magic byte 2',
+    );
     assertCorrupt(Buffer.from('hello, this is not a tree node at all'), 'text');
   });
 
   test('wrong version', () => {
-    assertCorrupt(mutate(dense, (c) => (c[3] = 2)), 'version 2');
-    assertCorrupt(mutate(sparse, (c) => (c[3] = 0)), 'version 0');
+    assertCorrupt(
+      mutate(dense, (c) => (c[3] = 2)),
+      'version 2',
+    );
+    assertCorrupt(
+      mutate(sparse, (c) => (c[3] = 0)),
+      'version 0',
+    );
   });
 
   test('unknown form', () => {
-    assertCorrupt(mutate(dense, (c) => (c[5] = 2)), 'form 2');
+    assertCorrupt(
+      mutate(dense, (c) => (c[5] = 2)),
+      'form 2',
+    );
   });
 
   test('zero slots', () => {
-    assertCorrupt(mutate(sparse, (c) => c.writeUInt32LE(0, 8)), 'slots 0');
+    assertCorrupt(
+      mutate(sparse, (c) => c.writeUInt32LE(0, 8)),
+      'slots 0',
+    );
   });
 
   test('truncated or padded bytes, at every length', () => {
@@ -176,26 +198,57 @@ describe('tree node codec rejects malformed bytes with ChunkCorruptError', () =>
   });
 
   test('a slot count far larger than the bytes hold', () => {
-    assertCorrupt(mutate(dense, (c) => c.writeUInt32LE(0xffffffff, 8)), 'dense slots 2^32-1');
-    assertCorrupt(mutate(dense, (c) => c.writeUInt32LE(9, 8)), 'dense slots 9 for 8 children');
-    assertCorrupt(mutate(sparse, (c) => c.writeUInt32LE(0xffffffff, HEADER)), 'sparse count 2^32-1');
+    assertCorrupt(
+      mutate(dense, (c) => c.writeUInt32LE(0xffffffff, 8)),
+      'dense slots 2^32-1',
+    );
+    assertCorrupt(
+      mutate(dense, (c) => c.writeUInt32LE(9, 8)),
+      'dense slots 9 for 8 children',
+    );
+    assertCorrupt(
+      mutate(sparse, (c) => c.writeUInt32LE(0xffffffff, HEADER)),
+      'sparse count 2^32-1',
+    );
     // A well-formed sparse body claiming an enormous node must not make the decoder allocate it.
-    assertCorrupt(mutate(sparse, (c) => c.writeUInt32LE(0xffffffff, 8)), 'sparse slots 2^32-1');
-    assertCorrupt(mutate(sparse, (c) => c.writeUInt32LE(MAX_NODE_SLOTS + 1, 8)), 'sparse slots fanout+1');
+    assertCorrupt(
+      mutate(sparse, (c) => c.writeUInt32LE(0xffffffff, 8)),
+      'sparse slots 2^32-1',
+    );
+    assertCorrupt(
+      mutate(sparse, (c) => c.writeUInt32LE(MAX_NODE_SLOTS + 1, 8)),
+      'sparse slots fanout+1',
+    );
   });
 
   test('the largest legal node (fanout slots) decodes', () => {
     assert.equal(MAX_NODE_SLOTS, TREE_FANOUT);
-    const full = nodeWith(0, MAX_NODE_SLOTS, Array.from({ length: MAX_NODE_SLOTS }, (_, i) => i));
+    const full = nodeWith(
+      0,
+      MAX_NODE_SLOTS,
+      Array.from({ length: MAX_NODE_SLOTS }, (_, i) => i),
+    );
     assert.ok(decodeNode(encodeNode(full)).children.equals(full.children));
   });
 
   test('sparse slots out of order, repeated or out of range', () => {
     const at = (i: number): number => HEADER + 4 + i * 36;
-    assertCorrupt(mutate(sparse, (c) => c.writeUInt32LE(600, at(1))), 'descending');
-    assertCorrupt(mutate(sparse, (c) => c.writeUInt32LE(3, at(1))), 'repeated');
-    assertCorrupt(mutate(sparse, (c) => c.writeUInt32LE(1024, at(2))), 'slot == slots');
-    assertCorrupt(mutate(sparse, (c) => c.writeUInt32LE(0xffffffff, at(2))), 'slot 2^32-1');
+    assertCorrupt(
+      mutate(sparse, (c) => c.writeUInt32LE(600, at(1))),
+      'descending',
+    );
+    assertCorrupt(
+      mutate(sparse, (c) => c.writeUInt32LE(3, at(1))),
+      'repeated',
+    );
+    assertCorrupt(
+      mutate(sparse, (c) => c.writeUInt32LE(1024, at(2))),
+      'slot == slots',
+    );
+    assertCorrupt(
+      mutate(sparse, (c) => c.writeUInt32LE(0xffffffff, at(2))),
+      'slot 2^32-1',
+    );
   });
 
   test('decodeNodeChecked names the chunk in the error', () => {

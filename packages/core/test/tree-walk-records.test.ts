@@ -61,7 +61,11 @@ describe('walkLevels', () => {
       onNode: (n) => levels.push(n.node.level),
       onLeaf: (id) => seenLeaves.push(toHex(id)),
     });
-    assert.deepEqual(levels, [...levels].sort((a, b) => b - a), 'levels come top-down');
+    assert.deepEqual(
+      levels,
+      [...levels].sort((a, b) => b - a),
+      'levels come top-down',
+    );
     assert.equal(levels.length, source.nodes.size, 'each node once, though the root was given twice');
     const expected: string[] = [];
     for await (const l of leaves(root, treeGeometry(4_000_000), source)) expected.push(toHex(l.fp));
@@ -87,7 +91,10 @@ describe('walkLevels', () => {
   test('childrenOf yields the non-hole children with their slots', async () => {
     const { root, source } = await tree([3, 7], 1024);
     const node = await source.getNode(root);
-    assert.deepEqual([...childrenOf(node)].map((c) => c.slot), [3, 7]);
+    assert.deepEqual(
+      [...childrenOf(node)].map((c) => c.slot),
+      [3, 7],
+    );
   });
 });
 

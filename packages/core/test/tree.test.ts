@@ -206,24 +206,57 @@ describe('applyUpdates', () => {
   test('erasing every written block collapses the tree to HOLE', async () => {
     const source = new MapSource();
     const written = [0, 7, 8, 63, 64, 511, 512, 999];
-    const a = await applyUpdates(HOLE, g, written.map((block) => ({ block, fp: blockFp(block) })), source);
+    const a = await applyUpdates(
+      HOLE,
+      g,
+      written.map((block) => ({ block, fp: blockFp(block) })),
+      source,
+    );
     source.add(a.created);
     assert.ok(!a.root.equals(HOLE));
-    const b = await applyUpdates(a.root, g, written.map((block) => ({ block, fp: HOLE })), source);
+    const b = await applyUpdates(
+      a.root,
+      g,
+      written.map((block) => ({ block, fp: HOLE })),
+      source,
+    );
     assert.ok(b.root.equals(HOLE));
     assert.equal(b.created.length, 0);
     // Erasing half leaves the same tree as never writing it.
-    const c = await applyUpdates(a.root, g, written.filter((_, i) => i % 2 === 0).map((block) => ({ block, fp: HOLE })), source);
-    const d = await applyUpdates(HOLE, g, written.filter((_, i) => i % 2 === 1).map((block) => ({ block, fp: blockFp(block) })), new MapSource());
+    const c = await applyUpdates(
+      a.root,
+      g,
+      written.filter((_, i) => i % 2 === 0).map((block) => ({ block, fp: HOLE })),
+      source,
+    );
+    const d = await applyUpdates(
+      HOLE,
+      g,
+      written.filter((_, i) => i % 2 === 1).map((block) => ({ block, fp: blockFp(block) })),
+      new MapSource(),
+    );
     assert.equal(toHex(c.root), toHex(d.root));
   });
 
   test('nodes returned by the source are not mutated, and old roots keep their leaves', async () => {
     const source = new MapSource();
-    const a = await applyUpdates(HOLE, g, [0, 1, 2, 500].map((block) => ({ block, fp: blockFp(block) })), source);
+    const a = await applyUpdates(
+      HOLE,
+      g,
+      [0, 1, 2, 500].map((block) => ({ block, fp: blockFp(block) })),
+      source,
+    );
     source.add(a.created);
     const before = new Map([...source.nodes].map(([hex, n]) => [hex, Buffer.from(n.children)]));
-    const b = await applyUpdates(a.root, g, [{ block: 1, fp: blockFp('new') }, { block: 2, fp: HOLE }], source);
+    const b = await applyUpdates(
+      a.root,
+      g,
+      [
+        { block: 1, fp: blockFp('new') },
+        { block: 2, fp: HOLE },
+      ],
+      source,
+    );
     source.add(b.created);
     for (const [hex, children] of before) {
       assert.ok(source.nodes.get(hex)?.children.equals(children), `node ${hex.slice(0, 12)} changed`);
@@ -273,25 +306,48 @@ describe('walkTree', () => {
     const g = treeGeometry(600, 8);
     const source = new MapSource();
     const blocks = [0, 1, 9, 100, 599];
-    const r = await applyUpdates(HOLE, g, blocks.map((block) => ({ block, fp: blockFp(block) })), source);
+    const r = await applyUpdates(
+      HOLE,
+      g,
+      blocks.map((block) => ({ block, fp: blockFp(block) })),
+      source,
+    );
     source.add(r.created);
     const nodes: string[] = [];
     const leafHex: string[] = [];
-    await walkTree(r.root, source, (id) => (nodes.push(toHex(id)), true), (fp) => void leafHex.push(toHex(fp)));
+    await walkTree(
+      r.root,
+      source,
+      (id) => (nodes.push(toHex(id)), true),
+      (fp) => void leafHex.push(toHex(fp)),
+    );
     assert.deepEqual(new Set(nodes), new Set(r.created.map((c) => toHex(c.id))));
     assert.equal(nodes.length, r.created.length);
-    assert.deepEqual(leafHex, blocks.map((b) => toHex(blockFp(b))));
+    assert.deepEqual(
+      leafHex,
+      blocks.map((b) => toHex(blockFp(b))),
+    );
 
     let visited = 0;
     const leafCount = { n: 0 };
-    await walkTree(r.root, source, () => (visited++, false), () => {
-      leafCount.n++;
-    });
+    await walkTree(
+      r.root,
+      source,
+      () => (visited++, false),
+      () => {
+        leafCount.n++;
+      },
+    );
     assert.equal(visited, 1);
     assert.equal(leafCount.n, 0);
 
     let called = false;
-    await walkTree(HOLE, source, () => (called = true), () => undefined);
+    await walkTree(
+      HOLE,
+      source,
+      () => (called = true),
+      () => undefined,
+    );
     assert.equal(called, false);
   });
 });

@@ -103,13 +103,16 @@ describe('fromServiceError over a real server', () => {
     const Client = grpc.makeGenericClientConstructor(service, 'Errors');
     const gone = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { fail: Call };
     try {
-      await assert.rejects(unaryCall<Buffer, Buffer>((r, cb) => gone.fail(r, cb), Buffer.from('ok')), (e: unknown) => {
-        assert.ok(isVmferryError(e));
-        assert.equal(e.code, 'unavailable');
-        assert.equal(e.retryable, true);
-        assert.equal(remoteFailure(e)?.status, 'UNAVAILABLE');
-        return true;
-      });
+      await assert.rejects(
+        unaryCall<Buffer, Buffer>((r, cb) => gone.fail(r, cb), Buffer.from('ok')),
+        (e: unknown) => {
+          assert.ok(isVmferryError(e));
+          assert.equal(e.code, 'unavailable');
+          assert.equal(e.retryable, true);
+          assert.equal(remoteFailure(e)?.status, 'UNAVAILABLE');
+          return true;
+        },
+      );
     } finally {
       gone.close();
     }

@@ -99,7 +99,9 @@ export async function runWorker<T>(
       const failure = job === undefined ? { code: 'invalid-argument', retryable: false } : classifyFailure(e);
       if (!failure.retryable || tries >= maxDeliver) {
         const error = e instanceof Error ? e.message : String(e);
-        await publishEvent(c, 'job.dead-lettered', { subject: m.subject, tries, code: failure.code, retryable: failure.retryable, error, job }).catch(() => undefined);
+        await publishEvent(c, 'job.dead-lettered', { subject: m.subject, tries, code: failure.code, retryable: failure.retryable, error, job }).catch(
+          () => undefined,
+        );
         // A bare +TERM: nats-server 2.9 ignores '+TERM <reason>' (reasons came in 2.10).
         m.term();
       } else {

@@ -35,7 +35,17 @@ const GRPC_NAMES = [
 ];
 const TRANSIENT_STATUSES: ReadonlySet<number> = new Set<number>([GRPC.CANCELLED, GRPC.UNKNOWN, GRPC.DEADLINE_EXCEEDED, GRPC.ABORTED, GRPC.UNAVAILABLE]);
 /** Node socket and DNS errors that a later try can get past. */
-const TRANSIENT_SYSCALL: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN', 'ECONNABORTED']);
+const TRANSIENT_SYSCALL: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+]);
 
 /** The shape of a grpc-js ServiceError, read without depending on grpc-js. */
 interface GrpcLike {

@@ -44,8 +44,6 @@ before(async () => {
   server = await startNatsServer();
 });
 
-
-
 after(async () => {
   for (const c of opened) await c.close().catch(() => undefined);
   await server?.stop();
@@ -98,77 +96,69 @@ describe('LeaderLease', () => {
     }
   });
 
-  test(
-    'releasing while a heartbeat is in flight still hands the lease over at once',
-    {},
-    async () => {
-      const [c1, c2] = [await coordination(), await coordination()];
-      // The holder's heartbeat replies take 100 ms (a slow link); stop() is called during one.
-      let updating = false;
-      const slowKv = new Proxy(c1.leader, {
-        get(target, prop, receiver) {
-          if (prop === 'update') {
-            return async (...args: Parameters<KV['update']>): Promise<number> => {
-              updating = true;
-              try {
-                const revision = await target.update(...args);
-                await sleep(100); // the reply is slow: the server has the heartbeat, the lease not yet
-                return revision;
-              } finally {
-                updating = false;
-              }
-            };
-          }
-          const v: unknown = Reflect.get(target, prop, receiver);
-          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-        },
-      });
-      const a = new LeaderLease(slowKv, 'lease-4', 'a', undefined, 400);
-      const b = new LeaderLease(c2.leader, 'lease-4', 'b', undefined, BEAT_MS);
-      await a.start();
-      await b.start();
-      try {
-        assert.equal(a.isLeader, true);
-        await waitFor('a heartbeat in flight', () => updating, 2000);
-        await a.stop();
-        // Fails fast (the bug would make this ~6 s, the lease TTL).
-        await waitFor('b to lead', () => b.isLeader, 2 * BEAT_MS + 1000);
-      } finally {
-        await a.stop();
-        await b.stop();
-      }
-    },
-  );
+  test('releasing while a heartbeat is in flight still hands the lease over at once', {}, async () => {
+    const [c1, c2] = [await coordination(), await coordination()];
+    // The holder's heartbeat replies take 100 ms (a slow link); stop() is called during one.
+    let updating = false;
+    const slowKv = new Proxy(c1.leader, {
+      get(target, prop, receiver) {
+        if (prop === 'update') {
+          return async (...args: Parameters<KV['update']>): Promise<number> => {
+            updating = true;
+            try {
+              const revision = await target.update(...args);
+              await sleep(100); // the reply is slow: the server has the heartbeat, the lease not yet
+              return revision;
+            } finally {
+              updating = false;
+            }
+          };
+        }
+        const v: unknown = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const a = new LeaderLease(slowKv, 'lease-4', 'a', undefined, 400);
+    const b = new LeaderLease(c2.leader, 'lease-4', 'b', undefined, BEAT_MS);
+    await a.start();
+    await b.start();
+    try {
+      assert.equal(a.isLeader, true);
+      await waitFor('a heartbeat in flight', () => updating, 2000);
+      await a.stop();
+      // Fails fast (the bug would make this ~6 s, the lease TTL).
+      await waitFor('b to lead', () => b.isLeader, 2 * BEAT_MS + 1000);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
 
-  test(
-    'a leader keeps its lease across a short NATS outage (no spurious step-down)',
-    {},
-    async () => {
-      const own = await startNatsServer();
-      const c = await coordination(own.url);
-      const changes: { atMs: number; leading: boolean }[] = [];
-      const lease = new LeaderLease(c.leader, 'lease-3', 'a', (leading) => changes.push({ atMs: Date.now(), leading }), BEAT_MS);
-      try {
-        await lease.start();
-        assert.equal(lease.isLeader, true);
-        await heartbeats(c.leader, 'lease-3', 3);
-        await own.kill();
-        await sleep(1000); // the outage
-        await own.restart();
-        const upAt = Date.now();
-        await waitFor('heartbeats to renew the lease again', () => lease.isLeader, 5000);
-        // Renewals work again; a heartbeat made during the outage times out later. Once one
-        // started after that has finished, every earlier one has (they run one at a time).
-        const renewedFrom = Date.now();
-        await waitFor('a heartbeat started after the renewal to finish', () => lease.settledSinceMs > renewedFrom, 4 * REQUEST_TIMEOUT_MS + 4000);
-        const afterUp = changes.filter((ch) => ch.atMs > upAt + 1000);
-        assert.deepEqual(afterUp, [], 'lease changes after NATS was back and renewals worked');
-        assert.equal(lease.isLeader, true);
-      } finally {
-        await lease.stop();
-        await c.close().catch(() => undefined);
-        await own.stop();
-      }
-    },
-  );
+  test('a leader keeps its lease across a short NATS outage (no spurious step-down)', {}, async () => {
+    const own = await startNatsServer();
+    const c = await coordination(own.url);
+    const changes: { atMs: number; leading: boolean }[] = [];
+    const lease = new LeaderLease(c.leader, 'lease-3', 'a', (leading) => changes.push({ atMs: Date.now(), leading }), BEAT_MS);
+    try {
+      await lease.start();
+      assert.equal(lease.isLeader, true);
+      await heartbeats(c.leader, 'lease-3', 3);
+      await own.kill();
+      await sleep(1000); // the outage
+      await own.restart();
+      const upAt = Date.now();
+      await waitFor('heartbeats to renew the lease again', () => lease.isLeader, 5000);
+      // Renewals work again; a heartbeat made during the outage times out later. Once one
+      // started after that has finished, every earlier one has (they run one at a time).
+      const renewedFrom = Date.now();
+      await waitFor('a heartbeat started after the renewal to finish', () => lease.settledSinceMs > renewedFrom, 4 * REQUEST_TIMEOUT_MS + 4000);
+      const afterUp = changes.filter((ch) => ch.atMs > upAt + 1000);
+      assert.deepEqual(afterUp, [], 'lease changes after NATS was back and renewals worked');
+      assert.equal(lease.isLeader, true);
+    } finally {
+      await lease.stop();
+      await c.close().catch(() => undefined);
+      await own.stop();
+    }
+  });
 });

@@ -1,6 +1,16 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChunkCorruptError, InternalError, InvalidArgumentError, LimitExceededError, RETRYABLE_BY_DEFAULT, StorageFullError, UnavailableError, VmferryError, ERROR_CODES } from '@vmferry/core';
+import {
+  ChunkCorruptError,
+  InternalError,
+  InvalidArgumentError,
+  LimitExceededError,
+  RETRYABLE_BY_DEFAULT,
+  StorageFullError,
+  UnavailableError,
+  VmferryError,
+  ERROR_CODES,
+} from '@vmferry/core';
 import { classifyFailure } from '../src/index.js';
 
 /** A gRPC ServiceError as grpc-js delivers it (status, details, metadata). */
@@ -19,12 +29,21 @@ describe('classifyFailure', () => {
     // The same code, two answers: a full disk recovers, a configured cap does not.
     assert.deepEqual(classifyFailure(new StorageFullError('full')), { code: 'resource-exhausted', retryable: true });
     assert.deepEqual(classifyFailure(new LimitExceededError('cap')), { code: 'resource-exhausted', retryable: false });
-    assert.deepEqual(classifyFailure(new VmferryError('permission-denied', 'expired cert', { retryable: true })), { code: 'permission-denied', retryable: true });
+    assert.deepEqual(classifyFailure(new VmferryError('permission-denied', 'expired cert', { retryable: true })), {
+      code: 'permission-denied',
+      retryable: true,
+    });
   });
 
   test('a raw gRPC error: the node metadata first, else whether the status is transient', () => {
-    assert.deepEqual(classifyFailure(serviceError(8, 'cap', { 'vmferry-error-code': 'resource-exhausted', 'vmferry-retryable': 'false' })), { code: 'resource-exhausted', retryable: false });
-    assert.deepEqual(classifyFailure(serviceError(8, 'full', { 'vmferry-error-code': 'resource-exhausted', 'vmferry-retryable': 'true' })), { code: 'resource-exhausted', retryable: true });
+    assert.deepEqual(classifyFailure(serviceError(8, 'cap', { 'vmferry-error-code': 'resource-exhausted', 'vmferry-retryable': 'false' })), {
+      code: 'resource-exhausted',
+      retryable: false,
+    });
+    assert.deepEqual(classifyFailure(serviceError(8, 'full', { 'vmferry-error-code': 'resource-exhausted', 'vmferry-retryable': 'true' })), {
+      code: 'resource-exhausted',
+      retryable: true,
+    });
     assert.deepEqual(classifyFailure(serviceError(14, 'No connection established')), { code: 'UNAVAILABLE', retryable: true });
     assert.deepEqual(classifyFailure(serviceError(4, 'deadline')), { code: 'DEADLINE_EXCEEDED', retryable: true });
     assert.deepEqual(classifyFailure(serviceError(3, 'bad')), { code: 'INVALID_ARGUMENT', retryable: false });

@@ -125,7 +125,10 @@ describe('runWorker', () => {
       await publishJob(c, subject, { n: SENTINEL }, 'ack-sentinel');
       await waitFor('the sentinel job', () => seen.some((s) => s.n === SENTINEL));
       assert.deepEqual(
-        seen.map((s) => s.n).filter((n) => n !== SENTINEL).sort(),
+        seen
+          .map((s) => s.n)
+          .filter((n) => n !== SENTINEL)
+          .sort(),
         [0, 1, 2, 3, 4],
       );
       assert.ok(
@@ -272,9 +275,17 @@ function serviceError(code: number, details: string, meta: Record<string, string
 describe('runWorker: final failures are not retried', () => {
   const finals: { name: string; error: () => Error; code: string }[] = [
     { name: 'DATA_LOSS from a lying source', error: () => new ChunkCorruptError('ab'.repeat(32), 'hash mismatch'), code: 'data-loss' },
-    { name: 'INVALID_ARGUMENT', error: () => new InvalidArgumentError("size 5 of vDisk 0 is not whole 512-byte sectors"), code: 'invalid-argument' },
-    { name: 'the snapshot cap (RESOURCE_EXHAUSTED, a fixed limit)', error: () => new LimitExceededError('VM web has 1024 snapshots'), code: 'resource-exhausted' },
-    { name: 'a gRPC DATA_LOSS from the node', error: () => serviceError(15, 'chunk 1234 is corrupt', { 'vmferry-error-code': 'data-loss', 'vmferry-retryable': 'false' }), code: 'data-loss' },
+    { name: 'INVALID_ARGUMENT', error: () => new InvalidArgumentError('size 5 of vDisk 0 is not whole 512-byte sectors'), code: 'invalid-argument' },
+    {
+      name: 'the snapshot cap (RESOURCE_EXHAUSTED, a fixed limit)',
+      error: () => new LimitExceededError('VM web has 1024 snapshots'),
+      code: 'resource-exhausted',
+    },
+    {
+      name: 'a gRPC DATA_LOSS from the node',
+      error: () => serviceError(15, 'chunk 1234 is corrupt', { 'vmferry-error-code': 'data-loss', 'vmferry-retryable': 'false' }),
+      code: 'data-loss',
+    },
     { name: 'a gRPC INVALID_ARGUMENT without node metadata', error: () => serviceError(3, 'bad'), code: 'INVALID_ARGUMENT' },
   ];
   finals.forEach((f, i) => {

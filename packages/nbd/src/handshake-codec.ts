@@ -5,7 +5,18 @@
  */
 import { InvalidArgumentError } from '@vmferry/core';
 import type { ByteQueue } from './byte-queue.js';
-import { FLAG_C_FIXED_NEWSTYLE, FLAG_C_NO_ZEROES, FLAG_FIXED_NEWSTYLE, FLAG_NO_ZEROES, IHAVEOPT, INFO, MAX_OPTION_DATA, MAX_STRING, NBDMAGIC, OPTION_REPLY_MAGIC } from './constants.js';
+import {
+  FLAG_C_FIXED_NEWSTYLE,
+  FLAG_C_NO_ZEROES,
+  FLAG_FIXED_NEWSTYLE,
+  FLAG_NO_ZEROES,
+  IHAVEOPT,
+  INFO,
+  MAX_OPTION_DATA,
+  MAX_STRING,
+  NBDMAGIC,
+  OPTION_REPLY_MAGIC,
+} from './constants.js';
 import { NbdProtocolError } from './protocol-error.js';
 
 /** NBDMAGIC, IHAVEOPT, handshake flags (fixed newstyle, no zeroes). */

@@ -127,7 +127,11 @@ export class Negotiation {
       await exp.close();
       return { kind: 'continue', replies };
     }
-    return { kind: 'transmission', replies, agreed: { export: exp, structured: this.structured, allocationContext: this.allocationFor === request.name, flags } };
+    return {
+      kind: 'transmission',
+      replies,
+      agreed: { export: exp, structured: this.structured, allocationContext: this.allocationFor === request.name, flags },
+    };
   }
 
   private async metaContext(option: number, data: Buffer): Promise<Outcome> {

@@ -8,7 +8,17 @@
  */
 import type { AllocationRun } from '@vmferry/core';
 import type { ByteQueue } from './byte-queue.js';
-import { CMD, MAX_PAYLOAD, REPLY_FLAG_DONE, REPLY_TYPE, REQUEST_MAGIC, SIMPLE_REPLY_MAGIC, STATE_HOLE, STATE_ZERO, STRUCTURED_REPLY_MAGIC } from './constants.js';
+import {
+  CMD,
+  MAX_PAYLOAD,
+  REPLY_FLAG_DONE,
+  REPLY_TYPE,
+  REQUEST_MAGIC,
+  SIMPLE_REPLY_MAGIC,
+  STATE_HOLE,
+  STATE_ZERO,
+  STRUCTURED_REPLY_MAGIC,
+} from './constants.js';
 import { NbdProtocolError } from './protocol-error.js';
 
 export const REQUEST_HEADER_BYTES = 28;

@@ -112,39 +112,36 @@ export class Catalog {
   /** Writes staged changes atomically (and durably when asked), then applies them in memory. */
   async commit(fill: (tx: CatalogTx) => void, options: { durable?: boolean } = {}): Promise<void> {
     const applied: (() => void)[] = [];
-    await this.db.commit(
-      (batch) => {
-        fill({
-          batch,
-          putVm: (vm) => {
-            this.referenced(rootsOf(vm.disks));
-            batch.tryPut(vmKey(vm.id), Buffer.from(JSON.stringify(vm)));
-            applied.push(() => this.setVm(vm));
-          },
-          deleteVm: (vmId) => {
-            batch.tryDelete(vmKey(vmId));
-            applied.push(() => {
-              const vm = this.vmsById.get(vmId);
-              if (vm) this.vmIdByName.delete(vm.name);
-              this.vmsById.delete(vmId);
-              this.snapsByVm.delete(vmId);
-            });
-          },
-          putSnapshot: (s) => {
-            this.referenced(rootsOf(s.disks));
-            batch.tryPut(snapshotKey(s.vmId, s.id), Buffer.from(JSON.stringify(s)));
-            applied.push(() => this.setSnapshot(s));
-          },
-          deleteSnapshot: (vmId, snapId) => {
-            batch.tryDelete(snapshotKey(vmId, snapId));
-            applied.push(() => this.snapsByVm.get(vmId)?.delete(snapId));
-          },
-          clearLiveWrites: (vmId, disk) => this.liveWrites.stageClear(batch, vmId, disk),
-          clearReplicationState: (vmId) => this.replication.stageClear(batch, vmId),
-        });
-      },
-      options,
-    );
+    await this.db.commit((batch) => {
+      fill({
+        batch,
+        putVm: (vm) => {
+          this.referenced(rootsOf(vm.disks));
+          batch.tryPut(vmKey(vm.id), Buffer.from(JSON.stringify(vm)));
+          applied.push(() => this.setVm(vm));
+        },
+        deleteVm: (vmId) => {
+          batch.tryDelete(vmKey(vmId));
+          applied.push(() => {
+            const vm = this.vmsById.get(vmId);
+            if (vm) this.vmIdByName.delete(vm.name);
+            this.vmsById.delete(vmId);
+            this.snapsByVm.delete(vmId);
+          });
+        },
+        putSnapshot: (s) => {
+          this.referenced(rootsOf(s.disks));
+          batch.tryPut(snapshotKey(s.vmId, s.id), Buffer.from(JSON.stringify(s)));
+          applied.push(() => this.setSnapshot(s));
+        },
+        deleteSnapshot: (vmId, snapId) => {
+          batch.tryDelete(snapshotKey(vmId, snapId));
+          applied.push(() => this.snapsByVm.get(vmId)?.delete(snapId));
+        },
+        clearLiveWrites: (vmId, disk) => this.liveWrites.stageClear(batch, vmId, disk),
+        clearReplicationState: (vmId) => this.replication.stageClear(batch, vmId),
+      });
+    }, options);
     for (const apply of applied) apply();
   }
 }

@@ -22,4 +22,3 @@ export function decodeIndexValue(id: Fingerprint, v: Buffer): ChunkIndexEntry {
   const base = { id, storedBytes: v.readUInt32LE(0), rawBytes: v.readUInt32LE(4) };
   return v.length > 8 ? { ...base, level: v[8] as number } : base;
 }
-

@@ -72,16 +72,14 @@ export class Database {
     const version = await db.get(metaKey('format'));
     if (version === null && mode.readOnly !== true) {
       await d.commit((b) => b.tryPut(metaKey('format'), Buffer.from(String(FORMAT_VERSION))), { durable: true });
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- true today: the in-place upgrade exists for version 1 → 2 only
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- true today: the in-place upgrade exists for version 1 → 2 only
     } else if (version !== null && Number(version.toString()) === 1 && FORMAT_VERSION === 2 && mode.readOnly !== true) {
       await upgradeV1ToV2(d);
     } else if (version !== null && Number(version.toString()) === 1 && mode.readOnly === true) {
       // A read-only open (WAL recovery's first look) reads only records, the same in both versions.
     } else if (version !== null && Number(version.toString()) !== FORMAT_VERSION) {
       await db.close();
-      throw new FailedPreconditionError(
-        `data folder ${path} has format version ${version.toString()}; this build reads version ${FORMAT_VERSION}`,
-      );
+      throw new FailedPreconditionError(`data folder ${path} has format version ${version.toString()}; this build reads version ${FORMAT_VERSION}`);
     }
     return d;
   }

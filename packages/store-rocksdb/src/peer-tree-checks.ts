@@ -42,7 +42,10 @@ async function checkComplete(store: NodeReader, parent: string, slot: number, ch
   let n = child;
   for (;;) {
     if (n.slots !== TREE_FANOUT) {
-      throw new ChunkCorruptError(parent, `the subtree at slot ${slot} has a level-${n.level} node of ${n.slots} slots; only a tree's right edge may have nodes of fewer than ${TREE_FANOUT}`);
+      throw new ChunkCorruptError(
+        parent,
+        `the subtree at slot ${slot} has a level-${n.level} node of ${n.slots} slots; only a tree's right edge may have nodes of fewer than ${TREE_FANOUT}`,
+      );
     }
     const last = childAt(n, n.slots - 1);
     if (n.level === 0 || isHole(last)) return;
@@ -50,7 +53,14 @@ async function checkComplete(store: NodeReader, parent: string, slot: number, ch
   }
 }
 
-async function childNode(store: NodeReader, parent: string, level: number, child: Fingerprint, nodes: BatchNodes, inBatch: ReadonlySet<string>): Promise<TreeNode> {
+async function childNode(
+  store: NodeReader,
+  parent: string,
+  level: number,
+  child: Fingerprint,
+  nodes: BatchNodes,
+  inBatch: ReadonlySet<string>,
+): Promise<TreeNode> {
   const hex = toHex(child);
   const sent = nodes.get(hex);
   if (sent) return sent;

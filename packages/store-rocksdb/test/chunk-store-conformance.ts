@@ -52,8 +52,7 @@ export function chunkStoreConformance(name: string, open: () => Promise<StoreUnd
     });
 
     /** Ingests `blocks`, committing nothing but the new chunks. */
-    const ingest = (s: StoreUnderTest, blocks: Buffer[]): ReturnType<ChunkStore['ingest']> =>
-      s.store.ingest(blocks, (_ids, stage) => s.commit(stage));
+    const ingest = (s: StoreUnderTest, blocks: Buffer[]): ReturnType<ChunkStore['ingest']> => s.store.ingest(blocks, (_ids, stage) => s.commit(stage));
 
     test('ingest names blocks by their hash, zero blocks are holes, get returns the bytes', async () => {
       const s = await fresh();
@@ -66,7 +65,10 @@ export function chunkStoreConformance(name: string, open: () => Promise<StoreUnd
       const back = await s.store.get([r.ids[0] as Buffer, r.ids[2] as Buffer]);
       assert.ok((back[0] as Buffer).equals(blocks[0] as Buffer));
       assert.ok((back[1] as Buffer).equals(blocks[2] as Buffer));
-      assert.deepEqual(await s.store.sizes([r.ids[2] as Buffer, fingerprint(text('absent'))]), [(await s.store.entries([r.ids[2] as Buffer]))[0]?.storedBytes, 0]);
+      assert.deepEqual(await s.store.sizes([r.ids[2] as Buffer, fingerprint(text('absent'))]), [
+        (await s.store.entries([r.ids[2] as Buffer]))[0]?.storedBytes,
+        0,
+      ]);
     });
 
     test('dedup: a block the store holds, or one repeated in a batch, is stored once', async () => {
@@ -81,7 +83,10 @@ export function chunkStoreConformance(name: string, open: () => Promise<StoreUnd
     test('a failed commit stores nothing', async () => {
       const s = await fresh();
       const failing = new FailedPreconditionError('the VM went away');
-      await assert.rejects(s.store.ingest([block(3)], () => Promise.reject(failing)), (e) => e === failing);
+      await assert.rejects(
+        s.store.ingest([block(3)], () => Promise.reject(failing)),
+        (e) => e === failing,
+      );
       assert.deepEqual(await s.store.has([fingerprint(block(3))]), [false]);
     });
 
@@ -134,7 +139,10 @@ export function chunkStoreConformance(name: string, open: () => Promise<StoreUnd
       await s.store.receive([{ id: fingerprint(child), record: rawRecord(child), node: false }], until);
       // The right bytes, decodable and hashing to the id, but compressed: nodes are stored raw.
       const compressed = zstdRecord(new Compressor().compress(sealed.bytes));
-      await assert.rejects(s.store.receive([{ id: sealed.id, record: compressed, node: true }], until), (e: unknown) => e instanceof ChunkCorruptError && /must be stored raw/.test(e.message));
+      await assert.rejects(
+        s.store.receive([{ id: sealed.id, record: compressed, node: true }], until),
+        (e: unknown) => e instanceof ChunkCorruptError && /must be stored raw/.test(e.message),
+      );
       await s.store.receive([{ id: sealed.id, record: rawRecord(sealed.bytes), node: true }], until);
       assert.equal((await s.store.getNode(sealed.id)).slots, 4);
     });

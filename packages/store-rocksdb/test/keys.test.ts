@@ -25,7 +25,12 @@ describe('key builders', () => {
       (id) => keys.pendingVmPrefix(id),
     ];
     for (const build of builders) {
-      for (const id of bad) assert.throws(() => build(id), (e: unknown) => e instanceof InvalidArgumentError && /VM id/.test(e.message), `${String(build)} '${id}'`);
+      for (const id of bad)
+        assert.throws(
+          () => build(id),
+          (e: unknown) => e instanceof InvalidArgumentError && /VM id/.test(e.message),
+          `${String(build)} '${id}'`,
+        );
       assert.ok(build(vm).length > 26);
     }
   });

@@ -11,15 +11,10 @@ export interface CliResult {
 export function runCli(node: string, args: readonly string[], env: NodeJS.ProcessEnv = {}, wrap: readonly string[] = []): Promise<CliResult> {
   const [cmd, ...rest] = [...wrap, process.execPath, VMFERRY_BIN, '--node', node, ...args] as [string, ...string[]];
   return new Promise((resolve) => {
-    execFile(
-      cmd,
-      rest,
-      { env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
+    execFile(cmd, rest, { env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 

@@ -39,9 +39,30 @@ export function buildExtImage(o: ExtImageOptions): void {
   mkdirSync(o.workDir, { recursive: true });
   run('truncate', ['-s', '0', o.path]);
   run('truncate', ['-s', `${o.diskMiB}M`, o.path]);
-  run('sfdisk', ['--quiet', '--no-reread', '--no-tell-kernel', o.path], `label: ${o.label ?? 'dos'}\nstart=${o.startSector}, size=${partSectors}, type=${o.label === 'gpt' ? '0FC63DAF-8483-4772-8E79-3D69D8477DE4' : '83'}\n`);
+  run(
+    'sfdisk',
+    ['--quiet', '--no-reread', '--no-tell-kernel', o.path],
+    `label: ${o.label ?? 'dos'}\nstart=${o.startSector}, size=${partSectors}, type=${o.label === 'gpt' ? '0FC63DAF-8483-4772-8E79-3D69D8477DE4' : '83'}\n`,
+  );
   run('rm', ['-f', fs]);
-  run('mkfs.ext4', ['-q', '-F', '-U', '0b7e5a52-8f9e-4a3c-9c1e-1d2b3c4d5e6f', '-E', 'hash_seed=6f0b4d7e-1a2b-4c3d-8e9f-a0b1c2d3e4f5,lazy_itable_init=0,lazy_journal_init=0', '-T', 'default', '-d', o.contentDir, fs, `${Math.floor((partSectors * 512) / 1024)}k`], undefined);
+  run(
+    'mkfs.ext4',
+    [
+      '-q',
+      '-F',
+      '-U',
+      '0b7e5a52-8f9e-4a3c-9c1e-1d2b3c4d5e6f',
+      '-E',
+      'hash_seed=6f0b4d7e-1a2b-4c3d-8e9f-a0b1c2d3e4f5,lazy_itable_init=0,lazy_journal_init=0',
+      '-T',
+      'default',
+      '-d',
+      o.contentDir,
+      fs,
+      `${Math.floor((partSectors * 512) / 1024)}k`,
+    ],
+    undefined,
+  );
   run('dd', [`if=${fs}`, `of=${o.path}`, 'bs=512', `seek=${o.startSector}`, 'conv=notrunc,sparse', 'status=none']);
 }
 
@@ -63,7 +84,8 @@ export function makeContentTree(dir: string, seed: string, mib = 24): void {
   };
   for (let i = 0; i < 50; i++) writeFileSync(join(dir, 'etc', `conf-${i}.conf`), `# config ${i}\nkey=${i}\nname=${seed}-${i}\n`.repeat(20));
   const logLines: string[] = [];
-  for (let i = 0; i < 60000; i++) logLines.push(`2026-11-25T10:${String(i % 60).padStart(2, '0')}:00 host kernel: event ${i} seed ${seed} value ${(i * 7919) % 10007}`);
+  for (let i = 0; i < 60000; i++)
+    logLines.push(`2026-11-25T10:${String(i % 60).padStart(2, '0')}:00 host kernel: event ${i} seed ${seed} value ${(i * 7919) % 10007}`);
   writeFileSync(join(dir, 'var', 'log', 'syslog'), logLines.join('\n'));
   const blobs = Math.max(1, Math.floor(mib / 4));
   for (let i = 0; i < blobs; i++) writeFileSync(join(dir, 'usr', 'lib', `lib${i}.so`), random(2 * 1024 * 1024));

@@ -42,10 +42,27 @@ export function mintCertWithDates(dir: string, site: string, notBefore: string, 
     );
     const key = join(dir, `${site}.key`);
     const csr = join(work, `${site}.csr`);
-    execFileSync('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${site}`, '-keyout', key, '-out', csr], { stdio: 'ignore' });
+    execFileSync('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${site}`, '-keyout', key, '-out', csr], {
+      stdio: 'ignore',
+    });
     execFileSync(
       'openssl',
-      ['ca', '-batch', '-config', join(work, 'ca.cnf'), '-extensions', 'x', '-startdate', notBefore, '-enddate', notAfter, '-in', csr, '-out', join(dir, `${site}.crt`)],
+      [
+        'ca',
+        '-batch',
+        '-config',
+        join(work, 'ca.cnf'),
+        '-extensions',
+        'x',
+        '-startdate',
+        notBefore,
+        '-enddate',
+        notAfter,
+        '-in',
+        csr,
+        '-out',
+        join(dir, `${site}.crt`),
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
   } finally {

@@ -27,7 +27,9 @@ export function wholeNumber(name: string, min: number, max: number) {
 
 const schema = z
   .object({
-    natsUrl: z.string({ error: 'the NATS server is required (--nats URL or VMFERRY_NATS)' }).regex(/^nats:\/\/\S+$/, 'nats must be a nats:// URL (comma-separate several)'),
+    natsUrl: z
+      .string({ error: 'the NATS server is required (--nats URL or VMFERRY_NATS)' })
+      .regex(/^nats:\/\/\S+$/, 'nats must be a nats:// URL (comma-separate several)'),
     jsDomain: z.string().min(1).optional(),
     site: z.string({ error: 'the site this replicator serves is required (--site NAME)' }).regex(SITE_NAME, 'site must be a simple name'),
     nodeAddress: z.string().regex(HOST_PORT, 'node must be HOST:PORT').default(DEFAULT_NODE_ADDRESS),
@@ -40,18 +42,24 @@ const schema = z
     prometheusPort: wholeNumber('VMFERRY_PROMETHEUS_PORT', 0, 65535).optional(),
   })
   .strict()
-  .superRefine((c, ctx) => {
-    // Pulls are mTLS or nothing: all three files, never a certificate without its key.
-    const given = [c.tlsCert, c.tlsKey, c.tlsCa].filter((v) => v !== undefined).length;
-    if (given !== 3) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['tlsCert'],
-        message: given === 0 ? 'replication needs TLS: --certs DIR (with SITE.crt, SITE.key, ca.crt) or --tls-cert/--tls-key/--tls-ca' : 'give all three of --tls-cert, --tls-key, --tls-ca',
-      });
-    }
-    // Checked even when other keys are bad: every problem is reported in one go.
-  }, { when: () => true });
+  .superRefine(
+    (c, ctx) => {
+      // Pulls are mTLS or nothing: all three files, never a certificate without its key.
+      const given = [c.tlsCert, c.tlsKey, c.tlsCa].filter((v) => v !== undefined).length;
+      if (given !== 3) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tlsCert'],
+          message:
+            given === 0
+              ? 'replication needs TLS: --certs DIR (with SITE.crt, SITE.key, ca.crt) or --tls-cert/--tls-key/--tls-ca'
+              : 'give all three of --tls-cert, --tls-key, --tls-ca',
+        });
+      }
+      // Checked even when other keys are bad: every problem is reported in one go.
+    },
+    { when: () => true },
+  );
 
 /** A validated replicator configuration (input: see loadConfig). */
 export type ReplicatorConfig = z.infer<typeof schema> & { readonly tlsCert: string; readonly tlsKey: string; readonly tlsCa: string };

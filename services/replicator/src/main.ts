@@ -15,7 +15,10 @@ export interface RunningReplicator {
  * @throws what startReplicatorService throws (NATS unreachable); telemetry is shut down first.
  */
 export async function runReplicator(config: ReplicatorConfig, log: (line: string) => void = () => undefined): Promise<RunningReplicator> {
-  const telemetry = startTelemetry({ serviceName: 'vmferry-replicator', ...(config.prometheusPort === undefined ? {} : { prometheusPort: config.prometheusPort }) });
+  const telemetry = startTelemetry({
+    serviceName: 'vmferry-replicator',
+    ...(config.prometheusPort === undefined ? {} : { prometheusPort: config.prometheusPort }),
+  });
   // Loaded after telemetry starts so the gRPC instrumentation sees @grpc/grpc-js load.
   const { startReplicatorService } = await import('./service.js');
   let service;

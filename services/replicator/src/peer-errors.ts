@@ -78,9 +78,7 @@ export function explainPeerFailure(e: unknown, c: PeerContext): VmferryError | u
   }
   if (/ERR_TLS_CERT_ALTNAME_INVALID|does not match certificate's altnames/i.test(details)) {
     const names = /cert's altnames: (.*?)\.?(?: Resolution note|$)/.exec(details)?.[1] ?? 'other names';
-    return refused(
-      `${theirs} is for ${names}, not for identity '${c.identity}' recorded here: fix it with vmferry site add ${c.peer} --identity NAME`,
-    );
+    return refused(`${theirs} is for ${names}, not for identity '${c.identity}' recorded here: fix it with vmferry site add ${c.peer} --identity NAME`);
   }
   // The peer's refusal reaches us as a reset or just "Failed to connect": if our own
   // certificate is one the peer must refuse, that is the cause worth naming (even if the

@@ -52,7 +52,12 @@ export type SiteCallOptions = Pick<ReplicateFromSiteOptions, 'node' | 'nodeAddre
  */
 async function withSourceSite<T>(o: SiteCallOptions, fn: (src: SiteRecord, source: SourcePort, target: TargetPort) => Promise<T>): Promise<T> {
   const src = (await siteRecords(o.node)).find((s) => s.name === o.sourceSite);
-  if (!src) throw new NotFoundError('site', o.sourceSite, `site '${o.sourceSite}' is not known at site ${o.localSite} (vmferry --node ${o.nodeAddress} site add ${o.sourceSite} …)`);
+  if (!src)
+    throw new NotFoundError(
+      'site',
+      o.sourceSite,
+      `site '${o.sourceSite}' is not known at site ${o.localSite} (vmferry --node ${o.nodeAddress} site add ${o.sourceSite} …)`,
+    );
   try {
     const source = connectReplicationSource(src, o.tls, o.bindFor?.(src));
     try {

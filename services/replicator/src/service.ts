@@ -7,7 +7,16 @@
  */
 import Bottleneck from 'bottleneck';
 import { context, trace } from '@opentelemetry/api';
-import { openCoordination, publishEvent, replicateJobSubject, rpoKey, runWorker, type ReplicateJob, type ReplicationState, type WorkerHandle } from '@vmferry/nats';
+import {
+  openCoordination,
+  publishEvent,
+  replicateJobSubject,
+  rpoKey,
+  runWorker,
+  type ReplicateJob,
+  type ReplicationState,
+  type WorkerHandle,
+} from '@vmferry/nats';
 import type { SiteRecord } from '@vmferry/core';
 import { connectStorageNode, storageNodeTarget, type TlsFiles } from '@vmferry/grpc-edge';
 import { PageIndexCache } from './page-index.js';
@@ -62,7 +71,14 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
       onProgress: (p) => {
         if (p.phase !== 'data' || now() - lastProgress < PROGRESS_EVERY_MS) return;
         lastProgress = now();
-        void publishEvent(c, 'replication.progress', { site: o.site, vmId: job.vmId, vmName: job.vmName, snapshotId: job.snapshotId, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }).catch(() => undefined);
+        void publishEvent(c, 'replication.progress', {
+          site: o.site,
+          vmId: job.vmId,
+          vmName: job.vmName,
+          snapshotId: job.snapshotId,
+          bytesDone: p.bytesDone,
+          bytesTotal: p.bytesTotal,
+        }).catch(() => undefined);
       },
     });
     const state: ReplicationState = {
@@ -97,7 +113,9 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
   const remoteRetention = async (vmId: string, sourceSite: string, keep: number): Promise<void> => {
     const vm = await node.getVm(vmId);
     if (vm.replicaOf !== sourceSite) {
-      log(`remote retention skipped for VM '${vm.name}': it is ${vm.replicaOf ? `a replica of ${vm.replicaOf}` : 'local'} here, not a replica of ${sourceSite}`);
+      log(
+        `remote retention skipped for VM '${vm.name}': it is ${vm.replicaOf ? `a replica of ${vm.replicaOf}` : 'local'} here, not a replica of ${sourceSite}`,
+      );
       return;
     }
     const snapshots = await node.listSnapshots(vmId);
@@ -125,7 +143,14 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
       try {
         await run;
       } catch (e) {
-        await publishEvent(c, 'replication.failed', { site: o.site, vmId: job.vmId, vmName: job.vmName, snapshotId: job.snapshotId, sourceSite: job.sourceSite, error: (e as Error).message }).catch(() => undefined);
+        await publishEvent(c, 'replication.failed', {
+          site: o.site,
+          vmId: job.vmId,
+          vmName: job.vmName,
+          snapshotId: job.snapshotId,
+          sourceSite: job.sourceSite,
+          error: (e as Error).message,
+        }).catch(() => undefined);
         throw e;
       } finally {
         if (perVm.get(job.vmId) === run) perVm.delete(job.vmId);

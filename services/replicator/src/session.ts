@@ -14,7 +14,20 @@
  * next run asks for, and moves, only the rest. Incremental runs cost O(changed × height).
  */
 import { Decompressor } from 'zstd-napi';
-import { ChunkCorruptError, childrenOf, InvalidArgumentError, isHole, nodeFromRecord, rawRecord, recordBytes, referencedPages, toHex, fromHex, unpackChunks, walkLevels } from '@vmferry/core';
+import {
+  ChunkCorruptError,
+  childrenOf,
+  InvalidArgumentError,
+  isHole,
+  nodeFromRecord,
+  rawRecord,
+  recordBytes,
+  referencedPages,
+  toHex,
+  fromHex,
+  unpackChunks,
+  walkLevels,
+} from '@vmferry/core';
 import type { ChunkRecord, ChunkToStore, CommittedSnapshot, PackedBatch, SnapshotRecord, VmRecord } from '@vmferry/core';
 import { PageIndex, type PageIndexCache } from './page-index.js';
 import { checkNodeShape, checkSourceMetadata, childExpectation, rootExpectation, sameExpectation, type NodeExpectation } from './source-checks.js';
@@ -143,7 +156,11 @@ export async function replicateSnapshot(o: SessionOptions): Promise<SessionResul
   await pool(batches(missingData, batchSize), streams, async (ids) => {
     const put = o.target.put();
     try {
-      if (paced) await o.bucket.take(ids.reduce((n, id) => n + (sizeOf.get(toHex(id)) ?? 0), 0), o.signal);
+      if (paced)
+        await o.bucket.take(
+          ids.reduce((n, id) => n + (sizeOf.get(toHex(id)) ?? 0), 0),
+          o.signal,
+        );
       if (packing) {
         for await (const batch of o.source.fetchPacked(ids, packing.token, o.signal)) {
           const wire = batch.literals.length + batch.chunks.reduce((n, c) => n + c.id.length + c.pageRefs.length + 4, 0);
@@ -286,7 +303,7 @@ interface Packing {
 async function openPacking(o: SessionOptions, vm: VmRecord): Promise<Packing | undefined> {
   const base = await baseSnapshot(o.target, vm);
   if (o.pageIndexes && o.pageIndexes.target !== o.target) {
-    throw new InvalidArgumentError('the page index cache belongs to another target: pass the cache of the session\'s own target');
+    throw new InvalidArgumentError("the page index cache belongs to another target: pass the cache of the session's own target");
   }
   const index = base ? await (o.pageIndexes?.indexFor(base) ?? PageIndex.build(o.target, base)) : undefined;
   const token = await o.source.openPageSet(index ? index.hashes() : []);

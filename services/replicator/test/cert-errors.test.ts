@@ -114,7 +114,7 @@ describe('certificate failures are named', () => {
       const job = { kind: 'replicate', vmId: vm.id, vmName: 'vm1', snapshotId: snap.id, sourceSite: 'siteA', targetSite: 'siteB' };
       await publishJob(c0, replicateJobSubject('siteB'), job, `cert-job-${snap.id}`);
       let event: VmferryEvent | undefined;
-      for (const deadline = Date.now() + 15_000; !event; ) {
+      for (const deadline = Date.now() + 15_000; !event;) {
         assert.ok(Date.now() < deadline, 'no job.dead-lettered event within 15 s');
         const m = await c0.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject('job.dead-lettered') }).catch(() => null);
         event = m?.json<VmferryEvent>();

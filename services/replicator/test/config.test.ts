@@ -11,7 +11,10 @@ function problems(input: Record<string, unknown>): string[] {
     loadConfig(input);
   } catch (e) {
     assert.ok(e instanceof InvalidArgumentError, String(e));
-    return e.message.split('\n').slice(1).map((l) => l.trim());
+    return e.message
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim());
   }
   return assert.fail('the configuration was accepted');
 }
@@ -37,7 +40,8 @@ describe('replicator loadConfig', () => {
   });
 
   test('numbers that Number() would take are refused', () => {
-    for (const streams of ['1e3', '1.5', '-1', '0x10', 65, 2.5]) assert.deepEqual(problems({ ...MINIMAL, streams }), ['streams: --streams must be a whole number from 1 to 64'], String(streams));
+    for (const streams of ['1e3', '1.5', '-1', '0x10', 65, 2.5])
+      assert.deepEqual(problems({ ...MINIMAL, streams }), ['streams: --streams must be a whole number from 1 to 64'], String(streams));
   });
 
   test('TLS is all three files or refused, reported with the other problems', () => {
@@ -45,7 +49,9 @@ describe('replicator loadConfig', () => {
       'streams: --streams must be a whole number from 1 to 64',
       'tlsCert: give all three of --tls-cert, --tls-key, --tls-ca',
     ]);
-    assert.deepEqual(problems({ natsUrl: 'nats://n:4222', site: 'b' }), ['tlsCert: replication needs TLS: --certs DIR (with SITE.crt, SITE.key, ca.crt) or --tls-cert/--tls-key/--tls-ca']);
+    assert.deepEqual(problems({ natsUrl: 'nats://n:4222', site: 'b' }), [
+      'tlsCert: replication needs TLS: --certs DIR (with SITE.crt, SITE.key, ca.crt) or --tls-cert/--tls-key/--tls-ca',
+    ]);
   });
 
   test('the NATS server and the site are required', () => {

@@ -9,7 +9,23 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeNode, fingerprint, IdSource, rawRecord, TREE_FANOUT, emptyNode, setChild, isVmferryError, toHex, HOLE, type ErrorCode, type SiteRecord, type SnapshotRecord, type SourceSnapshot, type VmRecord } from '@vmferry/core';
+import {
+  encodeNode,
+  fingerprint,
+  IdSource,
+  rawRecord,
+  TREE_FANOUT,
+  emptyNode,
+  setChild,
+  isVmferryError,
+  toHex,
+  HOLE,
+  type ErrorCode,
+  type SiteRecord,
+  type SnapshotRecord,
+  type SourceSnapshot,
+  type VmRecord,
+} from '@vmferry/core';
 import { connectReplicationSource, connectStorageNode, storageNodeTarget } from '@vmferry/grpc-edge';
 import { cliJson, exportSha, mintCerts, pairSites, runCli, seededBytes, startSite, writeDisk, type Site } from '@vmferry/testkit';
 import { replicateSnapshot, type SourcePort, type TargetPort } from '../src/index.js';
@@ -91,7 +107,7 @@ describe('forged replica metadata and tree nodes', () => {
     await replicateSnapshot({ source, target, sourceSite: 'siteA', ref: 'donor@s1' });
     donorSha = await exportSha(a.api, 'donor@s1');
     donor = await source.getSnapshot('donor@s1');
-    held = Array.from({ length: 16 * MiB / BLOCK }, (_, i) => fingerprint(donorData.subarray(i * BLOCK, (i + 1) * BLOCK)));
+    held = Array.from({ length: (16 * MiB) / BLOCK }, (_, i) => fingerprint(donorData.subarray(i * BLOCK, (i + 1) * BLOCK)));
     // The victim: 128 MiB (2,048 blocks: a level-1 root of 2 slots), not yet at B.
     await cliJson(a.api, ['vm', 'create', 'victim', '--disk', '128M']);
     await writeDisk(a.api, 'victim', 0, seededBytes('forged-victim', 2 * MiB), 70 * MiB);
@@ -138,7 +154,10 @@ describe('forged replica metadata and tree nodes', () => {
 
   test("VM id 'x/../y' is refused", async () => {
     const { vm, snap } = forged();
-    await assert.rejects(target.commit('siteA', { ...vm, id: 'x/../y' }, { ...snap, vmId: 'x/../y' }), rejectsWith('invalid-argument', /VM id 'x\/\.\.\/y' is not a valid id/));
+    await assert.rejects(
+      target.commit('siteA', { ...vm, id: 'x/../y' }, { ...snap, vmId: 'x/../y' }),
+      rejectsWith('invalid-argument', /VM id 'x\/\.\.\/y' is not a valid id/),
+    );
     await unchanged();
   });
 
@@ -168,7 +187,10 @@ describe('forged replica metadata and tree nodes', () => {
     const disk = { index: 0, size: 1024 ** 4, blockSize: BLOCK, gridOffset: 0 };
     const vm: VmRecord = { ...vmOf(), id: ids.next(), name: 'huge', disks: [{ ...disk, root: toHex(HOLE) }] };
     const snap: SnapshotRecord = { ...snapOf(), id: ids.next(), vmId: vm.id, disks: [{ ...disk, root }] };
-    await assert.rejects(target.commit('siteA', vm, snap), rejectsWith('data-loss', /vDisk 0 .*level 0 with 256 slots where the disk's geometry has level 2 with 16/));
+    await assert.rejects(
+      target.commit('siteA', vm, snap),
+      rejectsWith('data-loss', /vDisk 0 .*level 0 with 256 slots where the disk's geometry has level 2 with 16/),
+    );
     await unchanged();
   });
 
@@ -189,17 +211,26 @@ describe('forged replica metadata and tree nodes', () => {
   });
 
   test('a node whose children are of the wrong level is refused (DATA_LOSS)', async () => {
-    const leaf = node(0, Array.from({ length: TREE_FANOUT }, (_, i) => held[i % held.length] as Buffer));
+    const leaf = node(
+      0,
+      Array.from({ length: TREE_FANOUT }, (_, i) => held[i % held.length] as Buffer),
+    );
     await put(target, [leaf]);
     // Level 2 over level-0 nodes, stored already and in the same batch.
-    await assert.rejects(put(target, [node(2, [leaf.id, leaf.id])]), rejectsWith('data-loss', /level-2 tree node references tree node [0-9a-f]{12} of level 0/));
+    await assert.rejects(
+      put(target, [node(2, [leaf.id, leaf.id])]),
+      rejectsWith('data-loss', /level-2 tree node references tree node [0-9a-f]{12} of level 0/),
+    );
     const other = node(0, [held[5] as Buffer]);
     await assert.rejects(put(target, [other, node(2, [other.id])]), rejectsWith('data-loss', /of level 0/));
     await unchanged();
   });
 
   test('a node with more slots than the geometry allows, or a short node off the right edge, is refused (DATA_LOSS)', async () => {
-    const leaf = node(0, Array.from({ length: TREE_FANOUT }, (_, i) => held[(i * 7) % held.length] as Buffer));
+    const leaf = node(
+      0,
+      Array.from({ length: TREE_FANOUT }, (_, i) => held[(i * 7) % held.length] as Buffer),
+    );
     // The victim's 128 MiB disk has 2,048 blocks: a level-1 root of 2 slots. This one has 3.
     const wide = node(1, [leaf.id, leaf.id, leaf.id]);
     await put(target, [leaf, wide]);
@@ -226,8 +257,14 @@ describe('forged replica metadata and tree nodes', () => {
     const root = (await source.getSnapshot('victim2@s1')).snapshot.disks[0]?.root ?? '';
     const vm: VmRecord = { ...vmOf(), id: ids.next(), name: 'huge2', disks: [{ ...disk, root: toHex(HOLE) }] };
     await assert.rejects(
-      replicateSnapshot({ source: liar(vm, { ...snapOf(), id: ids.next(), vmId: vm.id, disks: [{ ...disk, root }] }), target, sourceSite: 'siteA', ref: 'victim@s1' }),
-      (e: unknown) => (e as { code?: string }).code === 'data-loss' && /source site siteA sent a tree node of level 1 with 2 slots where .* level 2 with 16/.test(String(e)),
+      replicateSnapshot({
+        source: liar(vm, { ...snapOf(), id: ids.next(), vmId: vm.id, disks: [{ ...disk, root }] }),
+        target,
+        sourceSite: 'siteA',
+        ref: 'victim@s1',
+      }),
+      (e: unknown) =>
+        (e as { code?: string }).code === 'data-loss' && /source site siteA sent a tree node of level 1 with 2 slots where .* level 2 with 16/.test(String(e)),
     );
     await unchanged();
   });

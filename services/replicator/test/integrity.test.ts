@@ -81,7 +81,14 @@ describe('replication integrity', () => {
       };
       await assert.rejects(
         // Stored-form transfer: the target node re-hashes each chunk and answers DATA_LOSS.
-        replicateSnapshot({ source: liar, target: storageNodeTarget(node), sourceSite: 'siteA', ref: 'liar@s1', packed: false, onProgress: (p) => (phase = p.phase) }),
+        replicateSnapshot({
+          source: liar,
+          target: storageNodeTarget(node),
+          sourceSite: 'siteA',
+          ref: 'liar@s1',
+          packed: false,
+          onProgress: (p) => (phase = p.phase),
+        }),
         (e: unknown) => {
           assert.equal((e as { code?: string }).code, 'data-loss', String(e));
           return true;
@@ -174,7 +181,10 @@ describe('replication integrity', () => {
     // New replication address (and no throttle: `site add` replaces the record).
     await cliJson(b.api, ['site', 'add', 'siteA', '--replication', a.repl, '--identity', 'siteA']);
     const rest = await cliJson<PlanResult>(b.api, ['replicate', 'plan', 'big@s1', '--from', 'siteA', '--to', 'siteB', '--certs', certs]);
-    assert.ok(rest.totalBytes < full.totalBytes * 0.95, `after the crash ${rest.totalBytes} of ${full.totalBytes} are missing: the first run stored part of it`);
+    assert.ok(
+      rest.totalBytes < full.totalBytes * 0.95,
+      `after the crash ${rest.totalBytes} of ${full.totalBytes} are missing: the first run stored part of it`,
+    );
     assert.ok(rest.totalBytes > 0, 'the first run did not finish');
     const r = await cliJson<ReplicateResult>(b.api, ['replicate', 'big@s1', '--from', 'siteA', '--to', 'siteB', '--certs', certs]);
     assert.ok(r.bytesReceived < full.totalBytes, `resumed run moved ${r.bytesReceived} of ${full.totalBytes}`);

@@ -120,7 +120,10 @@ describe('replication security', () => {
       const r = await runCli(b.api, ['replicate', 'vm1@s1', '--from', 'siteA', '--to', 'siteB', '--certs', certs]);
       assert.notEqual(r.code, 0);
       assert.deepEqual(await vms(b), []);
-      const e = await getSnapshotError({ ...siteA(), identity: 'siteC' }, { cert: join(certs, 'siteB.crt'), key: join(certs, 'siteB.key'), ca: join(certs, 'ca.crt') });
+      const e = await getSnapshotError(
+        { ...siteA(), identity: 'siteC' },
+        { cert: join(certs, 'siteB.crt'), key: join(certs, 'siteB.key'), ca: join(certs, 'ca.crt') },
+      );
       assert.ok(e.code === 'unavailable' || e.code === 'permission-denied', `code ${e.code}: ${e.message}`);
     } finally {
       await cliJson(b.api, ['site', 'add', 'siteA', '--replication', a.repl, '--identity', 'siteA']);

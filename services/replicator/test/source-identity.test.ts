@@ -23,7 +23,8 @@ describe('the source site recorded on a replica', () => {
   let b: Site;
   const replicate = (from: string, ref: string): ReturnType<typeof runCli> =>
     runCli(b.api, ['--json', 'replicate', ref, '--from', from, '--to', 'siteB', '--certs', certs]);
-  const replicaOf = async (name: string): Promise<string | undefined> => (await cliJson<VmJson[]>(b.api, ['vm', 'list'])).find((v) => v.name === name)?.replicaOf;
+  const replicaOf = async (name: string): Promise<string | undefined> =>
+    (await cliJson<VmJson[]>(b.api, ['vm', 'list'])).find((v) => v.name === name)?.replicaOf;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vmferry-source-identity-'));

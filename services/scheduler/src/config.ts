@@ -20,9 +20,14 @@ function wholeNumber(name: string, min: number, max: number) {
 
 const schema = z
   .object({
-    natsUrl: z.string({ error: 'the NATS server is required (--nats URL or VMFERRY_NATS)' }).regex(/^nats:\/\/\S+$/, 'nats must be a nats:// URL (comma-separate several)'),
+    natsUrl: z
+      .string({ error: 'the NATS server is required (--nats URL or VMFERRY_NATS)' })
+      .regex(/^nats:\/\/\S+$/, 'nats must be a nats:// URL (comma-separate several)'),
     jsDomain: z.string().min(1).optional(),
-    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, '--id must be a simple name').optional(),
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, '--id must be a simple name')
+      .optional(),
     tickMs: wholeNumber('the tick interval (ms)', 10, 60_000).default(TICK_MS),
     prometheusPort: wholeNumber('VMFERRY_PROMETHEUS_PORT', 0, 65535).optional(),
   })

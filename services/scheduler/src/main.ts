@@ -24,7 +24,10 @@ export interface RunSchedulerOptions {
  * @throws what openCoordination throws (NATS unreachable); telemetry is shut down first.
  */
 export async function runScheduler(config: SchedulerConfig, o: RunSchedulerOptions = {}): Promise<RunningScheduler> {
-  const telemetry = startTelemetry({ serviceName: 'vmferry-scheduler', ...(config.prometheusPort === undefined ? {} : { prometheusPort: config.prometheusPort }) });
+  const telemetry = startTelemetry({
+    serviceName: 'vmferry-scheduler',
+    ...(config.prometheusPort === undefined ? {} : { prometheusPort: config.prometheusPort }),
+  });
   const log = o.log ?? (() => undefined);
   let c;
   try {

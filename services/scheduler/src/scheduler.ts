@@ -9,7 +9,16 @@
  * one snapshot now, not one per missed slot (and a schedule.missed event says how many).
  */
 import { effectivePolicy, IdSource, latestSlot, nextSlot, parseDuration, slotJobId, type ProtectionPolicy, type Schedule } from '@vmferry/core';
-import { LeaderLease, publishEvent, publishJob, SCHEDULER_LEADER_KEY, snapshotJobSubject, type Coordination, type SnapshotJob, type VmEntry } from '@vmferry/nats';
+import {
+  LeaderLease,
+  publishEvent,
+  publishJob,
+  SCHEDULER_LEADER_KEY,
+  snapshotJobSubject,
+  type Coordination,
+  type SnapshotJob,
+  type VmEntry,
+} from '@vmferry/nats';
 import { PolicyView } from './policy-view.js';
 
 export const TICK_MS = 500;
@@ -107,7 +116,13 @@ export class Scheduler {
             if (r.duplicate) duplicates++;
             this.published.set(d.key, d.job.slot);
             if (d.missed > 0) {
-              await publishEvent(this.c, 'schedule.missed', { site: d.job.site, vmId: d.job.vmId, vmName: d.job.vmName, schedule: d.job.schedule, missedSlots: d.missed });
+              await publishEvent(this.c, 'schedule.missed', {
+                site: d.job.site,
+                vmId: d.job.vmId,
+                vmName: d.job.vmName,
+                schedule: d.job.schedule,
+                missedSlots: d.missed,
+              });
             }
           }),
         );

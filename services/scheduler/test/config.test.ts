@@ -13,13 +13,19 @@ describe('scheduler loadConfig', () => {
       () => loadConfig({ natsUrl: 'localhost', id: 'two words', tickMs: 'x', prometheusPort: '70000', other: true }),
       (e: unknown) => {
         assert.ok(e instanceof InvalidArgumentError);
-        assert.deepEqual(e.message.split('\n').slice(1).map((l) => l.trim()), [
-          'natsUrl: nats must be a nats:// URL (comma-separate several)',
-          'id: --id must be a simple name',
-          'tickMs: the tick interval (ms) must be a whole number from 10 to 60000',
-          'prometheusPort: VMFERRY_PROMETHEUS_PORT must be a whole number from 0 to 65535',
-          '(config): Unrecognized key: "other"',
-        ]);
+        assert.deepEqual(
+          e.message
+            .split('\n')
+            .slice(1)
+            .map((l) => l.trim()),
+          [
+            'natsUrl: nats must be a nats:// URL (comma-separate several)',
+            'id: --id must be a simple name',
+            'tickMs: the tick interval (ms) must be a whole number from 10 to 60000',
+            'prometheusPort: VMFERRY_PROMETHEUS_PORT must be a whole number from 0 to 65535',
+            '(config): Unrecognized key: "other"',
+          ],
+        );
         return true;
       },
     );

@@ -182,11 +182,7 @@ function assertConsecutive(jobs: readonly Received[], everyMs: number, gap?: { f
     for (let m = (slots[i - 1] as number) + everyMs; m < (slots[i] as number); m += everyMs) missing.push(m);
   }
   const unexplained = missing.filter((m) => !gap || m < gap.from || m > gap.to);
-  assert.deepEqual(
-    unexplained.map(t),
-    [],
-    `skipped slots (gap window ${gap ? `${t(gap.from)}–${t(gap.to)}` : 'none'}); slots: ${slots.map(t).join(' ')}`,
-  );
+  assert.deepEqual(unexplained.map(t), [], `skipped slots (gap window ${gap ? `${t(gap.from)}–${t(gap.to)}` : 'none'}); slots: ${slots.map(t).join(' ')}`);
 }
 
 /**
@@ -413,15 +409,15 @@ describe('scheduler', () => {
     await sleep(2 * SECOND);
     await server.restart();
     const upAt = Date.now();
-    const recoverMs = await waitFor(
-      'jobs after the restart',
-      () => vms.every((vm) => jobsOf(jobs, vm.vmId).some((r) => r.storedAtMs > upAt)),
-      20_000,
-    );
+    const recoverMs = await waitFor('jobs after the restart', () => vms.every((vm) => jobsOf(jobs, vm.vmId).some((r) => r.storedAtMs > upAt)), 20_000);
     // Leading for good: requests made during the outage have timed out, and no lease change
     // for 3 s. (A heartbeat that hung during the outage fails late and deposes the leader
     // once; see packages/nats/test/leader.test.ts.)
-    await waitFor('stable leadership', () => Date.now() > upAt + REQUEST_TIMEOUT_MS + 2 * SECOND && s.s.isLeader && Date.now() - lastLeaseChange(s) > 3 * SECOND, 30_000);
+    await waitFor(
+      'stable leadership',
+      () => Date.now() > upAt + REQUEST_TIMEOUT_MS + 2 * SECOND && s.s.isLeader && Date.now() - lastLeaseChange(s) > 3 * SECOND,
+      30_000,
+    );
     const stableFrom = lastLeaseChange(s);
     const changes = s.log.filter((l) => /leader now|follower now/.test(l));
     console.log(

@@ -69,7 +69,10 @@ export async function readBlock(ctx: EngineContext, view: DiskView, block: numbe
   return data as Buffer;
 }
 
-export function liveView(vm: { id: string; disks: readonly { index: number; size: number; blockSize: number; gridOffset: number; root: string }[] }, diskIndex: number): DiskView {
+export function liveView(
+  vm: { id: string; disks: readonly { index: number; size: number; blockSize: number; gridOffset: number; root: string }[] },
+  diskIndex: number,
+): DiskView {
   const d = vm.disks[diskIndex];
   if (!d) throw new NotFoundError('disk', `${vm.id}/${diskIndex}`, `no disk ${diskIndex}`);
   return { vmId: vm.id, diskIndex, layout: d, root: fromHex(d.root), live: true };

@@ -13,34 +13,49 @@ const schema = z
       .string()
       .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'listen must be HOST:PORT')
       .default(DEFAULT_LISTEN),
-    site: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'site must be a simple name').default(DEFAULT_SITE),
+    site: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'site must be a simple name')
+      .default(DEFAULT_SITE),
     maxSnapshotsPerVm: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_SNAPSHOTS_PER_VM),
     zstdLevel: z.coerce.number().int().min(1).max(19).default(DEFAULT_ZSTD_LEVEL),
     codecThreads: z.coerce.number().int().min(1).max(64).optional(),
     prometheusPort: z.coerce.number().int().min(0).max(65535).default(0),
-    replicationListen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'replicationListen must be HOST:PORT').optional(),
+    replicationListen: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'replicationListen must be HOST:PORT')
+      .optional(),
     tlsCert: z.string().optional(),
     tlsKey: z.string().optional(),
     tlsCa: z.string().optional(),
-    nats: z.string().regex(/^nats:\/\/\S+$/, 'nats must be a nats:// URL (comma-separate several)').optional(),
+    nats: z
+      .string()
+      .regex(/^nats:\/\/\S+$/, 'nats must be a nats:// URL (comma-separate several)')
+      .optional(),
     hypervisors: z.string().optional(),
     // NBD is plaintext and unauthenticated (no TLS yet): loopback only, or a Unix socket.
     nbdListen: z
       .string()
-      .regex(/^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$/, 'nbdListen must be a loopback HOST:PORT (127.x.x.x, localhost or [::1]): NBD has no TLS here yet')
+      .regex(
+        /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$/,
+        'nbdListen must be a loopback HOST:PORT (127.x.x.x, localhost or [::1]): NBD has no TLS here yet',
+      )
       .optional(),
     nbdSocket: z.string().min(1).optional(),
   })
   .strict()
-  .superRefine((c, ctx) => {
-    // A replication endpoint is mTLS or nothing: never half-configured, never plaintext.
-    const tls = [c.tlsCert, c.tlsKey, c.tlsCa].filter((v) => v !== undefined).length;
-    if (c.replicationListen !== undefined && tls !== 3) {
-      ctx.addIssue({ code: 'custom', path: ['replicationListen'], message: 'a replication endpoint needs --tls-cert, --tls-key and --tls-ca' });
-    }
-    if (tls > 0 && tls < 3) ctx.addIssue({ code: 'custom', path: ['tlsCert'], message: 'give all three of --tls-cert, --tls-key, --tls-ca, or none' });
-    // Checked even when other keys are bad (zod skips refinements then): every problem in one go.
-  }, { when: () => true });
+  .superRefine(
+    (c, ctx) => {
+      // A replication endpoint is mTLS or nothing: never half-configured, never plaintext.
+      const tls = [c.tlsCert, c.tlsKey, c.tlsCa].filter((v) => v !== undefined).length;
+      if (c.replicationListen !== undefined && tls !== 3) {
+        ctx.addIssue({ code: 'custom', path: ['replicationListen'], message: 'a replication endpoint needs --tls-cert, --tls-key and --tls-ca' });
+      }
+      if (tls > 0 && tls < 3) ctx.addIssue({ code: 'custom', path: ['tlsCert'], message: 'give all three of --tls-cert, --tls-key, --tls-ca, or none' });
+      // Checked even when other keys are bad (zod skips refinements then): every problem in one go.
+    },
+    { when: () => true },
+  );
 
 export type NodeConfig = z.infer<typeof schema>;
 

@@ -148,11 +148,19 @@ export class NodeCoordinator {
     const prefix = `schedule:${job.schedule}@`;
     const mine = this.engine.listSnapshots(vm.id).filter((s) => s.origin.startsWith(prefix));
     const now = Date.now();
-    const doomed = mine.filter((s, i) => i < mine.length - job.keep || (job.maxAgeMs !== undefined && now - s.createdAtMs > job.maxAgeMs && i < mine.length - 1));
+    const doomed = mine.filter(
+      (s, i) => i < mine.length - job.keep || (job.maxAgeMs !== undefined && now - s.createdAtMs > job.maxAgeMs && i < mine.length - 1),
+    );
     for (const s of doomed) {
       try {
         await this.engine.deleteSnapshot(`${vm.name}@${s.id}`);
-        await publishEvent(this.c, 'snapshot.deleted', { site: this.o.site, vmId: vm.id, vmName: vm.name, snapshotId: s.id, reason: `retention of schedule ${job.schedule}` });
+        await publishEvent(this.c, 'snapshot.deleted', {
+          site: this.o.site,
+          vmId: vm.id,
+          vmName: vm.name,
+          snapshotId: s.id,
+          reason: `retention of schedule ${job.schedule}`,
+        });
       } catch {
         // A replication base, or a snapshot still being replicated, is kept; a later run retries.
       }

@@ -5,17 +5,7 @@
  * Live state is read window by window under the VM's shared lock with the then-current root,
  * so a snapshot taken meanwhile (same content, new root) never tears a read.
  */
-import {
-  blockCount,
-  blockIndexAt,
-  blockRange,
-  checkExtent,
-  fromHex,
-  type BlockLayout,
-  type DiskExtent,
-  type LeafUpdate,
-  type VmRecord,
-} from '@vmferry/core';
+import { blockCount, blockIndexAt, blockRange, checkExtent, fromHex, type BlockLayout, type DiskExtent, type LeafUpdate, type VmRecord } from '@vmferry/core';
 import { liveView, viewLeaves, type DiskView } from './block-source.js';
 import type { EngineContext } from './context.js';
 import { diskOf } from './vms.js';

@@ -1,5 +1,21 @@
 import { mkdir } from 'node:fs/promises';
-import { checkExtent, FailedPreconditionError, InvalidArgumentError, parseRef, StoreDamagedError, type CreateVmInput, type DiskExtent, type GcReport, type IncomingChunk, type NodeStats, type PutResult, type SiteRecord, type SnapshotRecord, type VerifyReport, type VmRecord } from '@vmferry/core';
+import {
+  checkExtent,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  parseRef,
+  StoreDamagedError,
+  type CreateVmInput,
+  type DiskExtent,
+  type GcReport,
+  type IncomingChunk,
+  type NodeStats,
+  type PutResult,
+  type SiteRecord,
+  type SnapshotRecord,
+  type VerifyReport,
+  type VmRecord,
+} from '@vmferry/core';
 import { Catalog, ChunkStore, Database } from '@vmferry/store-rocksdb';
 import { EngineContext, type EngineOptions } from './context.js';
 import { readExtents, snapshotView } from './disk-reader.js';

@@ -49,7 +49,6 @@ import { allRootSets, dirtyChunks, type RootSet } from './roots.js';
 
 const SWEEP_BATCH = 512;
 
-
 /** The set of live chunks, grown by walks from roots and from what the barrier recorded. */
 class Marker {
   readonly marked = new Set<string>();
@@ -118,10 +117,18 @@ export async function collectGarbage(ctx: EngineContext): Promise<GcReport> {
       chunks.barrier.sweeping(async () => {
         await mark.keep(chunks.barrier.drain().map((hex) => Buffer.from(hex, 'hex')));
         const left = candidates.filter((c) => !mark.marked.has(toHex(c.id)));
-        const pinned = await chunks.pinned(left.map((c) => c.id), Date.now());
+        const pinned = await chunks.pinned(
+          left.map((c) => c.id),
+          Date.now(),
+        );
         const victims = left.filter((_, i) => !pinned[i]);
         if (victims.length === 0) return;
-        await ctx.db.commit((b) => chunks.addDeletes(b, victims.map((v) => v.id)));
+        await ctx.db.commit((b) =>
+          chunks.addDeletes(
+            b,
+            victims.map((v) => v.id),
+          ),
+        );
         swept += victims.length;
         bytesFreed += victims.reduce((n, v) => n + v.storedBytes, 0);
       });

@@ -57,7 +57,11 @@ export class EngineExports implements BlockExports {
 
   private resolve(name: string): BlockExport {
     const unknown = (why: string): NotFoundError =>
-      new NotFoundError('disk', name, `no export '${name}': ${why} (exports are VM/DISK for a live vDisk, VM@SNAPSHOT/DISK for a snapshot; DISK counts from 0)`);
+      new NotFoundError(
+        'disk',
+        name,
+        `no export '${name}': ${why} (exports are VM/DISK for a live vDisk, VM@SNAPSHOT/DISK for a snapshot; DISK counts from 0)`,
+      );
     const slash = name.lastIndexOf('/');
     const diskText = name.slice(slash + 1);
     if (slash < 0 || !/^\d{1,5}$/.test(diskText)) throw unknown('no /DISK index');
@@ -80,7 +84,15 @@ export class EngineExports implements BlockExports {
       const { vm, snapshot } = this.engine.getSnapshot(refText);
       const disk = snapshot.disks[diskIndex];
       if (!disk) throw unknown(`snapshot ${snapshot.id} of VM '${vm.name}' has ${snapshot.disks.length} vDisks`);
-      return new VdiskExport(this.engine, { name, vmId: vm.id, snapshotId: snapshot.id, diskIndex, size: disk.size, blockSize: disk.blockSize, readOnly: true });
+      return new VdiskExport(this.engine, {
+        name,
+        vmId: vm.id,
+        snapshotId: snapshot.id,
+        diskIndex,
+        size: disk.size,
+        blockSize: disk.blockSize,
+        readOnly: true,
+      });
     } catch (e) {
       if (isVmferryError(e) && e.code === 'not-found' && !(e instanceof NotFoundError && e.what === name)) throw unknown(e.message);
       throw e;

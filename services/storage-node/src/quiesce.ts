@@ -51,7 +51,10 @@ export async function qmpCommand(socketPath: string, command: string, args: obje
   const sock: Socket = connect(socketPath);
   try {
     return await new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new VmferryError('deadline-exceeded', `${agent ? 'guest agent' : 'QMP'} '${command}' timed out after ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new VmferryError('deadline-exceeded', `${agent ? 'guest agent' : 'QMP'} '${command}' timed out after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       let buffer = '';
       let negotiated = agent;
       const send = (msg: object): void => void sock.write(`${JSON.stringify(msg)}\n`);

@@ -41,12 +41,7 @@ export async function* dirtyChunks(ctx: EngineContext, vmId: string): AsyncGener
  * Visits every chunk (nodes and blocks) reachable from `set`, calling `visit` with its hex id.
  * `seenNodes` lets a caller skip subtrees already walked (pass a fresh set per attribution).
  */
-export async function walkRootSet(
-  ctx: EngineContext,
-  set: RootSet,
-  seenNodes: Set<string>,
-  visit: (hex: string) => void,
-): Promise<void> {
+export async function walkRootSet(ctx: EngineContext, set: RootSet, seenNodes: Set<string>, visit: (hex: string) => void): Promise<void> {
   for (const root of set.roots) {
     await walkTree(
       root,

@@ -14,7 +14,9 @@ export function validateSite(site: SiteRecord): SiteRecord {
   if (site.replicationAddress && !ADDRESS.test(site.replicationAddress)) problems.push(`replication address '${site.replicationAddress}' must be HOST:PORT`);
   if (site.nodeAddress && !ADDRESS.test(site.nodeAddress)) problems.push(`node address '${site.nodeAddress}' must be HOST:PORT`);
   if (!site.replicationAddress && !site.nodeAddress && !site.identity) {
-    problems.push('a site needs a replication address (to pull from it), a node address (to replicate to it) or a certificate identity (to let it pull from here)');
+    problems.push(
+      'a site needs a replication address (to pull from it), a node address (to replicate to it) or a certificate identity (to let it pull from here)',
+    );
   }
   // The replicator parses the calendar on every transfer: refuse a bad one here, not there.
   if (site.rate) {

@@ -80,47 +80,49 @@ export async function createSnapshot(ctx: EngineContext, vmNameOrId: string, opt
   // The new nodes are recorded for GC as they are staged and exist once the batch lands: a
   // sweep batch must not run in between (gc.ts, case a), hence the barrier, taken before the
   // VM's lock like every writer's.
-  const snapshot = await ctx.chunks.barrier.referencing(() => ctx.vmLock(vm0.id).exclusive(async () => {
-    const vm = resolveVm(ctx, vm0.id);
-    const count = ctx.catalog.snapshotCount(vm.id);
-    if (count >= ctx.options.maxSnapshotsPerVm) {
-      throw new LimitExceededError(
-        `VM '${vm.name}' has ${count} snapshots, the most allowed (maxSnapshotsPerVm); delete some first. Nothing was deleted automatically.`,
+  const snapshot = await ctx.chunks.barrier.referencing(() =>
+    ctx.vmLock(vm0.id).exclusive(async () => {
+      const vm = resolveVm(ctx, vm0.id);
+      const count = ctx.catalog.snapshotCount(vm.id);
+      if (count >= ctx.options.maxSnapshotsPerVm) {
+        throw new LimitExceededError(
+          `VM '${vm.name}' has ${count} snapshots, the most allowed (maxSnapshotsPerVm); delete some first. Nothing was deleted automatically.`,
+        );
+      }
+      if (options.label !== undefined) checkLabelFree(ctx, vm, options.label);
+      let dirtyBlocks = 0;
+      const created: EncodedNode[] = [];
+      const disks: SnapshotDisk[] = [];
+      for (const d of vm.disks) {
+        const updates = await dirtyUpdates(ctx, vm.id, d.index);
+        dirtyBlocks += updates.length;
+        const result = await applyUpdates(fromHex(d.root), treeGeometry(blockCount(d)), updates, ctx.chunks);
+        created.push(...result.created);
+        disks.push({ ...d, root: toHex(result.root) });
+      }
+      const record: SnapshotRecord = {
+        id: ctx.ids.next(),
+        vmId: vm.id,
+        createdAtMs: Date.now(),
+        ...(options.label === undefined ? {} : { label: options.label }),
+        consistency: options.consistency ?? 'crash',
+        ...(options.consistencyNote ? { consistencyNote: options.consistencyNote } : {}),
+        origin: options.origin ?? 'manual',
+        disks,
+        dirtyBlocks,
+      };
+      await ctx.catalog.commit(
+        (tx) => {
+          ctx.chunks.stageNodes(tx.batch, created);
+          tx.putSnapshot(record);
+          tx.putVm({ ...vm, disks });
+          if (dirtyBlocks > 0) tx.clearLiveWrites(vm.id);
+        },
+        { durable: true },
       );
-    }
-    if (options.label !== undefined) checkLabelFree(ctx, vm, options.label);
-    let dirtyBlocks = 0;
-    const created: EncodedNode[] = [];
-    const disks: SnapshotDisk[] = [];
-    for (const d of vm.disks) {
-      const updates = await dirtyUpdates(ctx, vm.id, d.index);
-      dirtyBlocks += updates.length;
-      const result = await applyUpdates(fromHex(d.root), treeGeometry(blockCount(d)), updates, ctx.chunks);
-      created.push(...result.created);
-      disks.push({ ...d, root: toHex(result.root) });
-    }
-    const record: SnapshotRecord = {
-      id: ctx.ids.next(),
-      vmId: vm.id,
-      createdAtMs: Date.now(),
-      ...(options.label === undefined ? {} : { label: options.label }),
-      consistency: options.consistency ?? 'crash',
-      ...(options.consistencyNote ? { consistencyNote: options.consistencyNote } : {}),
-      origin: options.origin ?? 'manual',
-      disks,
-      dirtyBlocks,
-    };
-    await ctx.catalog.commit(
-      (tx) => {
-        ctx.chunks.stageNodes(tx.batch, created);
-        tx.putSnapshot(record);
-        tx.putVm({ ...vm, disks });
-        if (dirtyBlocks > 0) tx.clearLiveWrites(vm.id);
-      },
-      { durable: true },
-    );
-    return record;
-  }));
+      return record;
+    }),
+  );
   ctx.metrics.snapshotDuration.record(performance.now() - started);
   return snapshot;
 }

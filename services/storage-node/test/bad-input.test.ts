@@ -9,19 +9,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { StorageNodeClient, type DiskExtent, type WriteDiskRequest, type WriteDiskResponse } from '@vmferry/proto';
 import { cliJson, runCli, startNodeProcess, type NodeProcess } from '@vmferry/testkit';
-import {
-  assertFailed,
-  exportHash,
-  MiB,
-  random,
-  removeDir,
-  sha256,
-  tempDir,
-  writeBytes,
-  type SnapshotJson,
-  type VerifyJson,
-  type VmJson,
-} from './helpers.js';
+import { assertFailed, exportHash, MiB, random, removeDir, sha256, tempDir, writeBytes, type SnapshotJson, type VerifyJson, type VmJson } from './helpers.js';
 
 const DISK = 16 * MiB;
 
@@ -44,7 +32,11 @@ function readRange(c: StorageNodeClient, ref: string, offset: number, length: nu
 }
 
 /** One WriteDisk call with the given data messages; resolves to the response or the error. */
-function writeMessages(c: StorageNodeClient, header: { vm: string; diskIndex: number; offset: number }, data: Buffer[]): Promise<WriteDiskResponse | grpc.ServiceError> {
+function writeMessages(
+  c: StorageNodeClient,
+  header: { vm: string; diskIndex: number; offset: number },
+  data: Buffer[],
+): Promise<WriteDiskResponse | grpc.ServiceError> {
   return new Promise((resolve) => {
     const call: grpc.ClientWritableStream<WriteDiskRequest> = c.writeDisk((err, res) => resolve(err ?? res));
     call.on('error', () => undefined);
@@ -145,16 +137,13 @@ describe('bad input', () => {
     assert.equal(await exportHash(addr, 'v', dir), liveHash);
   });
 
-  test(
-    'a multi-MiB write that runs past the end changes nothing (the CLI declares its length up front)',
-    async () => {
-      // 6 MiB at 12 MiB ends at 18 MiB on a 16 MiB disk: the stream fails at its 5th MiB.
-      assertFailed(await writeBytes(addr, 'v', 12 * MiB, random(6 * MiB), dir), 'OUT_OF_RANGE');
-      const after = await exportHash(addr, 'v', dir);
-      await cliJson(addr, ['restore', 'v@s1']);
-      assert.equal(after, liveHash);
-    },
-  );
+  test('a multi-MiB write that runs past the end changes nothing (the CLI declares its length up front)', async () => {
+    // 6 MiB at 12 MiB ends at 18 MiB on a 16 MiB disk: the stream fails at its 5th MiB.
+    assertFailed(await writeBytes(addr, 'v', 12 * MiB, random(6 * MiB), dir), 'OUT_OF_RANGE');
+    const after = await exportHash(addr, 'v', dir);
+    await cliJson(addr, ['restore', 'v@s1']);
+    assert.equal(after, liveHash);
+  });
 
   test('reads past the end: OUT_OF_RANGE', async () => {
     const c = client as StorageNodeClient;

@@ -81,7 +81,10 @@ describe('cancelled streams commit nothing', () => {
     await node.stop();
     node = await startNodeProcess({ dataDir: join(dir, 'data') });
     const vms = await cliJson<{ name: string }[]>(node.address, ['vm', 'list']);
-    assert.deepEqual(vms.map((v) => v.name), []);
+    assert.deepEqual(
+      vms.map((v) => v.name),
+      [],
+    );
   });
 
   test('an import stream half-closed without its end marker is refused and leaves no VM', async () => {

@@ -113,9 +113,19 @@ describe('storage node on the coordination plane', () => {
 
   test('a snapshot queued for replication is kept from retention until the target acks it', async () => {
     const base = 1_800_100_000_000;
-    await publishJob(c, snapshotJobSubject('siteA'), job(base, { schedule: 'repl', keep: 1, replicateTo: [{ site: 'siteB' }] }), slotJobIdFor(vmId, 'repl', base));
+    await publishJob(
+      c,
+      snapshotJobSubject('siteA'),
+      job(base, { schedule: 'repl', keep: 1, replicateTo: [{ site: 'siteB' }] }),
+      slotJobIdFor(vmId, 'repl', base),
+    );
     await waitFor((s) => s.some((x) => x.origin === `schedule:repl@${base}`), 'first repl slot');
-    await publishJob(c, snapshotJobSubject('siteA'), job(base + 1000, { schedule: 'repl', keep: 1, replicateTo: [{ site: 'siteB' }] }), slotJobIdFor(vmId, 'repl', base + 1000));
+    await publishJob(
+      c,
+      snapshotJobSubject('siteA'),
+      job(base + 1000, { schedule: 'repl', keep: 1, replicateTo: [{ site: 'siteB' }] }),
+      slotJobIdFor(vmId, 'repl', base + 1000),
+    );
     const s = await waitFor((x) => x.some((y) => y.origin === `schedule:repl@${base + 1000}`), 'second repl slot');
     assert.ok(
       s.some((x) => x.origin === `schedule:repl@${base}`),

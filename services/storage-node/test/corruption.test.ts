@@ -65,7 +65,10 @@ describe('byte flips in every kind of RocksDB file', () => {
       if (kind === 'CURRENT') flipBytes(file, 10, 1);
       else flipBytes(file, Math.floor(currentSize(data, file) / 2), 32);
 
-      const refused = await startNodeProcess({ dataDir: data }).then((n) => ((node = n), undefined), (e: unknown) => e as Error);
+      const refused = await startNodeProcess({ dataDir: data }).then(
+        (n) => ((node = n), undefined),
+        (e: unknown) => e as Error,
+      );
       if (refused) {
         t.diagnostic(`refused: ${refused.message.split('\n')[1] ?? ''}`);
         assert.match(refused.message, /exited with 1/);

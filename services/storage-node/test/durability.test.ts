@@ -172,7 +172,11 @@ describe('SIGKILL during import and snapshot', () => {
       const last = snapshots[snapshots.length - 1];
       if (last) {
         const got = await exportDisk(node.address, `d@${last.id}`, dir);
-        assert.equal(got.hash, last.hash, `snapshot ${last.id} after crash ${i}: ${describeDiff(readFileSync(got.file), lastContent)}; round: ${journal.join('; ')}`);
+        assert.equal(
+          got.hash,
+          last.hash,
+          `snapshot ${last.id} after crash ${i}: ${describeDiff(readFileSync(got.file), lastContent)}; round: ${journal.join('; ')}`,
+        );
         rmSync(got.file, { force: true });
       }
       journal = [];

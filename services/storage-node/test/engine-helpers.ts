@@ -38,7 +38,7 @@ export function tempEngine(): { readonly engine: StorageEngine; readonly dir: st
   });
   return {
     get engine(): StorageEngine {
-      if (!state.engine) throw new Error('the engine opens in the suite\'s before hook');
+      if (!state.engine) throw new Error("the engine opens in the suite's before hook");
       return state.engine;
     },
     get dir(): string {

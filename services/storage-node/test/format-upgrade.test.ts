@@ -10,8 +10,6 @@ import { StorageEngine } from '../src/engine.js';
 import { readAll, sha } from './engine-helpers.js';
 import { random, removeDir, tempDir } from './helpers.js';
 
-
-
 /** Index entries by kind: how many carry a level (nodes) and how many do not. */
 async function indexKinds(engine: StorageEngine): Promise<{ nodes: number; data: number }> {
   let nodes = 0;

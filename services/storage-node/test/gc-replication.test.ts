@@ -42,7 +42,12 @@ describe('GC during a replication receive', () => {
       const order: { id: Fingerprint; node: boolean }[] = [];
       const root = fromHex(snap.disks[0]?.root ?? '');
       const nodes: Fingerprint[] = [];
-      await walkTree(root, engine.ctx.chunks, (id) => (nodes.push(id), true), (fp) => void order.push({ id: fp, node: false }));
+      await walkTree(
+        root,
+        engine.ctx.chunks,
+        (id) => (nodes.push(id), true),
+        (fp) => void order.push({ id: fp, node: false }),
+      );
       for (const id of nodes.reverse()) order.push({ id, node: true });
       const records = await engine.chunkRecords(order.map((o) => o.id));
       await engine.deleteVm(name); // now all of it is garbage

@@ -77,12 +77,18 @@ describe('NBD with real clients', () => {
 
   test('qemu-io: unaligned pattern writes read back, also over the Unix socket', async () => {
     const out = await mustRun('qemu-io', [
-      '-f', 'raw',
-      '-c', 'write -P 0xab 4096 4096',
-      '-c', 'read -P 0xab 4096 4096',
-      '-c', 'write -P 0xcd 5000 1000',
-      '-c', 'write -z 65536 131072',
-      '-c', 'flush',
+      '-f',
+      'raw',
+      '-c',
+      'write -P 0xab 4096 4096',
+      '-c',
+      'read -P 0xab 4096 4096',
+      '-c',
+      'write -P 0xcd 5000 1000',
+      '-c',
+      'write -z 65536 131072',
+      '-c',
+      'flush',
       url('web/1'),
     ]);
     assert.match(out, /read 4096\/4096 bytes at offset 4096/);
@@ -126,8 +132,18 @@ describe('NBD with real clients', () => {
 
   test("fio's nbd engine: random writes verified on read-back", async () => {
     await mustRun('fio', [
-      '--name=verify', '--ioengine=nbd', `--uri=${url('other/0')}`, '--rw=randwrite', '--bs=4k', '--size=4M',
-      '--iodepth=8', '--verify=crc32c', '--verify_fatal=1', '--do_verify=1', '--randrepeat=0', '--verify_state_save=0',
+      '--name=verify',
+      '--ioengine=nbd',
+      `--uri=${url('other/0')}`,
+      '--rw=randwrite',
+      '--bs=4k',
+      '--size=4M',
+      '--iodepth=8',
+      '--verify=crc32c',
+      '--verify_fatal=1',
+      '--do_verify=1',
+      '--randrepeat=0',
+      '--verify_state_save=0',
     ]);
   });
 

@@ -61,7 +61,8 @@ describe('damaged SST', () => {
     // The median chunk id: its index entry sits mid-index, in a block of index entries only
     // (the last copy of its bytes in the SST; chunk records, keyed 'c', sort before 'i'; the
     // first bytes may be shared with the previous key, so they are not searched for).
-    const chunksOf = (vm: string): Buffer[] => Array.from({ length: 128 }, (_, i) => fingerprint((images.get(vm) as Buffer).subarray(i * BLOCK, (i + 1) * BLOCK)));
+    const chunksOf = (vm: string): Buffer[] =>
+      Array.from({ length: 128 }, (_, i) => fingerprint((images.get(vm) as Buffer).subarray(i * BLOCK, (i + 1) * BLOCK)));
     const ids = chunksOf('a');
     const all = [...ids, ...chunksOf('b')].sort((x, y) => Buffer.compare(x, y));
     const target = all[Math.floor(all.length / 2)] as Buffer;
@@ -88,7 +89,10 @@ describe('damaged SST', () => {
 
   test('a damaged block of snapshot records: start-up fails naming the catalog and the file', async () => {
     const { data, sst } = damagedCopy('catalog', Buffer.from((snaps.get('a') as { id: string }).id));
-    const refused = await startNodeProcess({ dataDir: data }).then((n) => ((node = n), undefined), (e: unknown) => e as Error);
+    const refused = await startNodeProcess({ dataDir: data }).then(
+      (n) => ((node = n), undefined),
+      (e: unknown) => e as Error,
+    );
     assert.ok(refused, 'the node must not start with unreadable snapshot records');
     assert.ok(refused.message.includes(sst), `names the file: ${refused.message}`);
     assert.match(refused.message, /catalog \(VM and snapshot records\)/);

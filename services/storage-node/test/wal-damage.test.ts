@@ -52,7 +52,10 @@ describe('damaged write-ahead log', () => {
     flipBytes(wal.path, (snaps[2]?.walAfter ?? 0) - 60_000, 32);
 
     // A node that starts anyway is kept in `node` so `after` stops it.
-    const refused = await startNodeProcess({ dataDir: data }).then((n) => ((node = n), undefined), (e: unknown) => e as Error);
+    const refused = await startNodeProcess({ dataDir: data }).then(
+      (n) => ((node = n), undefined),
+      (e: unknown) => e as Error,
+    );
     assert.ok(refused, 'the node must refuse to open a damaged WAL');
     assert.match(refused.message, /exited with 1/);
     assert.ok(refused.message.includes(wal.path), `start-up error names the WAL file: ${refused.message}`);
@@ -61,13 +64,26 @@ describe('damaged write-ahead log', () => {
     const r = await runCli('127.0.0.1:1', ['--json', 'node', '--data', data, '--recover-wal']);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout) as RecoveryJson;
-    assert.ok(report.damage.some((d) => d.file === wal.path), `recovery names the damaged WAL: ${r.stdout}`);
-    assert.deepEqual(report.droppedSnapshots.map((s) => s.id).sort(), snaps.slice(2).map((s) => s.id).sort(), 'every snapshot after the damage is named');
+    assert.ok(
+      report.damage.some((d) => d.file === wal.path),
+      `recovery names the damaged WAL: ${r.stdout}`,
+    );
+    assert.deepEqual(
+      report.droppedSnapshots.map((s) => s.id).sort(),
+      snaps
+        .slice(2)
+        .map((s) => s.id)
+        .sort(),
+      'every snapshot after the damage is named',
+    );
     assert.deepEqual(report.droppedVms, []);
 
     node = await startNodeProcess({ dataDir: data });
     const listed = (await cliJson<SnapshotJson[]>(node.address, ['snapshot', 'list', 'w'])).map((s) => s.id);
-    assert.deepEqual(listed, snaps.slice(0, 2).map((s) => s.id));
+    assert.deepEqual(
+      listed,
+      snaps.slice(0, 2).map((s) => s.id),
+    );
     for (const s of snaps.slice(0, 2)) assert.equal(await exportHash(node.address, `w@${s.id}`, dir), s.hash);
     await node.stop();
   });

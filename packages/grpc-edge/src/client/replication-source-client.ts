@@ -6,7 +6,15 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { FailedPreconditionError, InvalidArgumentError, isVmferryError, type SiteRecord, type SourcePort } from '@vmferry/core';
-import { ReplicationSourceClient, type ChunkIdList, type ChunkSizeList, type PageSetHandle, type PageSetPart, type SourceSnapshot, type SourceSnapshotRequest } from '@vmferry/proto';
+import {
+  ReplicationSourceClient,
+  type ChunkIdList,
+  type ChunkSizeList,
+  type PageSetHandle,
+  type PageSetPart,
+  type SourceSnapshot,
+  type SourceSnapshotRequest,
+} from '@vmferry/proto';
 import { readStream, unaryCall, upload } from './calls.js';
 import { boundTarget } from './bind-resolver.js';
 import { snapshotFromWire, vmFromWire } from '../convert/records.js';

@@ -7,7 +7,12 @@
 import { HOLE, toHex, type CommittedSnapshot, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
 import type { Site, Snapshot, Vm } from '@vmferry/proto';
 
-const layout = (d: { index: number; size: number; blockSize: number; gridOffset: number }): { index: number; size: number; blockSize: number; gridOffset: number } => ({
+const layout = (d: {
+  index: number;
+  size: number;
+  blockSize: number;
+  gridOffset: number;
+}): { index: number; size: number; blockSize: number; gridOffset: number } => ({
   index: d.index,
   size: d.size,
   blockSize: d.blockSize,

@@ -136,7 +136,11 @@ export interface StartedServer {
  * Serves `api` as the StorageNode service on `address` (HOST:PORT; port 0 picks a free one),
  * plaintext, with the receive window raised for uploads. Rejects if the address cannot be bound.
  */
-export async function startStorageNodeServer(api: StorageNodeApi, address: string, options: { readonly replicationAddress?: string } = {}): Promise<StartedServer> {
+export async function startStorageNodeServer(
+  api: StorageNodeApi,
+  address: string,
+  options: { readonly replicationAddress?: string } = {},
+): Promise<StartedServer> {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_RECEIVE_MESSAGE_BYTES,

@@ -37,7 +37,9 @@ export async function receiveImport(api: StorageNodeApi, call: UploadCall<Import
       } else if (kind?.$case === 'end') {
         if (!session) throw new InvalidArgumentError('import stream must start with a header');
         if (kind.value.dataBytes !== dataBytes) {
-          throw new InvalidArgumentError(`import of VM '${session.vm.name}': end marker declares dataBytes ${kind.value.dataBytes}, the stream carried ${dataBytes}`);
+          throw new InvalidArgumentError(
+            `import of VM '${session.vm.name}': end marker declares dataBytes ${kind.value.dataBytes}, the stream carried ${dataBytes}`,
+          );
         }
         ended = true;
       }
