@@ -7,12 +7,13 @@
  * engine in-process, so they measure the storage work itself.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, openSync, writeSync, closeSync, ftruncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { StorageEngine } from '@vmferry/storage-node';
 import { buildExtImage, cliJson, makeContentTree, startNodeProcess, type NodeProcess } from '@vmferry/testkit';
+import { writeReport } from './report.js';
 
 const MiB = 1024 * 1024;
 const work = mkdtempSync(join(tmpdir(), 'vmferry-bench-'));
@@ -173,10 +174,7 @@ async function main(): Promise<void> {
   const v = Math.max(...rows.map((r) => r[1].length));
   console.log(`\n${'measure'.padEnd(w)}  ${'result'.padStart(v)}  note`);
   for (const [name, value, note] of rows) console.log(`${name.padEnd(w)}  ${value.padStart(v)}  ${note}`);
-  const dir = join(__dirname, '..', '..', 'reports');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `bench-node-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ node: process.version, date: new Date().toISOString(), results }, null, 2));
+  const file = writeReport('bench-node', { node: process.version, date: new Date().toISOString(), results });
   console.log(`\nreport: ${file}`);
 }
 

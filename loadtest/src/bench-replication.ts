@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildExtImage, cliJson, makeContentTree, startNodeProcess, type NodeProcess } from '@vmferry/testkit';
+import { writeReport } from './report.js';
 
 const REPO = join(__dirname, '..', '..', '..');
 const MiB = 1024 * 1024;
@@ -121,10 +122,7 @@ async function main(): Promise<void> {
     console.log(
       `packed / stored = ${(packed.bytesReceived / plan.totalBytes).toFixed(2)}, packed / rsync = ${(packed.bytesReceived / sent).toFixed(2)}, base pages indexed: ${packed.basePages}`,
     );
-    const dir = join(__dirname, '..', '..', 'reports');
-    mkdirSync(dir, { recursive: true });
-    const file = join(dir, `bench-replication-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(file, JSON.stringify({ node: process.version, results: Object.fromEntries(rows) }, null, 2));
+    const file = writeReport('bench-replication', { node: process.version, results: Object.fromEntries(rows) });
     console.log(`report: ${file}`);
   } finally {
     for (const n of nodes) await n.stop();

@@ -4,7 +4,7 @@
  * (2) slot-to-snapshot lag (p50/p99): from the slot instant to the node's snapshot.created
  * event. Prints a table and writes loadtest/reports/bench-scheduler-<time>.json.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeliverPolicy } from '@nats-io/jetstream';
@@ -12,6 +12,7 @@ import { DEFAULT_POLICY_KEY, EVENTS_STREAM, openCoordination, type VmferryEvent 
 import { connectStorageNode } from '@vmferry/grpc-edge';
 import { Scheduler } from '@vmferry/scheduler';
 import { startNatsServer, startNodeProcess } from '@vmferry/testkit';
+import { writeReport } from './report.js';
 
 const VMS = Number(process.env['BENCH_VMS'] ?? 10_000);
 const EVERY_S = 30;
@@ -98,10 +99,7 @@ async function main(): Promise<void> {
   const w = Math.max(...rows.map((r) => r[0].length));
   console.log(`\n${'measure'.padEnd(w)}  result`);
   for (const [name, value] of rows) console.log(`${name.padEnd(w)}  ${value}`);
-  const dir = join(__dirname, '..', '..', 'reports');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `bench-scheduler-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ node: process.version, vms: VMS, results }, null, 2));
+  const file = writeReport('bench-scheduler', { node: process.version, vms: VMS, results });
   console.log(`\nreport: ${file}`);
 }
 

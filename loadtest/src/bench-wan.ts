@@ -8,11 +8,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliJson, startDelayProxy, startNodeProcess, type NodeProcess } from '@vmferry/testkit';
+import { writeReport } from './report.js';
 
 const REPO = join(__dirname, '..', '..', '..');
 const MiB = 1024 * 1024;
@@ -116,10 +117,7 @@ async function main(): Promise<void> {
     ];
     console.log(`\n${'measure'.padEnd(42)}  result`);
     for (const [k, v] of rows) console.log(`${k.padEnd(42)}  ${v}`);
-    const dir = join(__dirname, '..', '..', 'reports');
-    mkdirSync(dir, { recursive: true });
-    const out = join(dir, `bench-wan-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(out, JSON.stringify({ node: process.version, rttMs: RTT_MS, bytes: SIZE, vmferryMBps, tcpMBps, oneWindowMBps }, null, 2));
+    const out = writeReport('bench-wan', { node: process.version, rttMs: RTT_MS, bytes: SIZE, vmferryMBps, tcpMBps, oneWindowMBps });
     console.log(`report: ${out}`);
   } finally {
     for (const n of nodes) await n.stop();

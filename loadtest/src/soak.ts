@@ -3,9 +3,8 @@
  * The correctness soak (issue 7): prints a table, writes loadtest/reports/soak-<time>.json
  * and exits 1 when anything the CLI reported as done was lost.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { formatReport, runSoak } from './soak/index.js';
+import { writeReport } from './report.js';
 
 function option(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -28,10 +27,7 @@ async function main(): Promise<void> {
   console.error(`soak: ${seconds} s, ${clients} clients, a kill every ~${killEveryMs} ms, seed ${seed}`);
   const report = await runSoak({ seconds, clients, seed, killEveryMs, ...(dataDir ? { dataDir } : {}), log: (l) => console.error(l) });
   console.log(formatReport(report));
-  const dir = join(__dirname, '..', '..', 'reports');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `soak-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ node: process.version, date: new Date().toISOString(), report }, null, 2));
+  const file = writeReport('soak', { node: process.version, date: new Date().toISOString(), report });
   console.error(`report: ${file}`);
   process.exitCode = report.losses.length > 0 ? 1 : 0;
 }

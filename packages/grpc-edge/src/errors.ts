@@ -79,15 +79,6 @@ export function asCoreError(e: unknown, peer?: string): unknown {
   return isServiceError(e) ? fromServiceError(e, peer) : e;
 }
 
-/** Awaits a call and rethrows its failure as a core error. */
-export async function mapped<T>(call: Promise<T>, peer?: string): Promise<T> {
-  try {
-    return await call;
-  } catch (e) {
-    throw asCoreError(e, peer);
-  }
-}
-
 /** The status name and details a peer answered with, when `e` is a core error made from a gRPC failure. */
 export function remoteFailure(e: unknown): { readonly status: string; readonly details: string } | undefined {
   if (!isVmferryError(e) || !isServiceError(e.cause)) return undefined;
