@@ -15,7 +15,7 @@ import { CodecPool, type CodecPoolOptions } from './codec-pool.js';
 import type { Database, WriteBatch } from './database.js';
 import { decodeIndexValue, encodeIndexValue, type ChunkIndexEntry } from './chunk-index.js';
 import { GcBarrier } from './gc-barrier.js';
-import { ingestBlocks, type IngestCommit, type IngestDeps, type IngestResult } from './ingest.js';
+import { ingestBlocks, prepareWithinSection, type IngestCommit, type IngestDeps, type IngestResult, type PreparedIngest } from './ingest.js';
 import { CHUNK_INDEX_PREFIX, chunkIndexKey, chunkKey, fpOfIndexKey, fpOfPinKey, PIN_PREFIX, pinKey, prefixRange } from './keys.js';
 import { LruCache } from './lru.js';
 import { receivePeerChunks, type ReceiveDeps } from './peer-records.js';
@@ -83,6 +83,14 @@ export class ChunkStore implements NodeSource {
    */
   ingest(blocks: readonly Buffer[], commit: IngestCommit): Promise<IngestResult> {
     return ingestBlocks(this.pipeline(), blocks, commit);
+  }
+
+  /**
+   * The pipeline without its own section or commit, for a caller inside `barrier.referencing`
+   * (ingest.ts, prepareWithinSection): the caller's commit must stage the result.
+   */
+  prepareIngest(blocks: readonly Buffer[]): Promise<PreparedIngest> {
+    return prepareWithinSection(this.pipeline(), blocks);
   }
 
   /**

@@ -70,6 +70,7 @@ export async function deleteVm(ctx: EngineContext, nameOrId: string): Promise<Vm
       },
       { durable: true },
     );
+    ctx.live.forget(vm.id);
   });
   return vm;
 }
