@@ -73,7 +73,7 @@ export interface ViewLeaf extends LeafUpdate {
  */
 export async function viewLeavesWithPages(ctx: EngineContext, view: DiskView, from: number, to: number): Promise<ViewLeaf[]> {
   const pages = new Map<number, StoredPage[]>();
-  if (view.live) {
+  if (view.live && mayHavePages(ctx, view, from, to)) {
     for await (const p of ctx.catalog.liveWrites.pages(view.vmId, view.diskIndex, { from, to })) {
       const list = pages.get(p.block);
       if (list) list.push(p);
@@ -95,6 +95,22 @@ export async function viewLeavesWithPages(ctx: EngineContext, view: DiskView, fr
   }
   pagedBefore(Number.MAX_SAFE_INTEGER);
   return out;
+}
+
+/**
+ * Whether any block of [from, to) may have overlay pages: the paged-block set holds every
+ * block with pages (a page writer adds its block before its batch is issued; live-state.ts),
+ * so a range with none has none, and a read skips the page scan.
+ */
+function mayHavePages(ctx: EngineContext, view: DiskView, from: number, to: number): boolean {
+  const paged = ctx.live.disk(view.vmId, view.diskIndex).pagedBlocks;
+  if (paged.size === 0) return false;
+  if (paged.size < to - from) {
+    for (const b of paged) if (b >= from && b < to) return true;
+    return false;
+  }
+  for (let b = from; b < to; b++) if (paged.has(b)) return true;
+  return false;
 }
 
 /** A block's bytes from its base chunk (or zeros) and its pages; `chunk` is not modified. */
