@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import Bottleneck from 'bottleneck';
 import { formatBytes, formatRate, parseCalendar, rateAt, InvalidArgumentError } from '@vmferry/core';
 import type { NodeInfoView, SiteView, StorageNodeClient } from '@vmferry/grpc-edge';
-import { tlsFor } from './tls-files.js';
+import { tlsFor, withTlsFlags, type TlsFlags } from './tls-files.js';
 import { printFields, printJson, printTable } from './output.js';
 import { byteProgress } from './progress.js';
 import { reworded } from './failures.js';
@@ -31,13 +31,6 @@ const infoOf = (c: StorageNodeClient): Promise<NodeInfoView> => c.getNodeInfo();
 
 function siteRow(s: SiteView): Record<string, string> {
   return { name: s.name, replication: s.replicationAddress, identity: s.identity, node: s.nodeAddress, bind: s.bindAddress, rate: s.rate || 'unlimited' };
-}
-
-interface TlsOptions {
-  certs?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  tlsCa?: string;
 }
 
 interface Target {
@@ -119,21 +112,20 @@ export function registerReplicationCommands(program: Command): void {
       else printFields({ site: s.name, calendar: s.rate, 'rate now': formatRate(rateAt(cal, new Date())) });
     });
 
-  const replicate = program
-    .command('replicate')
-    .description('pull a VM snapshot from a site to one or more sites; only missing chunks move')
-    .argument('<ref>', 'VM (newest snapshot) or VM@SNAPSHOT')
-    // Checked in the action: required options here would also be demanded of `replicate plan`.
-    .option('--from <site>', 'source site (required)')
-    .option('--to <sites>', 'target site(s), comma-separated (required)')
-    .option('--certs <dir>', 'folder with ca.crt and SITE.crt/SITE.key for each target site')
-    .option('--tls-cert <file>')
-    .option('--tls-key <file>')
-    .option('--tls-ca <file>')
+  const replicate = withTlsFlags(
+    program
+      .command('replicate')
+      .description('pull a VM snapshot from a site to one or more sites; only missing chunks move')
+      .argument('<ref>', 'VM (newest snapshot) or VM@SNAPSHOT')
+      // Checked in the action: required options here would also be demanded of `replicate plan`.
+      .option('--from <site>', 'source site (required)')
+      .option('--to <sites>', 'target site(s), comma-separated (required)'),
+    'folder with ca.crt and SITE.crt/SITE.key for each target site',
+  )
     .option('--bind <address>', 'local source address for the pull (default: the target site record)')
     .option('--streams <n>', 'parallel chunk streams per session', '4')
     .option('--sessions-per-link <n>', 'sessions at once on one source link', '2')
-    .action(async (ref: string, opts: TlsOptions & { from?: string; to?: string; bind?: string; streams: string; sessionsPerLink: string }, cmd: Command) => {
+    .action(async (ref: string, opts: TlsFlags & { from?: string; to?: string; bind?: string; streams: string; sessionsPerLink: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
       const { from, to } = opts;
       if (!from || !to) throw new InvalidArgumentError('replicate needs --from SITE and --to SITE[,SITE…]');
@@ -208,20 +200,18 @@ export function registerReplicationCommands(program: Command): void {
       );
     });
 
-  replicate
-    .command('plan <ref>')
-    .description('pre-flight: exactly which bytes are missing at the target, and the ETA under the link calendar')
-    // Options given after `plan` may be parsed by `replicate` itself: read them merged.
-    .option('--from <site>', 'source site (required)')
-    .option('--to <site>', 'target site (required)')
-    .option('--certs <dir>')
-    .option('--tls-cert <file>')
-    .option('--tls-key <file>')
-    .option('--tls-ca <file>')
+  withTlsFlags(
+    replicate
+      .command('plan <ref>')
+      .description('pre-flight: exactly which bytes are missing at the target, and the ETA under the link calendar')
+      // Options given after `plan` may be parsed by `replicate` itself: read them merged.
+      .option('--from <site>', 'source site (required)')
+      .option('--to <site>', 'target site (required)'),
+  )
     .option('--bind <address>')
     .action(async (ref: string, _opts: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
-      const merged = cmd.optsWithGlobals<TlsOptions & { from?: string; to?: string; bind?: string }>();
+      const merged = cmd.optsWithGlobals<TlsFlags & { from?: string; to?: string; bind?: string }>();
       if (!merged.from || !merged.to) throw new InvalidArgumentError('replicate plan needs --from SITE and --to SITE');
       const o = { ...merged, from: merged.from, to: merged.to };
       const r = await import('@vmferry/replicator');
