@@ -1,13 +1,11 @@
 import {
   ChunkCorruptError,
   ChunkMissingError,
-  isHole,
   nodeFromRecord,
   toHex,
   type EncodedNode,
   type Fingerprint,
   type IncomingChunk,
-  type NodeSource,
   type PutResult,
   type TreeNode,
 } from '@vmferry/core';
@@ -18,7 +16,9 @@ import { GcBarrier } from './gc-barrier.js';
 import { ingestBlocks, type IngestCommit, type IngestDeps, type IngestResult } from './ingest.js';
 import { CHUNK_INDEX_PREFIX, chunkIndexKey, chunkKey, fpOfIndexKey, fpOfPinKey, PIN_PREFIX, pinKey, prefixRange } from './keys.js';
 import { LruCache } from './lru.js';
-import { receivePeerChunks, type ReceiveDeps } from './peer-records.js';
+import { lackingPinned, receivePeerChunks, type ReceiveDeps } from './peer-records.js';
+import { verifiedBytes } from './codec-ops.js';
+import type { ChunkStorePort } from './chunk-store-port.js';
 import { nodeChunk, type StoredChunk } from './stored-chunk.js';
 
 export type { ChunkIndexEntry } from './chunk-index.js';
@@ -41,7 +41,7 @@ const NODE_CACHE_ENTRIES = 4096;
  * is referenced (`reference`) is recorded in the barrier while a collection runs; see
  * services/storage-node/src/gc.ts for the ordering argument.
  */
-export class ChunkStore implements NodeSource {
+export class ChunkStore implements ChunkStorePort {
   private readonly nodes = new LruCache<string, TreeNode>(NODE_CACHE_ENTRIES);
   /** The write barrier GC and writers share. */
   readonly barrier = new GcBarrier();
@@ -62,7 +62,7 @@ export class ChunkStore implements NodeSource {
     return {
       pool: this.pool,
       barrier: this.barrier,
-      db: this.db,
+      commit: (fill) => this.db.commit(fill),
       has: (ids) => this.has(ids),
       getNode: (id) => this.getNode(id),
       addPuts: (b, c) => this.addPuts(b, c),
@@ -101,12 +101,7 @@ export class ChunkStore implements NodeSource {
    * and the pin are one barrier section.
    */
   lacking(ids: readonly Fingerprint[], pinUntilMs: number): Promise<Fingerprint[]> {
-    return this.barrier.referencing(async () => {
-      const present = await this.has(ids);
-      const held = ids.filter((id, i) => present[i] === true && !isHole(id));
-      if (held.length > 0) await this.db.commit((b) => this.addPins(b, held, pinUntilMs));
-      return ids.filter((id, i) => present[i] !== true && !isHole(id));
-    });
+    return lackingPinned(this.pipeline(), ids, pinUntilMs);
   }
 
   /** Stages a snapshot fold's new tree nodes (stored raw) into `batch`. */
@@ -194,12 +189,7 @@ export class ChunkStore implements NodeSource {
 
   /** Raw, verified bytes of `ids`, in order. */
   async get(ids: readonly Fingerprint[]): Promise<Buffer[]> {
-    const records = await this.records(ids);
-    const decoded = await this.pool.decode(records, ids);
-    return decoded.map((d, i) => {
-      if (!d.ok) throw new ChunkCorruptError(toHex(ids[i] as Fingerprint), d.reason);
-      return d.data;
-    });
+    return verifiedBytes(this.pool, await this.records(ids), ids);
   }
 
   async getNode(fp: Fingerprint): Promise<TreeNode> {
