@@ -1,24 +1,10 @@
-import {
-  ChunkMissingError,
-  FailedPreconditionError,
-  fromHex,
-  nodeFromRecord,
-  toHex,
-  type EncodedNode,
-  type Fingerprint,
-  type IncomingChunk,
-  type PutResult,
-  type TreeNode,
-} from '@vmferry/core';
+import { ChunkMissingError, FailedPreconditionError, fromHex, nodeFromRecord, toHex, type Fingerprint, type TreeNode } from '@vmferry/core';
 import type { ChunkIndexEntry } from './chunk-index.js';
+import { ChunkPipeline } from './chunk-pipeline.js';
 import type { ChunkStorePort } from './chunk-store-port.js';
-import { verifiedBytes } from './codec-ops.js';
 import type { WriteBatch } from './database.js';
-import { GcBarrier } from './gc-barrier.js';
 import { InlineCodec } from './inline-codec.js';
-import { ingestBlocks, type IngestCommit, type IngestDeps, type IngestResult } from './ingest.js';
-import { lackingPinned, receivePeerChunks, type ReceiveDeps } from './peer-records.js';
-import { nodeChunk, type StoredChunk } from './stored-chunk.js';
+import type { StoredChunk } from './stored-chunk.js';
 
 /** What the store holds, by hex id. */
 interface State {
@@ -59,17 +45,19 @@ const byHex = <T>(m: ReadonlyMap<string, T>): [string, T][] => [...m.entries()].
  * entries and its chunks in one RocksDB batch, so the engine keeps the RocksDB ChunkStore;
  * staging into any other batch fails with FailedPreconditionError rather than losing writes.
  */
-export class MemoryChunkStore implements ChunkStorePort {
-  readonly barrier = new GcBarrier();
+export class MemoryChunkStore extends ChunkPipeline implements ChunkStorePort {
   private readonly state: State = { chunks: new Map(), pins: new Map(), other: new Map() };
-  private readonly codec: InlineCodec;
 
   constructor(options: { readonly zstdLevel?: number } = {}) {
-    this.codec = new InlineCodec(options.zstdLevel);
+    super(new InlineCodec(options.zstdLevel));
   }
 
   /** Writes one batch: `fill`'s changes all land, or (when it throws) none. */
   commit(fill: (batch: WriteBatch) => void): Promise<void> {
+    return this.write(fill);
+  }
+
+  protected write(fill: (batch: WriteBatch) => void): Promise<void> {
     const batch = new MemoryBatch(this);
     fill(batch);
     for (const change of batch.changes) change(this.state);
@@ -88,54 +76,13 @@ export class MemoryChunkStore implements ChunkStorePort {
     this.state.chunks.set(toHex(id), { ...held, record });
   }
 
-  private pipeline(): IngestDeps & ReceiveDeps {
-    return {
-      pool: this.codec,
-      barrier: this.barrier,
-      commit: (fill) => this.commit(fill),
-      has: (ids) => this.has(ids),
-      getNode: (id) => this.getNode(id),
-      addPuts: (b, c) => this.addPuts(b, c),
-      addPins: (b, ids, t) => this.addPins(b, ids, t),
-    };
-  }
-
   private own(batch: WriteBatch): MemoryBatch {
     if (batch instanceof MemoryBatch && batch.store === this) return batch;
     throw new FailedPreconditionError('the in-memory chunk store stages only into its own batches (its commit), never into a RocksDB batch');
   }
 
-  ingest(blocks: readonly Buffer[], commit: IngestCommit): Promise<IngestResult> {
-    return ingestBlocks(this.pipeline(), blocks, commit);
-  }
-
-  receive(chunks: readonly IncomingChunk[], pinUntilMs: number): Promise<PutResult> {
-    return receivePeerChunks(this.pipeline(), chunks, pinUntilMs);
-  }
-
-  lacking(ids: readonly Fingerprint[], pinUntilMs: number): Promise<Fingerprint[]> {
-    return lackingPinned(this.pipeline(), ids, pinUntilMs);
-  }
-
-  stageNodes(batch: WriteBatch, nodes: readonly EncodedNode[]): void {
-    this.addPuts(batch, nodes.map(nodeChunk));
-  }
-
-  encode(raws: readonly Buffer[]): Promise<Buffer[]> {
-    return this.codec.encode(raws);
-  }
-
   indexed(id: Fingerprint): Promise<boolean> {
     return Promise.resolve(this.state.chunks.has(toHex(id)));
-  }
-
-  async sizes(ids: readonly Fingerprint[]): Promise<number[]> {
-    return (await this.entries(ids)).map((e) => e?.storedBytes ?? 0);
-  }
-
-  async check(ids: readonly Fingerprint[]): Promise<(string | undefined)[]> {
-    const decoded = await this.codec.decode(await this.records(ids), ids);
-    return decoded.map((d) => (d.ok ? undefined : d.reason));
   }
 
   has(ids: readonly Fingerprint[]): Promise<boolean[]> {
@@ -152,10 +99,6 @@ export class MemoryChunkStore implements ChunkStorePort {
     );
   }
 
-  reference(ids: readonly Fingerprint[]): void {
-    this.barrier.record(ids);
-  }
-
   records(ids: readonly Fingerprint[]): Promise<Buffer[]> {
     return Promise.resolve(
       ids.map((id) => {
@@ -164,10 +107,6 @@ export class MemoryChunkStore implements ChunkStorePort {
         return c.record;
       }),
     );
-  }
-
-  async get(ids: readonly Fingerprint[]): Promise<Buffer[]> {
-    return verifiedBytes(this.codec, await this.records(ids), ids);
   }
 
   async getNode(fp: Fingerprint): Promise<TreeNode> {
@@ -192,11 +131,7 @@ export class MemoryChunkStore implements ChunkStorePort {
     this.own(batch).changes.push((s) => hexes.forEach((h) => (s.chunks.delete(h), s.pins.delete(h))));
   }
 
-  close(): Promise<void> {
-    return this.codec.close();
-  }
-
-  private addPuts(batch: WriteBatch, chunks: readonly StoredChunk[]): void {
+  protected addPuts(batch: WriteBatch, chunks: readonly StoredChunk[]): void {
     const own = this.own(batch);
     this.barrier.record(chunks.map((c) => c.id));
     // Copied: a caller's buffers (a peer's records) are its own to reuse.
@@ -204,7 +139,7 @@ export class MemoryChunkStore implements ChunkStorePort {
     own.changes.push((s) => copies.forEach((c) => s.chunks.set(toHex(c.id), c)));
   }
 
-  private addPins(batch: WriteBatch, ids: readonly Fingerprint[], expiresAtMs: number): void {
+  protected addPins(batch: WriteBatch, ids: readonly Fingerprint[], expiresAtMs: number): void {
     const own = this.own(batch);
     this.barrier.record(ids);
     const until = Math.floor(expiresAtMs);
