@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import Bottleneck from 'bottleneck';
 import { formatBytes, formatRate, parseCalendar, rateAt, InvalidArgumentError } from '@vmferry/core';
 import type { NodeInfoView, SiteView, StorageNodeClient } from '@vmferry/grpc-edge';
+import type { SiteCallOptions } from '@vmferry/replicator';
 import { tlsFor, withTlsFlags, type TlsFlags } from './tls-files.js';
 import { printFields, printJson, printTable } from './output.js';
 import { byteProgress } from './progress.js';
@@ -37,6 +38,19 @@ interface Target {
   readonly site: string;
   readonly nodeAddress: string;
   readonly bindAddress: string;
+}
+
+/** What a pull and a plan of `ref` from site `from` into target `t` (its node: `node`) both pass. */
+function siteCall(node: StorageNodeClient, t: Target, from: string, ref: string, flags: TlsFlags): SiteCallOptions {
+  return {
+    node,
+    nodeAddress: t.nodeAddress,
+    localSite: t.site,
+    sourceSite: from,
+    ref,
+    tls: tlsFor(t.site, flags),
+    bindFor: () => t.bindAddress || undefined,
+  };
 }
 
 /** Where each target site's node is, as the --node node knows it (its own site, or a site record). */
@@ -155,13 +169,7 @@ export function registerReplicationCommands(program: Command): void {
             let bar = progress;
             try {
               const res = await r.replicateFromSite({
-                node,
-                nodeAddress: t.nodeAddress,
-                localSite: t.site,
-                sourceSite: o.from,
-                ref: fullRef,
-                tls: tlsFor(t.site, o),
-                bindFor: () => t.bindAddress || undefined,
+                ...siteCall(node, t, o.from, fullRef, o),
                 streams,
                 onProgress: (p) => {
                   if (p.phase === 'data' && p.bytesTotal > 0 && bar === progress) bar = byteProgress(`${o.from}→${t.site}`, p.bytesTotal, !g.json);
@@ -220,15 +228,7 @@ export function registerReplicationCommands(program: Command): void {
       if (!t) throw new InvalidArgumentError('no target site');
       const node = edge.connectStorageNode(t.nodeAddress);
       try {
-        const plan = await r.planFromSite({
-          node,
-          nodeAddress: t.nodeAddress,
-          localSite: t.site,
-          sourceSite: o.from,
-          ref: ref.includes('@') ? ref : `${ref}@latest`,
-          tls: tlsFor(t.site, o),
-          bindFor: () => t.bindAddress || undefined,
-        });
+        const plan = await r.planFromSite(siteCall(node, t, o.from, ref.includes('@') ? ref : `${ref}@latest`, o));
         if (g.json) {
           printJson({ from: o.from, to: t.site, ...plan });
           return;
