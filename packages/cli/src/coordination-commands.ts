@@ -127,7 +127,7 @@ export function registerCoordinationCommands(program: Command): void {
       const entry = await resolveVmId(c, vm);
       const o = await c.policies.get(vmPolicyKey(entry.vmId));
       const override = o && o.operation === 'PUT' ? o.json<VmPolicyOverride>() : undefined;
-      const eff = effectivePolicy(base, override);
+      const eff = effectivePolicy(base, override, entry.site);
       if (g.json) {
         printJson({ vm: entry.name, override: override ?? null, effective: eff ?? null });
         return;
@@ -199,7 +199,7 @@ export function registerCoordinationCommands(program: Command): void {
         const rows = [];
         for (const vm of (await registryVms(c)).filter((v) => !v.replicaOf)) {
           const o = await c.policies.get(vmPolicyKey(vm.vmId));
-          const eff = effectivePolicy(base, o && o.operation === 'PUT' ? o.json<VmPolicyOverride>() : undefined);
+          const eff = effectivePolicy(base, o && o.operation === 'PUT' ? o.json<VmPolicyOverride>() : undefined, vm.site);
           const replicated = new Map<string, ReplicatedSnapshot>();
           for (const t of eff?.replication ?? []) {
             const e = await c.state.get(rpoKey(vm.vmId, t.site));

@@ -262,6 +262,22 @@ describe('effectivePolicy', () => {
     assert.deepEqual(p?.replication, [{ site: 'far', keep: 3 }]);
     assert.equal(base.schedules[0]?.consistency, 'crash');
   });
+
+  test("symmetric pair: a target equal to the VM's own site is dropped, the others stay", () => {
+    const pair: ProtectionPolicy = {
+      schedules: base.schedules,
+      replication: [
+        { site: 'siteA', rpo: '1h' },
+        { site: 'siteB', rpo: '1h' },
+      ],
+    };
+    assert.deepEqual(effectivePolicy(pair, undefined, 'siteB')?.replication, [{ site: 'siteA', rpo: '1h' }]);
+    assert.deepEqual(effectivePolicy(pair, undefined, 'siteA')?.replication, [{ site: 'siteB', rpo: '1h' }]);
+    // An override's targets too; the policy is not modified; without a site nothing is dropped.
+    assert.deepEqual(effectivePolicy(pair, { replication: [{ site: 'siteB' }] }, 'siteB')?.replication, []);
+    assert.equal(pair.replication?.length, 2);
+    assert.deepEqual(effectivePolicy(pair)?.replication, pair.replication);
+  });
 });
 
 describe('validatePolicy', () => {

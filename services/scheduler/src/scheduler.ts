@@ -97,7 +97,8 @@ export class Scheduler {
       const due: { job: SnapshotJob; key: string; missed: number }[] = [];
       for (const vm of this.view.vms.values()) {
         if (vm.replicaOf) continue; // replicas follow their source, never their own schedules
-        const policy = effectivePolicy(this.view.defaultPolicy, this.view.overrides.get(vm.vmId));
+        // A target equal to the VM's own site is dropped (one policy for both sites of a pair).
+        const policy = effectivePolicy(this.view.defaultPolicy, this.view.overrides.get(vm.vmId), vm.site);
         if (!policy) continue;
         for (const s of policy.schedules) {
           const slot = latestSlot(s, now, policy.timeZone);

@@ -340,19 +340,29 @@ describe('scheduler', () => {
     const custom = vmEntry(site, 'custom');
     // The replica of `normal` at the DR site: same VM id, never scheduled.
     const replicaThere: VmEntry = { ...normal, site: drSite, replicaOf: normal.vmId };
-    await register([normal, replicaHere, excluded, custom, replicaThere]);
+    // A VM living at the DR site (a clone of the replica): the default's target is its own site.
+    const cloneThere = vmEntry(drSite, 'clone');
+    await register([normal, replicaHere, excluded, custom, replicaThere, cloneThere]);
     await setOverride(excluded.vmId, { exclude: true });
     await setOverride(custom.vmId, { mode: 'replace', schedules: [{ name: 'fast', every: '1s', keep: 2, consistency: 'vm' }] });
     const jobs = await collect(site);
     const drJobs = await collect(drSite);
     await startScheduler('sched-pol');
     // Five 1 s slots of custom: in that time `normal`, on 2 s slots, has two or three.
-    await waitFor('2 jobs of normal and 5 of custom', () => jobsOf(jobs, normal.vmId).length >= 2 && jobsOf(jobs, custom.vmId).length >= 5);
+    await waitFor(
+      '2 jobs of normal, 5 of custom and 1 of the clone at the DR site',
+      () => jobsOf(jobs, normal.vmId).length >= 2 && jobsOf(jobs, custom.vmId).length >= 5 && drJobs.jobs.length >= 1,
+    );
 
     assertNoDoubles(jobs);
     assert.deepEqual(jobsOf(jobs, replicaHere.vmId), [], 'a replica is never scheduled');
     assert.deepEqual(jobsOf(jobs, excluded.vmId), [], 'an excluded VM gets no jobs');
-    assert.deepEqual(drJobs.jobs, [], 'nothing for the replica at the DR site');
+    assert.deepEqual([...new Set(drJobs.jobs.map((r) => r.job.vmName))], ['clone'], 'nothing for the replica at the DR site');
+    assert.deepEqual(
+      drJobs.jobs.map((r) => r.job.replicateTo),
+      drJobs.jobs.map(() => []),
+      'a VM at the DR site never replicates to its own site',
+    );
     const normalJobs = jobsOf(jobs, normal.vmId);
     const customJobs = jobsOf(jobs, custom.vmId);
     assert.ok(normalJobs.length >= 2 && normalJobs.length <= 4, `normal: ${normalJobs.length} jobs of 2 s slots, custom ${customJobs.length} of 1 s`);
