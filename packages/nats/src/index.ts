@@ -5,3 +5,4 @@ export { publishJob, publishEvent, runWorker, backoffAfter, MAX_DELIVER, BACKOFF
 export { classifyFailure, type FailureClass } from './retry.js';
 export { LeaderLease } from './leader.js';
 export { traceHeaders, contextFrom } from './trace.js';
+export { policyInForce, readDefaultPolicy, readOverride, describeRefusal, type PolicyRefusal, type InForce } from './policy-store.js';

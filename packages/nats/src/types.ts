@@ -64,6 +64,7 @@ export type EventKind =
   | 'replication.done'
   | 'replication.failed'
   | 'schedule.missed'
+  | 'policy.rejected'
   | 'job.dead-lettered';
 
 export interface VmferryEvent {

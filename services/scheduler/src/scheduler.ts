@@ -61,7 +61,7 @@ export class Scheduler {
     this.now = options.now ?? Date.now;
     this.id = options.id ?? `scheduler-${new IdSource({ now: this.now }).next()}`;
     this.log = options.log ?? (() => undefined);
-    this.view = new PolicyView(c);
+    this.view = new PolicyView(c, (line) => this.log(`${this.id}: ${line}`));
     const onChange = (leading: boolean): void => {
       this.log(`${this.id}: ${leading ? 'leader now' : 'follower now'}`);
       // A new leader does not know what its predecessor published: republish latest slots

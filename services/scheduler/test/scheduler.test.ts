@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { IdSource, type ProtectionPolicy, type VmPolicyOverride } from '@vmferry/core';
 import {
   DEFAULT_POLICY_KEY,
+  eventSubject,
   JOBS_STREAM,
   LEADER_BUCKET,
   POLICY_BUCKET,
@@ -26,6 +27,7 @@ import {
   type CoordinationTiming,
   type SnapshotJob,
   type VmEntry,
+  type VmferryEvent,
   type WorkerHandle,
 } from '@vmferry/nats';
 import { startNatsServer, type NatsServer } from '@vmferry/testkit';
@@ -401,6 +403,42 @@ describe('scheduler', () => {
     assert.ok(nowIncluded.length >= 2, `the no longer excluded VM got ${nowIncluded.length} jobs`);
     assert.ok(nowIncluded.every((r) => r.job.schedule === 'reg' && r.storedAtMs > changedAt));
     assertNoDoubles(jobs);
+  });
+
+  test('a stored policy with an unknown key is refused: the last good one stays in force, a policy.rejected event names the key', async () => {
+    const site = 'strict';
+    const rejected: VmferryEvent[] = [];
+    const sub = admin.nc.subscribe(eventSubject('policy.rejected'), {
+      callback: (_e, m) => void rejected.push(m.json<VmferryEvent>()),
+    });
+    try {
+      await setDefaultPolicy({ schedules: [{ name: 'good', every: '1s', keep: 3 }] });
+      const vms = [vmEntry(site, 'a')];
+      await register(vms);
+      const jobs = await collect(site);
+      await startScheduler('sched-strict');
+      await jobsForEach(jobs, vms, 1);
+
+      // A typo stored straight into KV (as an older CLI or a hand edit would).
+      await admin.policies.put(DEFAULT_POLICY_KEY, JSON.stringify({ schedules: [{ name: 'typo', every: '1s', keep: 3, retension: 5 }] }));
+      await waitFor('a policy.rejected event', () => rejected.length >= 1);
+      const event = rejected[0] as VmferryEvent;
+      assert.equal(event['key'], DEFAULT_POLICY_KEY);
+      assert.match(String(event['problems']), /schedules\[0\]\.retension: unknown key/);
+      assert.match(String(event['inForce']), /revision \d+/);
+      const rejectedAt = Date.now();
+      await jobsForEach(jobs, vms, 2, (r) => r.storedAtMs > rejectedAt + 100);
+      assert.deepEqual([...new Set(jobs.jobs.map((r) => r.job.schedule))], ['good'], 'the refused policy never became the policy in force');
+
+      // A scheduler that starts with the bad policy stored finds the last good revision in the history.
+      for (const r of [...schedulers]) await stopScheduler(r);
+      const restartedAt = Date.now();
+      await startScheduler('sched-strict-2');
+      await jobsForEach(jobs, vms, 2, (r) => r.storedAtMs > restartedAt);
+      assert.deepEqual([...new Set(jobs.jobs.map((r) => r.job.schedule))], ['good']);
+    } finally {
+      sub.unsubscribe();
+    }
   });
 
   test('NATS restart mid-run: the scheduler reconnects; slots go on with no doubles, the outage caught up with one job', async () => {
