@@ -14,8 +14,10 @@ import {
   publishEvent,
   publishJob,
   SCHEDULER_LEADER_KEY,
+  SCHEDULER_PROGRESS_KEY,
   snapshotJobSubject,
   type Coordination,
+  type SchedulerProgress,
   type SnapshotJob,
   type VmEntry,
 } from '@vmferry/nats';
@@ -47,6 +49,10 @@ export class Scheduler {
   readonly view: PolicyView;
   private readonly lease: LeaderLease;
   private readonly published = new Map<string, number>();
+  /** Set on taking the lease: read the predecessor's progress before the next tick. */
+  private progressUnknown = true;
+  /** The newest complete tick known (ours or a predecessor's, from SCHEDULER_PROGRESS_KEY). */
+  private progressMs: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
   private readonly log: (line: string) => void;
@@ -65,8 +71,12 @@ export class Scheduler {
     const onChange = (leading: boolean): void => {
       this.log(`${this.id}: ${leading ? 'leader now' : 'follower now'}`);
       // A new leader does not know what its predecessor published: republish latest slots
-      // (message ids make that harmless).
-      if (leading) this.published.clear();
+      // (message ids make that harmless), and count the slots skipped since the predecessor's
+      // last complete tick (schedule.missed).
+      if (leading) {
+        this.published.clear();
+        this.progressUnknown = true;
+      }
     };
     this.lease = new LeaderLease(c.leader, SCHEDULER_LEADER_KEY, this.id, onChange, options.leaseBeatMs, this.now);
   }
@@ -94,6 +104,10 @@ export class Scheduler {
     this.ticking = true;
     const started = performance.now();
     try {
+      if (this.progressUnknown) {
+        this.progressMs = await this.readProgress();
+        this.progressUnknown = false;
+      }
       const due: { job: SnapshotJob; key: string; missed: number }[] = [];
       for (const vm of this.view.vms.values()) {
         if (vm.replicaOf) continue; // replicas follow their source, never their own schedules
@@ -106,7 +120,10 @@ export class Scheduler {
           const key = `${vm.vmId}/${s.name}`;
           const last = this.published.get(key);
           if (last === slot) continue;
-          due.push({ job: jobFor(vm, s, slot, policy), key, missed: last === undefined ? 0 : missedSlots(s, last, slot, policy.timeZone) });
+          // Not published by this leader yet: the slot the last complete tick (maybe a predecessor's) published.
+          const before = last ?? (this.progressMs === undefined ? undefined : latestSlot(s, this.progressMs, policy.timeZone));
+          const missed = before === undefined || before >= slot ? 0 : missedSlots(s, before, slot, policy.timeZone);
+          due.push({ job: jobFor(vm, s, slot, policy), key, missed });
         }
       }
       let duplicates = 0;
@@ -128,6 +145,11 @@ export class Scheduler {
           }),
         );
       }
+      if (due.length > 0 && (this.progressMs === undefined || now > this.progressMs)) {
+        const progress: SchedulerProgress = { scheduler: this.id, tickMs: now };
+        await this.c.state.put(SCHEDULER_PROGRESS_KEY, JSON.stringify(progress));
+        this.progressMs = now;
+      }
       const report = { published: due.length - duplicates, duplicates, ms: performance.now() - started };
       if (due.length > 0) this.onTick(report);
       return report;
@@ -137,6 +159,14 @@ export class Scheduler {
     } finally {
       this.ticking = false;
     }
+  }
+
+  /** The predecessor's last complete tick; undefined when no scheduler ever recorded one. */
+  private async readProgress(): Promise<number | undefined> {
+    const e = await this.c.state.get(SCHEDULER_PROGRESS_KEY);
+    if (!e || e.operation !== 'PUT') return undefined;
+    const p = e.json<Partial<SchedulerProgress>>();
+    return typeof p.tickMs === 'number' && Number.isFinite(p.tickMs) ? p.tickMs : undefined;
   }
 }
 

@@ -18,6 +18,7 @@ import {
   LEADER_BUCKET,
   POLICY_BUCKET,
   REGISTRY_BUCKET,
+  STATE_BUCKET,
   openCoordination,
   registryVmKey,
   runWorker,
@@ -31,7 +32,7 @@ import {
   type WorkerHandle,
 } from '@vmferry/nats';
 import { startNatsServer, type NatsServer } from '@vmferry/testkit';
-import { Scheduler, type TickReport } from '../src/index.js';
+import { Scheduler, type SchedulerOptions, type TickReport } from '../src/index.js';
 
 const ids = new IdSource();
 
@@ -112,10 +113,15 @@ async function collect(site: string): Promise<Collector> {
   return c;
 }
 
-async function startScheduler(id: string, timing: CoordinationTiming = TIMING): Promise<RunningScheduler> {
+async function startScheduler(
+  id: string,
+  timing: CoordinationTiming = TIMING,
+  options: Pick<SchedulerOptions, 'now' | 'tickMs'> = {},
+): Promise<RunningScheduler> {
   const c = await openCoordination(server.url, id, undefined, timing);
   const log: string[] = [];
   const s = new Scheduler(c, {
+    ...options,
     id,
     leaseBeatMs: LEASE_BEAT_MS,
     log: (l) => {
@@ -224,7 +230,7 @@ afterEach(async () => {
   for (const r of [...schedulers]) await stopScheduler(r);
   for (const c of [...collectors]) await c.stop();
   // A clean slate: no VMs, policies or lease from the previous test.
-  for (const bucket of [REGISTRY_BUCKET, POLICY_BUCKET, LEADER_BUCKET]) await admin.jsm.streams.purge(`KV_${bucket}`);
+  for (const bucket of [REGISTRY_BUCKET, POLICY_BUCKET, LEADER_BUCKET, STATE_BUCKET]) await admin.jsm.streams.purge(`KV_${bucket}`);
   await admin.jsm.streams.purge(JOBS_STREAM);
 });
 
@@ -326,6 +332,61 @@ describe('scheduler', () => {
       // leader catches up with the latest slot only.
       assertConsecutive(mine, every, { from: crashedAt - every, to: tookOverAt + every });
       assertLatestSlotOnly(mine, every);
+    }
+  });
+
+  test('after a leader is killed, and after a full stop, the new leader publishes only the latest slot and a schedule.missed for the slots it skipped', async () => {
+    const site = 'missed';
+    // Slots computed from a clock the test moves; the timer ticks too rarely to matter (tests call tick()).
+    let now = Date.parse('2026-01-01T00:00:30Z');
+    const clock = { now: () => now, tickMs: 3_600_000 };
+    const MINUTE = 60_000;
+    const slot0 = Date.parse('2026-01-01T00:00:00Z');
+    await setDefaultPolicy({ schedules: [{ name: 'm', every: '1m', keep: 3 }] });
+    const vms = [vmEntry(site, 'a'), vmEntry(site, 'b')];
+    await register(vms);
+    const jobs = await collect(site);
+    const missed: VmferryEvent[] = [];
+    const sub = admin.nc.subscribe(eventSubject('schedule.missed'), { callback: (_e, m) => void missed.push(m.json<VmferryEvent>()) });
+    const tickUntilLeading = (r: RunningScheduler): Promise<number> =>
+      waitFor(`${r.id} to tick as leader`, async () => (await r.s.tick()) !== undefined, LEASE_TTL_MS + 6000);
+    const missedOf = (vm: VmEntry): number[] => missed.filter((e) => e.vmId === vm.vmId).map((e) => Number(e['missedSlots']));
+    try {
+      const x = await startScheduler('sched-mx', TIMING, clock);
+      const y = await startScheduler('sched-my', TIMING, clock);
+      const [leader] = leaderOf([x, y]) as [RunningScheduler];
+      const follower = leader === x ? y : x;
+      await tickUntilLeading(leader);
+      await jobsForEach(jobs, vms, 1);
+
+      // Kill the leader; two slots (00:01, 00:02) pass with nobody leading; the follower takes over at 00:03:30.
+      await leader.c.nc.close();
+      now = slot0 + 3 * MINUTE + 30_000;
+      await tickUntilLeading(follower);
+      await waitFor('a schedule.missed of each VM', () => vms.every((vm) => missedOf(vm).length >= 1));
+      for (const vm of vms) {
+        assert.deepEqual(missedOf(vm), [2], `${vm.name}: missed slots reported`);
+        assert.deepEqual(
+          jobsOf(jobs, vm.vmId).map((r) => t(r.job.slot)),
+          [t(slot0), t(slot0 + 3 * MINUTE)],
+          `${vm.name}: only the latest slot after the takeover`,
+        );
+      }
+      const event = missed[0] as VmferryEvent;
+      assert.equal(event.site, site);
+      assert.equal(event['schedule'], 'm');
+
+      // Every scheduler stopped; a new one starts 3 slots later (00:04, 00:05 skipped).
+      for (const r of [...schedulers]) await stopScheduler(r);
+      now = slot0 + 6 * MINUTE + 1000;
+      const z = await startScheduler('sched-mz', TIMING, clock);
+      await tickUntilLeading(z);
+      await waitFor('a second schedule.missed of each VM', () => vms.every((vm) => missedOf(vm).length >= 2));
+      for (const vm of vms) assert.deepEqual(missedOf(vm), [2, 2], `${vm.name}: missed slots after the restart`);
+      await jobsForEach(jobs, vms, 3);
+      assertNoDoubles(jobs);
+    } finally {
+      sub.unsubscribe();
     }
   });
 
