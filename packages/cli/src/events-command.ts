@@ -67,7 +67,8 @@ async function follow(c: Coordination, startTime: Date, print: (e: VmferryEvent)
         waiting = false;
         void (async () => {
           for await (const n of messages.status()) {
-            if ((n.type === 'heartbeats_missed' && n.count >= 2) || n.type === 'consumer_deleted' || n.type === 'consumer_not_found') messages.stop();
+            const gone = n.type === 'consumer_deleted' || n.type === 'consumer_not_found' || n.type === 'stream_not_found';
+            if (gone || (n.type === 'heartbeats_missed' && n.count >= 2)) messages.stop();
           }
         })().catch(() => undefined);
         if (isStopped()) messages.stop();

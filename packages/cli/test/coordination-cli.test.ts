@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import { IdSource, type ProtectionPolicy } from '@vmferry/core';
 import {
   DEFAULT_POLICY_KEY,
+  EVENTS_STREAM,
   POLICY_BUCKET,
   REGISTRY_BUCKET,
   STATE_BUCKET,
@@ -193,5 +194,15 @@ describe('coordination commands', () => {
     assert.equal(f.stdout.split('\n').filter((l) => l.includes('before-restart')).length, 1, 'no event printed twice');
     f.child.kill('SIGINT');
     assert.equal(await f.exited, 0, f.stderr);
+  });
+
+  test('events --follow exits non-zero saying why when the events stream is gone', async () => {
+    const f = spawnCli(['events', '--follow', '--since', '1m']);
+    await publishEvent(admin, 'schedule.missed', { site: 'siteA', vmName: 'last-one', schedule: 's', missedSlots: 1 });
+    await waitFor('the event', () => f.stdout.includes('last-one'));
+    await admin.jsm.streams.delete(EVENTS_STREAM);
+    const code = await Promise.race([f.exited, new Promise<string>((r) => setTimeout(() => r('still running'), 30_000))]);
+    assert.equal(code, 1, `stderr: ${f.stderr}`);
+    assert.match(f.stderr, /the events stream VMFERRY_EVENTS is gone/);
   });
 });
