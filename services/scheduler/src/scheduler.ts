@@ -145,9 +145,14 @@ export class Scheduler {
           }),
         );
       }
-      if (due.length > 0 && (this.progressMs === undefined || now > this.progressMs)) {
-        const progress: SchedulerProgress = { scheduler: this.id, tickMs: now };
-        await this.c.state.put(SCHEDULER_PROGRESS_KEY, JSON.stringify(progress));
+      // A complete tick: every latest slot at `now` is published. Recorded in KV only when a
+      // slot moved (a tick that published nothing changes no schedule's latest slot), here
+      // always, so a VM or schedule that appears later does not count slots from long ago.
+      if (this.progressMs === undefined || now > this.progressMs) {
+        if (due.length > 0) {
+          const progress: SchedulerProgress = { scheduler: this.id, tickMs: now };
+          await this.c.state.put(SCHEDULER_PROGRESS_KEY, JSON.stringify(progress));
+        }
         this.progressMs = now;
       }
       const report = { published: due.length - duplicates, duplicates, ms: performance.now() - started };

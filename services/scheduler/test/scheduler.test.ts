@@ -384,6 +384,26 @@ describe('scheduler', () => {
       await waitFor('a second schedule.missed of each VM', () => vms.every((vm) => missedOf(vm).length >= 2));
       for (const vm of vms) assert.deepEqual(missedOf(vm), [2, 2], `${vm.name}: missed slots after the restart`);
       await jobsForEach(jobs, vms, 3);
+
+      // A VM that appears while the leader runs counts from the leader's last complete tick, not
+      // from the last slot move recorded in KV (00:06:01): its own 10 s schedule's first job
+      // (00:06:40) reports nothing missed; its next (00:07:00, 00:06:50 skipped) one slot.
+      now = slot0 + 6 * MINUTE + 41_000;
+      await waitFor('a tick that publishes nothing', async () => (await z.s.tick())?.published === 0);
+      const late = vmEntry(site, 'late');
+      await setOverride(late.vmId, { mode: 'replace', schedules: [{ name: 'ten', every: '10s', keep: 2 }] });
+      await register([late]);
+      await waitFor('the leader to see the new VM', () => [...z.s.view.vms.values()].some((v) => v.vmId === late.vmId) && z.s.view.overrides.has(late.vmId));
+      now = slot0 + 6 * MINUTE + 45_000;
+      await waitFor('a tick at 00:06:45', async () => (await z.s.tick()) !== undefined);
+      now = slot0 + 7 * MINUTE + 5000;
+      await waitFor('a tick at 00:07:05', async () => (await z.s.tick()) !== undefined);
+      await waitFor('a schedule.missed of the new VM', () => missedOf(late).length >= 1);
+      assert.deepEqual(missedOf(late), [1], 'the new VM: nothing missed before its first job');
+      assert.deepEqual(
+        jobsOf(jobs, late.vmId).map((r) => t(r.job.slot)),
+        [t(slot0 + 6 * MINUTE + 40_000), t(slot0 + 7 * MINUTE)],
+      );
       assertNoDoubles(jobs);
     } finally {
       sub.unsubscribe();
