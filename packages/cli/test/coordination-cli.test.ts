@@ -175,6 +175,29 @@ describe('coordination commands', () => {
     assert.equal(await w.exited, 0, `exit code of the last table (all protected); stderr: ${w.stderr}`);
   });
 
+  test('status --watch on a terminal redraws in place (home and clear before each table)', async () => {
+    await admin.policies.put(DEFAULT_POLICY_KEY, JSON.stringify({ schedules: [{ name: 'hourly', every: '1h', keep: 24 }] }));
+    const web = vm('siteA', 'web');
+    await admin.registry.put(registryVmKey(web.site, web.vmId), JSON.stringify(web));
+    // util-linux script(1) gives the CLI a pseudo-terminal; its own process group, so all of it stops.
+    const command = [process.execPath, VMFERRY_BIN, '--nats', server.url, 'status', '--watch', '--interval', '1'].map((a) => `'${a}'`).join(' ');
+    const child = spawn('script', ['-qfec', command, '/dev/null'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+      env: { ...process.env, VMFERRY_PROMETHEUS_PORT: '' },
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = once(child, 'exit');
+    try {
+      await waitFor('two redraws', () => out.split('\x1b[H\x1b[2J').length >= 3);
+      assert.match(out, /web\s+siteA\s+PROTECTED/);
+    } finally {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      await exited;
+    }
+  });
+
   test('events --follow goes on printing after a nats-server restart', async () => {
     const f = spawnCli(['events', '--follow', '--since', '1m']);
     await publishEvent(admin, 'schedule.missed', { site: 'siteA', vmName: 'before-restart', schedule: 's', missedSlots: 1 });
