@@ -51,6 +51,9 @@ function snapshotRow(s: SnapshotView): Record<string, string | number> {
  * Runs a client command: connects lazily (so `vmferry node` can start telemetry before
  * gRPC loads), prints errors the node sent in plain words, exits non-zero on failure.
  */
+/** " (referenced by a, b)" for a missing chunk's referrers, when the node names any. */
+const refsNote = (refs: readonly string[] | undefined): string => (refs && refs.length > 0 ? ` (referenced by ${refs.join(', ')})` : '');
+
 function withClient<A extends unknown[]>(fn: (client: StorageNodeClient, g: Globals, ...args: A) => Promise<void>) {
   return async (...args: A): Promise<void> => {
     const cmd = args[args.length - 1] as Command;
@@ -413,7 +416,9 @@ export function registerCommands(program: Command): void {
           printFields({ 'chunks checked': report.chunksChecked, corrupt: report.corrupt.length, missing: report.missing.length });
           if (report.corrupt.length > 0)
             printTable(report.corrupt.map((c) => ({ chunk: c.chunkId.slice(0, 16), reason: c.reason, 'referenced by': c.referencedBy.join(', ') })));
-          for (const m of report.missing) process.stdout.write(`missing chunk ${m.slice(0, 16)}\n`);
+          // A node older than missing_chunks sends only the ids.
+          const refs = new Map(report.missingChunks.map((m) => [m.chunkId, m.referencedBy]));
+          for (const m of report.missing) process.stdout.write(`missing chunk ${m.slice(0, 16)}${refsNote(refs.get(m))}\n`);
         }
         if (report.corrupt.length > 0 || report.missing.length > 0) process.exitCode = 2;
       }),

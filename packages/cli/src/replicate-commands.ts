@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import Bottleneck from 'bottleneck';
 import { formatBytes, formatRate, parseCalendar, rateAt, InvalidArgumentError } from '@vmferry/core';
 import type { NodeInfoView, SiteView, StorageNodeClient } from '@vmferry/grpc-edge';
-import { tlsFor } from './tls-files.js';
+import type { SiteCallOptions } from '@vmferry/replicator';
+import { tlsFor, withTlsFlags, type TlsFlags } from './tls-files.js';
 import { printFields, printJson, printTable } from './output.js';
 import { byteProgress } from './progress.js';
 import { reworded } from './failures.js';
@@ -33,17 +34,23 @@ function siteRow(s: SiteView): Record<string, string> {
   return { name: s.name, replication: s.replicationAddress, identity: s.identity, node: s.nodeAddress, bind: s.bindAddress, rate: s.rate || 'unlimited' };
 }
 
-interface TlsOptions {
-  certs?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  tlsCa?: string;
-}
-
 interface Target {
   readonly site: string;
   readonly nodeAddress: string;
   readonly bindAddress: string;
+}
+
+/** What a pull and a plan of `ref` from site `from` into target `t` (its node: `node`) both pass. */
+function siteCall(node: StorageNodeClient, t: Target, from: string, ref: string, flags: TlsFlags): SiteCallOptions {
+  return {
+    node,
+    nodeAddress: t.nodeAddress,
+    localSite: t.site,
+    sourceSite: from,
+    ref,
+    tls: tlsFor(t.site, flags),
+    bindFor: () => t.bindAddress || undefined,
+  };
 }
 
 /** Where each target site's node is, as the --node node knows it (its own site, or a site record). */
@@ -119,21 +126,20 @@ export function registerReplicationCommands(program: Command): void {
       else printFields({ site: s.name, calendar: s.rate, 'rate now': formatRate(rateAt(cal, new Date())) });
     });
 
-  const replicate = program
-    .command('replicate')
-    .description('pull a VM snapshot from a site to one or more sites; only missing chunks move')
-    .argument('<ref>', 'VM (newest snapshot) or VM@SNAPSHOT')
-    // Checked in the action: required options here would also be demanded of `replicate plan`.
-    .option('--from <site>', 'source site (required)')
-    .option('--to <sites>', 'target site(s), comma-separated (required)')
-    .option('--certs <dir>', 'folder with ca.crt and SITE.crt/SITE.key for each target site')
-    .option('--tls-cert <file>')
-    .option('--tls-key <file>')
-    .option('--tls-ca <file>')
+  const replicate = withTlsFlags(
+    program
+      .command('replicate')
+      .description('pull a VM snapshot from a site to one or more sites; only missing chunks move')
+      .argument('<ref>', 'VM (newest snapshot) or VM@SNAPSHOT')
+      // Checked in the action: required options here would also be demanded of `replicate plan`.
+      .option('--from <site>', 'source site (required)')
+      .option('--to <sites>', 'target site(s), comma-separated (required)'),
+    'folder with ca.crt and SITE.crt/SITE.key for each target site',
+  )
     .option('--bind <address>', 'local source address for the pull (default: the target site record)')
     .option('--streams <n>', 'parallel chunk streams per session', '4')
     .option('--sessions-per-link <n>', 'sessions at once on one source link', '2')
-    .action(async (ref: string, opts: TlsOptions & { from?: string; to?: string; bind?: string; streams: string; sessionsPerLink: string }, cmd: Command) => {
+    .action(async (ref: string, opts: TlsFlags & { from?: string; to?: string; bind?: string; streams: string; sessionsPerLink: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
       const { from, to } = opts;
       if (!from || !to) throw new InvalidArgumentError('replicate needs --from SITE and --to SITE[,SITE…]');
@@ -163,13 +169,7 @@ export function registerReplicationCommands(program: Command): void {
             let bar = progress;
             try {
               const res = await r.replicateFromSite({
-                node,
-                nodeAddress: t.nodeAddress,
-                localSite: t.site,
-                sourceSite: o.from,
-                ref: fullRef,
-                tls: tlsFor(t.site, o),
-                bindFor: () => t.bindAddress || undefined,
+                ...siteCall(node, t, o.from, fullRef, o),
                 streams,
                 onProgress: (p) => {
                   if (p.phase === 'data' && p.bytesTotal > 0 && bar === progress) bar = byteProgress(`${o.from}→${t.site}`, p.bytesTotal, !g.json);
@@ -208,20 +208,18 @@ export function registerReplicationCommands(program: Command): void {
       );
     });
 
-  replicate
-    .command('plan <ref>')
-    .description('pre-flight: exactly which bytes are missing at the target, and the ETA under the link calendar')
-    // Options given after `plan` may be parsed by `replicate` itself: read them merged.
-    .option('--from <site>', 'source site (required)')
-    .option('--to <site>', 'target site (required)')
-    .option('--certs <dir>')
-    .option('--tls-cert <file>')
-    .option('--tls-key <file>')
-    .option('--tls-ca <file>')
+  withTlsFlags(
+    replicate
+      .command('plan <ref>')
+      .description('pre-flight: exactly which bytes are missing at the target, and the ETA under the link calendar')
+      // Options given after `plan` may be parsed by `replicate` itself: read them merged.
+      .option('--from <site>', 'source site (required)')
+      .option('--to <site>', 'target site (required)'),
+  )
     .option('--bind <address>')
     .action(async (ref: string, _opts: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
-      const merged = cmd.optsWithGlobals<TlsOptions & { from?: string; to?: string; bind?: string }>();
+      const merged = cmd.optsWithGlobals<TlsFlags & { from?: string; to?: string; bind?: string }>();
       if (!merged.from || !merged.to) throw new InvalidArgumentError('replicate plan needs --from SITE and --to SITE');
       const o = { ...merged, from: merged.from, to: merged.to };
       const r = await import('@vmferry/replicator');
@@ -230,15 +228,7 @@ export function registerReplicationCommands(program: Command): void {
       if (!t) throw new InvalidArgumentError('no target site');
       const node = edge.connectStorageNode(t.nodeAddress);
       try {
-        const plan = await r.planFromSite({
-          node,
-          nodeAddress: t.nodeAddress,
-          localSite: t.site,
-          sourceSite: o.from,
-          ref: ref.includes('@') ? ref : `${ref}@latest`,
-          tls: tlsFor(t.site, o),
-          bindFor: () => t.bindAddress || undefined,
-        });
+        const plan = await r.planFromSite(siteCall(node, t, o.from, ref.includes('@') ? ref : `${ref}@latest`, o));
         if (g.json) {
           printJson({ from: o.from, to: t.site, ...plan });
           return;

@@ -4,7 +4,7 @@
  * service's composition root until SIGINT or SIGTERM.
  */
 import type { Command } from 'commander';
-import { tlsFlagFiles, type TlsFlags } from './tls-files.js';
+import { tlsFlagFiles, withTlsFlags, type TlsFlags } from './tls-files.js';
 
 interface LauncherGlobals {
   node: string;
@@ -39,14 +39,13 @@ export function registerServiceLaunchers(program: Command, defaultNats: string):
       stopOnSignal(() => s.stop());
     });
 
-  program
-    .command('replicator')
-    .description("run a site's replicator service: pulls the replication jobs addressed to --site into --node")
-    .requiredOption('--site <name>', 'the site this replicator serves (jobs to this site)')
-    .option('--certs <dir>', 'folder with ca.crt, SITE.crt, SITE.key')
-    .option('--tls-cert <file>')
-    .option('--tls-key <file>')
-    .option('--tls-ca <file>')
+  withTlsFlags(
+    program
+      .command('replicator')
+      .description("run a site's replicator service: pulls the replication jobs addressed to --site into --node")
+      .requiredOption('--site <name>', 'the site this replicator serves (jobs to this site)'),
+    'folder with ca.crt, SITE.crt, SITE.key',
+  )
     .option('--bind <address>', 'local source address for pulls (the replication NIC)')
     .option('--streams <n>', 'parallel streams per session', '4')
     .option('--sessions-per-link <n>', 'sessions at once per source link', '2')

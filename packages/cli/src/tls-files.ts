@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { Command } from 'commander';
 import { InvalidArgumentError } from '@vmferry/core';
 
 export interface TlsFlags {
@@ -6,6 +7,14 @@ export interface TlsFlags {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
+}
+
+/**
+ * Adds the TLS flags (--certs DIR, --tls-cert, --tls-key, --tls-ca) to `cmd`, in that order;
+ * read them back as TlsFlags. `certsHelp` describes --certs (none: no description).
+ */
+export function withTlsFlags(cmd: Command, certsHelp?: string): Command {
+  return cmd.option('--certs <dir>', certsHelp).option('--tls-cert <file>').option('--tls-key <file>').option('--tls-ca <file>');
 }
 
 /**

@@ -13,6 +13,7 @@ export * from './model.js';
 export * from './replica-record.js';
 export * from './rate.js';
 export * from './policy.js';
+export * from './policy-schema.js';
 export * from './protection-status.js';
 export * from './packing.js';
 export * from './locks.js';

@@ -152,8 +152,18 @@ export function validateOverride(o: VmPolicyOverride, knownSites?: readonly stri
   return o;
 }
 
-/** What protects one VM: the default, changed by its override; undefined when excluded. */
-export function effectivePolicy(base: ProtectionPolicy, override?: VmPolicyOverride): ProtectionPolicy | undefined {
+/**
+ * What protects one VM: the default, changed by its override; undefined when excluded.
+ * `site`: the VM's own site. A replication target naming it is dropped, so one policy serves
+ * both sites of a symmetric pair (a VM at siteB never replicates to siteB).
+ */
+export function effectivePolicy(base: ProtectionPolicy, override?: VmPolicyOverride, site?: string): ProtectionPolicy | undefined {
+  const p = mergedPolicy(base, override);
+  if (!p || site === undefined || !p.replication?.some((t) => t.site === site)) return p;
+  return { ...p, replication: p.replication.filter((t) => t.site !== site) };
+}
+
+function mergedPolicy(base: ProtectionPolicy, override?: VmPolicyOverride): ProtectionPolicy | undefined {
   if (override?.exclude) return undefined;
   if (!override) return base;
   const own = override.schedules ?? [];

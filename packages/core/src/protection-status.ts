@@ -4,7 +4,11 @@
  */
 import { parseDuration, type ProtectionPolicy } from './policy.js';
 
-/** `unprotected`: no schedule; `late`: a target's copy is older than its RPO (or absent). */
+/**
+ * `unprotected`: no schedule, or the policy requires an off-site copy (it has replication
+ * targets) and no target holds a complete replica yet; `late`: a target's copy is older than
+ * its RPO (or absent).
+ */
 export type ProtectionState = 'protected' | 'late' | 'unprotected';
 
 /** The newest snapshot of a VM that a target site holds. */
@@ -30,7 +34,9 @@ export interface ProtectionStatus {
 
 /**
  * Pure: the protection status under `policy` (undefined: the VM is excluded) at `nowMs`, given
- * the newest snapshot each target site holds (`replicated`, by site).
+ * the newest snapshot each target site holds (`replicated`, by site: a replica is recorded once
+ * its commit is done, so an entry is a complete copy). Pass the policy effectivePolicy gives
+ * for the VM's site, so that a target equal to the home site is already dropped.
  * @throws InvalidArgumentError when a target's RPO is not a duration (validated policies never are).
  */
 export function protectionStatus(policy: ProtectionPolicy | undefined, replicated: ReadonlyMap<string, ReplicatedSnapshot>, nowMs: number): ProtectionStatus {
@@ -40,6 +46,7 @@ export function protectionStatus(policy: ProtectionPolicy | undefined, replicate
     const rpoMs = t.rpo ? parseDuration(t.rpo) : null;
     return { site: t.site, rpoMs, ageMs, snapshotId: copy?.snapshotId ?? null, late: rpoMs !== null && (ageMs === null || ageMs > rpoMs) };
   });
-  const state: ProtectionState = !policy || policy.schedules.length === 0 ? 'unprotected' : targets.some((t) => t.late) ? 'late' : 'protected';
+  const noOffSiteCopy = targets.length > 0 && targets.every((t) => t.snapshotId === null);
+  const state: ProtectionState = !policy || policy.schedules.length === 0 || noOffSiteCopy ? 'unprotected' : targets.some((t) => t.late) ? 'late' : 'protected';
   return { state, targets };
 }

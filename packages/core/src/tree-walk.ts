@@ -5,8 +5,9 @@
  * parallelised (the replicator fetches a level in batches over several streams). Each level's
  * ids are distinct; `select` may prune it (a subtree the target already has is skipped whole).
  *
- * Depth-first visits over a NodeSource (GC's mark, verify's attribution) are `walkTree` in
- * tree.ts; both iterate children with `childrenOf`.
+ * GC's mark walks level by level too (services/storage-node/src/gc.ts). Depth-first visits
+ * over a NodeSource (verify's attribution) are `walkTree` in tree.ts; both iterate children
+ * with `childrenOf`.
  */
 import { isHole, toHex, type Fingerprint } from './fingerprint.js';
 import { childAt, type TreeNode } from './tree-codec.js';

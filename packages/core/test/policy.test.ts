@@ -7,6 +7,10 @@ import {
   latestSlot,
   nextSlot,
   parseDuration,
+  parseOverride,
+  parsePolicy,
+  parseStoredOverride,
+  parseStoredPolicy,
   slotJobId,
   validateOverride,
   validatePolicy,
@@ -262,6 +266,22 @@ describe('effectivePolicy', () => {
     assert.deepEqual(p?.replication, [{ site: 'far', keep: 3 }]);
     assert.equal(base.schedules[0]?.consistency, 'crash');
   });
+
+  test("symmetric pair: a target equal to the VM's own site is dropped, the others stay", () => {
+    const pair: ProtectionPolicy = {
+      schedules: base.schedules,
+      replication: [
+        { site: 'siteA', rpo: '1h' },
+        { site: 'siteB', rpo: '1h' },
+      ],
+    };
+    assert.deepEqual(effectivePolicy(pair, undefined, 'siteB')?.replication, [{ site: 'siteA', rpo: '1h' }]);
+    assert.deepEqual(effectivePolicy(pair, undefined, 'siteA')?.replication, [{ site: 'siteB', rpo: '1h' }]);
+    // An override's targets too; the policy is not modified; without a site nothing is dropped.
+    assert.deepEqual(effectivePolicy(pair, { replication: [{ site: 'siteB' }] }, 'siteB')?.replication, []);
+    assert.equal(pair.replication?.length, 2);
+    assert.deepEqual(effectivePolicy(pair)?.replication, pair.replication);
+  });
 });
 
 describe('validatePolicy', () => {
@@ -374,5 +394,56 @@ describe('validatePolicy', () => {
     assert.match(message, /keep for 'daily' must be ≥ 1/);
     assert.match(message, /'w': bad cron expression/);
     assert.match(message, /unknown site 'x'/);
+  });
+});
+
+describe('parsePolicy and parseOverride (strict, every bad key named with its path)', () => {
+  const problemsOf = (fn: () => unknown): string[] => {
+    try {
+      fn();
+    } catch (e) {
+      assert.ok(e instanceof InvalidArgumentError, String(e));
+      return e.message
+        .split('\n')
+        .slice(1)
+        .map((l) => l.trim());
+    }
+    return assert.fail('accepted');
+  };
+
+  test('a good policy and override come back as given', () => {
+    const p = { schedules: [{ name: 'hourly', cron: '0 * * * *', keep: 24 }], replication: [{ site: 'b', rpo: '2h', keep: 48 }], timeZone: 'Europe/Berlin' };
+    assert.deepEqual(parsePolicy(p, ['b']), p);
+    const o = { mode: 'add', schedules: [{ name: 'fast', every: '5m', keep: 12 }], keep: { hourly: 3 } };
+    assert.deepEqual(parseOverride(o), o);
+    assert.deepEqual(parseStoredOverride('{"exclude":true}'), { exclude: true });
+  });
+
+  test("an unknown key ('retension') is refused, naming its path; every bad key at once", () => {
+    assert.deepEqual(
+      problemsOf(() => parsePolicy({ schedules: [{ name: 'daily', cron: '0 1 * * *', keep: 7, retension: 30 }] })),
+      ['schedules[0].retension: unknown key'],
+    );
+    const problems = problemsOf(() =>
+      parsePolicy({ schedules: [{ name: 'daily', cron: '0 1 * * *', keep: '7' }], replication: [{ site: 'b', rpoo: '1h' }], timezone: 'UTC' }),
+    );
+    assert.equal(problems.length, 3, problems.join('\n'));
+    assert.ok(problems.some((p) => p.startsWith('schedules[0].keep: ')));
+    assert.ok(problems.includes('replication[0].rpoo: unknown key'));
+    assert.ok(problems.includes('timezone: unknown key'));
+    assert.deepEqual(
+      problemsOf(() => parseOverride({ exclude: true, exlude: true })),
+      ['exlude: unknown key'],
+    );
+    assert.ok(problemsOf(() => parsePolicy({})).some((p) => p.startsWith('schedules: ')));
+  });
+
+  test('the meaning is checked after the shape (bad cron, keep < 1, unknown site), and stored text that is not JSON is refused', () => {
+    assert.throws(() => parsePolicy({ schedules: [{ name: 'x', cron: 'nope', keep: 0 }] }), /bad cron expression[\s\S]*keep must be/);
+    assert.throws(() => parseOverride({ replication: [{ site: 'z' }] }, ['b']), /unknown site 'z'/);
+    assert.throws(
+      () => parseStoredPolicy('{"schedules": ['),
+      (e: unknown) => e instanceof InvalidArgumentError && /not JSON/.test(e.message),
+    );
   });
 });

@@ -60,13 +60,25 @@ describe('protectionStatus', () => {
     );
   });
 
-  test('a target without an RPO is never late, with or without a copy', () => {
+  test('a target without an RPO is never late; with a copy the VM is protected', () => {
     const p: ProtectionPolicy = { schedules: [HOURLY], replication: [{ site: 'b' }] };
-    assert.deepEqual(protectionStatus(p, copies({}), NOW), {
+    assert.deepEqual(protectionStatus(p, copies({ b: copyAged('S1', 1000 * 60 * MINUTE) }), NOW), {
       state: 'protected',
+      targets: [{ site: 'b', rpoMs: null, ageMs: 1000 * 60 * MINUTE, snapshotId: 'S1', late: false }],
+    });
+  });
+
+  test('a policy that requires an off-site copy and no target holds one: unprotected, whatever the RPOs', () => {
+    const noRpo: ProtectionPolicy = { schedules: [HOURLY], replication: [{ site: 'b' }] };
+    assert.deepEqual(protectionStatus(noRpo, copies({}), NOW), {
+      state: 'unprotected',
       targets: [{ site: 'b', rpoMs: null, ageMs: null, snapshotId: null, late: false }],
     });
-    assert.equal(protectionStatus(p, copies({ b: copyAged('S1', 1000 * 60 * MINUTE) }), NOW).targets[0]?.late, false);
+    const withRpo: ProtectionPolicy = { schedules: [HOURLY], replication: [{ site: 'b', rpo: '1h' }, { site: 'c' }] };
+    assert.equal(protectionStatus(withRpo, copies({}), NOW).state, 'unprotected');
+    // One complete copy somewhere is off-site protection; a late one makes the VM late.
+    assert.equal(protectionStatus(withRpo, copies({ c: copyAged('S1', MINUTE) }), NOW).state, 'late');
+    assert.equal(protectionStatus(withRpo, copies({ b: copyAged('S1', MINUTE) }), NOW).state, 'protected');
   });
 
   test('an unprotected VM still reports its targets', () => {

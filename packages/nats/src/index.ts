@@ -5,3 +5,5 @@ export { publishJob, publishEvent, runWorker, backoffAfter, MAX_DELIVER, BACKOFF
 export { classifyFailure, type FailureClass } from './retry.js';
 export { LeaderLease } from './leader.js';
 export { traceHeaders, contextFrom } from './trace.js';
+export { HOST_PORT, SIMPLE_NAME, NATS_URL, NATS_URL_MESSAGE, natsUrlRequired, jsDomain, wholeNumber, definedEntries, parseConfig } from './config-schema.js';
+export { policyInForce, readDefaultPolicy, readOverride, describeRefusal, type PolicyRefusal, type InForce } from './policy-store.js';

@@ -25,9 +25,10 @@ export async function publishJob(c: Coordination, subject: string, job: object, 
   return { duplicate: ack.duplicate };
 }
 
-export async function publishEvent(c: Coordination, kind: EventKind, fields: Omit<VmferryEvent, 'kind' | 'atMs'>): Promise<void> {
+/** Publishes an event; `msgId` makes a duplicate (two schedulers reporting one thing) a no-op. */
+export async function publishEvent(c: Coordination, kind: EventKind, fields: Omit<VmferryEvent, 'kind' | 'atMs'>, msgId?: string): Promise<void> {
   const event: VmferryEvent = { kind, atMs: Date.now(), ...fields };
-  await c.js.publish(eventSubject(kind), encoder.encode(JSON.stringify(event)));
+  await c.js.publish(eventSubject(kind), encoder.encode(JSON.stringify(event)), msgId === undefined ? {} : { msgID: msgId });
 }
 
 /** How a worker retries: the defaults are the production values; tests shorten them. */

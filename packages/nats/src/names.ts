@@ -26,6 +26,11 @@ export const SCHEDULER_LEADER_KEY = 'scheduler';
 /** Replication state per (VM, target): `rpo.<vmId>.<targetSite>` → ReplicationState. */
 export const STATE_BUCKET = 'vmferry-state';
 export const rpoKey = (vmId: string, target: string): string => `rpo.${vmId}.${target}`;
+/**
+ * `scheduler.progress` → SchedulerProgress: the slot time of the leader's last complete tick,
+ * so a new leader (after a failover or a full stop) can count the slots nobody published.
+ */
+export const SCHEDULER_PROGRESS_KEY = 'scheduler.progress';
 
 /** Key filters: every VM entry of the registry, every site entry. */
 export const REGISTRY_VM_KEYS = 'vm.>';

@@ -54,6 +54,13 @@ export interface ReplicationState {
   readonly replicatedAtMs: number;
 }
 
+/** What the scheduler leader records after each tick that published everything due (STATE_BUCKET). */
+export interface SchedulerProgress {
+  readonly scheduler: string;
+  /** The clock time of the tick: every schedule's latest slot at that time was published. */
+  readonly tickMs: number;
+}
+
 export type EventKind =
   | 'snapshot.created'
   | 'snapshot.deleted'
@@ -64,6 +71,7 @@ export type EventKind =
   | 'replication.done'
   | 'replication.failed'
   | 'schedule.missed'
+  | 'policy.rejected'
   | 'job.dead-lettered';
 
 export interface VmferryEvent {

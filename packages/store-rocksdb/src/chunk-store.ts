@@ -1,25 +1,12 @@
-import {
-  ChunkCorruptError,
-  ChunkMissingError,
-  isHole,
-  nodeFromRecord,
-  toHex,
-  type EncodedNode,
-  type Fingerprint,
-  type IncomingChunk,
-  type NodeSource,
-  type PutResult,
-  type TreeNode,
-} from '@vmferry/core';
+import { ChunkCorruptError, ChunkMissingError, nodeFromRecord, toHex, type Fingerprint, type TreeNode } from '@vmferry/core';
+import { ChunkPipeline } from './chunk-pipeline.js';
+import type { ChunkStorePort } from './chunk-store-port.js';
 import { CodecPool, type CodecPoolOptions } from './codec-pool.js';
 import type { Database, WriteBatch } from './database.js';
 import { decodeIndexValue, encodeIndexValue, type ChunkIndexEntry } from './chunk-index.js';
-import { GcBarrier } from './gc-barrier.js';
-import { ingestBlocks, prepareWithinSection, type IngestCommit, type IngestDeps, type IngestResult, type PreparedIngest } from './ingest.js';
 import { CHUNK_INDEX_PREFIX, chunkIndexKey, chunkKey, fpOfIndexKey, fpOfPinKey, PIN_PREFIX, pinKey, prefixRange } from './keys.js';
 import { LruCache } from './lru.js';
-import { receivePeerChunks, type ReceiveDeps } from './peer-records.js';
-import { nodeChunk, type StoredChunk } from './stored-chunk.js';
+import type { StoredChunk } from './stored-chunk.js';
 
 export type { ChunkIndexEntry } from './chunk-index.js';
 export type { StoredChunk } from './stored-chunk.js';
@@ -29,9 +16,10 @@ const NODE_CACHE_ENTRIES = 4096;
 /**
  * Content-addressed chunks on RocksDB, and the one owner of the chunk pipeline: new blocks
  * enter through `ingest` (hash, dedup, encode, commit), a peer's records through `receive`
- * (verify, store, pin), tree nodes of a snapshot fold through `stageNodes`. Every chunk read
- * is checked against its fingerprint (ChunkCorruptError otherwise), in the codec workers or,
- * for tree nodes, by core's nodeFromRecord. Writing a chunk that exists changes nothing.
+ * (verify, store, pin), tree nodes of a snapshot fold through `stageNodes` (chunk-pipeline.ts).
+ * Every chunk read is checked against its fingerprint (ChunkCorruptError otherwise), in the
+ * codec workers or, for tree nodes, by core's nodeFromRecord. Writing a chunk that exists
+ * changes nothing.
  *
  * Invariant (closure): a tree node is stored only with or after every chunk it references,
  * and GC deletes a node no later than its children, so a node present in the store always
@@ -41,90 +29,19 @@ const NODE_CACHE_ENTRIES = 4096;
  * is referenced (`reference`) is recorded in the barrier while a collection runs; see
  * services/storage-node/src/gc.ts for the ordering argument.
  */
-export class ChunkStore implements NodeSource {
+export class ChunkStore extends ChunkPipeline implements ChunkStorePort {
   private readonly nodes = new LruCache<string, TreeNode>(NODE_CACHE_ENTRIES);
-  /** The write barrier GC and writers share. */
-  readonly barrier = new GcBarrier();
 
-  /** The codec workers (hashing, compression, verification); private to the store. */
-  private readonly pool: CodecPool;
-
-  /** Starts the codec worker threads; `close()` stops them. */
+  /** Starts the codec worker threads (hashing, compression, verification); `close()` stops them. */
   constructor(
     private readonly db: Database,
     codec: CodecPoolOptions = {},
   ) {
-    this.pool = new CodecPool(codec);
+    super(new CodecPool(codec));
   }
 
-  /** What the pipeline steps (ingest.ts, peer-records.ts) use, private members included. */
-  private pipeline(): IngestDeps & ReceiveDeps {
-    return {
-      pool: this.pool,
-      barrier: this.barrier,
-      db: this.db,
-      has: (ids) => this.has(ids),
-      getNode: (id) => this.getNode(id),
-      addPuts: (b, c) => this.addPuts(b, c),
-      addPins: (b, ids, t) => this.addPins(b, ids, t),
-    };
-  }
-
-  /** Stops the codec workers (the database is closed by its owner). */
-  close(): Promise<void> {
-    return this.pool.close();
-  }
-
-  /**
-   * Stores `blocks` (see ingest.ts for the ordering): hashes them in the workers, then inside
-   * one GC barrier section checks which the store lacks, compresses only those and runs
-   * `commit`, which writes them (via its `stage`) with its own references in one batch.
-   * Rejects with what `commit` rejects with; nothing is stored then.
-   */
-  ingest(blocks: readonly Buffer[], commit: IngestCommit): Promise<IngestResult> {
-    return ingestBlocks(this.pipeline(), blocks, commit);
-  }
-
-  /**
-   * The pipeline without its own section or commit, for a caller inside `barrier.referencing`
-   * (ingest.ts, prepareWithinSection): the caller's commit must stage the result.
-   */
-  prepareIngest(blocks: readonly Buffer[]): Promise<PreparedIngest> {
-    return prepareWithinSection(this.pipeline(), blocks);
-  }
-
-  /**
-   * Verifies and stores a peer's chunks in one batch, pinning them (and those already here)
-   * until `pinUntilMs`. Rejects with ChunkCorruptError (DATA_LOSS) for a chunk that does not
-   * match its id or a malformed tree, FailedPreconditionError for a node sent before its
-   * children; nothing of the batch is stored then.
-   */
-  receive(chunks: readonly IncomingChunk[], pinUntilMs: number): Promise<PutResult> {
-    return receivePeerChunks(this.pipeline(), chunks, pinUntilMs);
-  }
-
-  /**
-   * The ids of `ids` the store lacks (holes never count), in order; the ones it holds are
-   * pinned until `pinUntilMs` (a replicator skips their subtrees: gc.ts, case d). The check
-   * and the pin are one barrier section.
-   */
-  lacking(ids: readonly Fingerprint[], pinUntilMs: number): Promise<Fingerprint[]> {
-    return this.barrier.referencing(async () => {
-      const present = await this.has(ids);
-      const held = ids.filter((id, i) => present[i] === true && !isHole(id));
-      if (held.length > 0) await this.db.commit((b) => this.addPins(b, held, pinUntilMs));
-      return ids.filter((id, i) => present[i] !== true && !isHole(id));
-    });
-  }
-
-  /** Stages a snapshot fold's new tree nodes (stored raw) into `batch`. */
-  stageNodes(batch: WriteBatch, nodes: readonly EncodedNode[]): void {
-    this.addPuts(batch, nodes.map(nodeChunk));
-  }
-
-  /** Stored records (codec byte + zstd, or raw when zstd saves little) of `raws`. */
-  encode(raws: readonly Buffer[]): Promise<Buffer[]> {
-    return this.pool.encode(raws);
+  protected write(fill: (batch: WriteBatch) => void): Promise<void> {
+    return this.db.commit(fill);
   }
 
   /**
@@ -135,41 +52,19 @@ export class ChunkStore implements NodeSource {
     return (await this.db.get(chunkIndexKey(id))) !== null;
   }
 
-  /** Stored sizes of `ids` (0 when absent). */
-  async sizes(ids: readonly Fingerprint[]): Promise<number[]> {
-    return (await this.entries(ids)).map((e) => e?.storedBytes ?? 0);
-  }
-
-  /**
-   * Re-reads and re-hashes `ids`: per id, undefined when sound, else why it is corrupt.
-   * Rejects with ChunkMissingError for an absent one and ChunkCorruptError for one the store
-   * cannot read (then check one by one to tell which).
-   */
-  async check(ids: readonly Fingerprint[]): Promise<(string | undefined)[]> {
-    const decoded = await this.pool.decode(await this.records(ids), ids);
-    return decoded.map((d) => (d.ok ? undefined : d.reason));
-  }
-
-  /** For each id, whether the store holds it. Call inside `barrier.referencing` to rely on the answer. */
   async has(ids: readonly Fingerprint[]): Promise<boolean[]> {
     this.barrier.record(ids);
     const values = await this.db.getMany(ids.map(chunkIndexKey));
     return values.map((v) => v !== null);
   }
 
-  /** Index entries of `ids` (undefined where absent), in order. */
   async entries(ids: readonly Fingerprint[]): Promise<(ChunkIndexEntry | undefined)[]> {
     const values = await this.db.getMany(ids.map(chunkIndexKey));
     return values.map((v, i) => (v === null ? undefined : decodeIndexValue(ids[i] as Fingerprint, v)));
   }
 
-  /** Tells a running GC that `ids` (tree roots, or any chunk) just gained a reference. */
-  reference(ids: readonly Fingerprint[]): void {
-    this.barrier.record(ids);
-  }
-
   /** Adds chunk puts to `batch` (chunk record and index entry); the pipeline's last step. */
-  private addPuts(batch: WriteBatch, chunks: readonly StoredChunk[]): void {
+  protected addPuts(batch: WriteBatch, chunks: readonly StoredChunk[]): void {
     this.barrier.record(chunks.map((c) => c.id));
     for (const c of chunks) {
       batch.tryPut(chunkKey(c.id), c.record);
@@ -177,7 +72,6 @@ export class ChunkStore implements NodeSource {
     }
   }
 
-  /** Stored records for `ids`; rejects with ChunkMissingError for an absent one. */
   async records(ids: readonly Fingerprint[]): Promise<Buffer[]> {
     const values = await this.db.getMany(ids.map(chunkKey)).catch(() => this.recordsOneByOne(ids));
     return values.map((v, i) => {
@@ -198,16 +92,6 @@ export class ChunkStore implements NodeSource {
         }),
       ),
     );
-  }
-
-  /** Raw, verified bytes of `ids`, in order. */
-  async get(ids: readonly Fingerprint[]): Promise<Buffer[]> {
-    const records = await this.records(ids);
-    const decoded = await this.pool.decode(records, ids);
-    return decoded.map((d, i) => {
-      if (!d.ok) throw new ChunkCorruptError(toHex(ids[i] as Fingerprint), d.reason);
-      return d.data;
-    });
   }
 
   async getNode(fp: Fingerprint): Promise<TreeNode> {
@@ -238,7 +122,7 @@ export class ChunkStore implements NodeSource {
    * Pins chunks until `expiresAtMs`: GC keeps them, and the subtrees of pinned tree nodes
    * (chunks of a replication not yet committed, and chunks a replicator was told are here).
    */
-  private addPins(batch: WriteBatch, ids: readonly Fingerprint[], expiresAtMs: number): void {
+  protected addPins(batch: WriteBatch, ids: readonly Fingerprint[], expiresAtMs: number): void {
     this.barrier.record(ids);
     const value = Buffer.alloc(8);
     value.writeBigUInt64BE(BigInt(Math.floor(expiresAtMs)));

@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { FINGERPRINT_BYTES, InternalError, type Fingerprint } from '@vmferry/core';
 import type { CodecRequest, CodecResponse } from './codec-protocol.js';
 import { DEFAULT_ZSTD_LEVEL } from './chunk-codec.js';
+import { split, type ChunkCodec, type Decoded } from './codec-ops.js';
 
 type Job = { resolve: (r: CodecResponse) => void; reject: (e: Error) => void };
 type Payload = { op: 'hash' } | { op: 'encode'; level: number } | { op: 'decode'; fps: ArrayBuffer };
@@ -15,14 +16,11 @@ export interface CodecPoolOptions {
   readonly zstdLevel?: number;
 }
 
-/** Result of decoding one stored record: the raw bytes, or why they were rejected. */
-export type Decoded = { ok: true; data: Buffer } | { ok: false; reason: string };
-
 /**
  * A pool of codec workers. Each call sends one batch to the least loaded worker; batches are
  * copied in (the caller keeps its buffers) and transferred back.
  */
-export class CodecPool {
+export class CodecPool implements ChunkCodec {
   private readonly workers: { worker: Worker; pending: Map<number, Job> }[] = [];
   private nextId = 1;
   readonly zstdLevel: number;
@@ -101,14 +99,4 @@ function expect<K extends CodecResponse['kind']>(res: CodecResponse, kind: K): E
   if (res.kind === 'failed') throw new InternalError(`codec worker failed: ${res.message}`);
   if (res.kind !== kind) throw new InternalError(`codec worker answered ${res.kind}, expected ${kind}`);
   return res as Extract<CodecResponse, { kind: K }>;
-}
-
-function split(buf: ArrayBuffer, lens: readonly number[]): Buffer[] {
-  const out: Buffer[] = [];
-  let at = 0;
-  for (const n of lens) {
-    out.push(Buffer.from(buf, at, n));
-    at += n;
-  }
-  return out;
 }

@@ -1,6 +1,8 @@
 export { Database, WalRecovery, type KeyRange, type OpenMode, type RangeReader, type ReadView, type WriteBatch } from './database.js';
 export { recoverWal, type WalRecoveryReport } from './wal-recovery.js';
 export { ChunkStore, type ChunkIndexEntry } from './chunk-store.js';
+export type { ChunkStorePort } from './chunk-store-port.js';
+export { MemoryChunkStore } from './memory-chunk-store.js';
 export type { CodecPoolOptions } from './codec-pool.js';
 export type { IngestCommit, IngestResult, PreparedIngest, StageChunks } from './ingest.js';
 export { Catalog, type CatalogTx } from './catalog.js';

@@ -9,7 +9,7 @@
  * Dedup comes before compression, so a block the store holds is never compressed.
  */
 import { HOLE, isHole, isZero, toHex, type Fingerprint } from '@vmferry/core';
-import type { CodecPool } from './codec-pool.js';
+import type { ChunkCodec } from './codec-ops.js';
 import type { WriteBatch } from './database.js';
 import type { GcBarrier } from './gc-barrier.js';
 import type { StoredChunk } from './stored-chunk.js';
@@ -34,14 +34,14 @@ export interface IngestResult {
 
 /** The parts of the chunk store an ingest uses. */
 export interface IngestDeps {
-  readonly pool: CodecPool;
+  readonly pool: ChunkCodec;
   readonly barrier: GcBarrier;
   has(ids: readonly Fingerprint[]): Promise<boolean[]>;
   addPuts(batch: WriteBatch, chunks: readonly StoredChunk[]): void;
 }
 
 /** Ids of `blocks` (HOLE for all-zero ones): zero blocks are found here and never hashed. */
-async function hashBlocks(pool: CodecPool, blocks: readonly Buffer[]): Promise<Fingerprint[]> {
+async function hashBlocks(pool: ChunkCodec, blocks: readonly Buffer[]): Promise<Fingerprint[]> {
   const nonZero = blocks.map((b, i) => (isZero(b) ? -1 : i)).filter((i) => i >= 0);
   const hashed = await pool.hash(nonZero.map((i) => blocks[i] as Buffer));
   const ids: Fingerprint[] = blocks.map(() => HOLE);

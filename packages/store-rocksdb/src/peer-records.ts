@@ -17,6 +17,7 @@ import {
   childrenOf,
   decodeNodeChecked,
   FailedPreconditionError,
+  isHole,
   rawPayload,
   toHex,
   type Fingerprint,
@@ -24,19 +25,38 @@ import {
   type PutResult,
   type TreeNode,
 } from '@vmferry/core';
-import type { CodecPool } from './codec-pool.js';
-import type { Database, WriteBatch } from './database.js';
+import type { ChunkCodec } from './codec-ops.js';
+import type { WriteBatch } from './database.js';
 import type { GcBarrier } from './gc-barrier.js';
 import { checkChildKinds, type NodeReader } from './peer-tree-checks.js';
 import type { StoredChunk } from './stored-chunk.js';
 
 /** The parts of the chunk store a receive uses. */
 export interface ReceiveDeps extends NodeReader {
-  readonly pool: CodecPool;
+  readonly pool: ChunkCodec;
   readonly barrier: GcBarrier;
-  readonly db: Database;
+  /** Writes one batch to the store's storage. */
+  commit(fill: (batch: WriteBatch) => void): Promise<void>;
   addPuts(batch: WriteBatch, chunks: readonly StoredChunk[]): void;
   addPins(batch: WriteBatch, ids: readonly Fingerprint[], expiresAtMs: number): void;
+}
+
+/**
+ * The ids of `ids` the store lacks (holes never count), in order; the ones it holds are
+ * pinned until `pinUntilMs` (a replicator skips their subtrees: gc.ts, case d). The check
+ * and the pin are one barrier section.
+ */
+export function lackingPinned(
+  deps: Pick<ReceiveDeps, 'barrier' | 'has' | 'commit' | 'addPins'>,
+  ids: readonly Fingerprint[],
+  pinUntilMs: number,
+): Promise<Fingerprint[]> {
+  return deps.barrier.referencing(async () => {
+    const present = await deps.has(ids);
+    const held = ids.filter((id, i) => present[i] === true && !isHole(id));
+    if (held.length > 0) await deps.commit((b) => deps.addPins(b, held, pinUntilMs));
+    return ids.filter((id, i) => present[i] !== true && !isHole(id));
+  });
 }
 
 /** Verifies and stores one batch atomically, pinning it until `pinUntilMs`. */
@@ -75,7 +95,7 @@ async function storeVerified(deps: ReceiveDeps, incoming: readonly IncomingChunk
     const s = stored[t.index] as StoredChunk;
     stored[t.index] = { ...s, record: compressed[k] as Buffer };
   });
-  await deps.db.commit((b) => {
+  await deps.commit((b) => {
     deps.addPuts(b, stored);
     deps.addPins(
       b,

@@ -21,10 +21,10 @@ import {
   type Fingerprint,
 } from '@vmferry/core';
 import { Compressor } from 'zstd-napi';
-import type { ChunkStore, WriteBatch } from '../src/index.js';
+import type { ChunkStorePort, WriteBatch } from '../src/index.js';
 
 export interface StoreUnderTest {
-  readonly store: ChunkStore;
+  readonly store: ChunkStorePort;
   /** Writes one batch straight to the store's database. */
   commit(fill: (batch: WriteBatch) => void): Promise<void>;
   /** Overwrites the stored record of `id` with `record` (simulated damage). */
@@ -52,7 +52,7 @@ export function chunkStoreConformance(name: string, open: () => Promise<StoreUnd
     });
 
     /** Ingests `blocks`, committing nothing but the new chunks. */
-    const ingest = (s: StoreUnderTest, blocks: Buffer[]): ReturnType<ChunkStore['ingest']> => s.store.ingest(blocks, (_ids, stage) => s.commit(stage));
+    const ingest = (s: StoreUnderTest, blocks: Buffer[]): ReturnType<ChunkStorePort['ingest']> => s.store.ingest(blocks, (_ids, stage) => s.commit(stage));
 
     test('ingest names blocks by their hash, zero blocks are holes, get returns the bytes', async () => {
       const s = await fresh();

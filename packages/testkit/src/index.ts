@@ -8,3 +8,4 @@ export { startNatsServer, natsServerBinary, freePort, type NatsServer, type Nats
 export { mintCertWithDates } from './odd-certs.js';
 export { Rng } from './random.js';
 export { ManualClock } from './manual-clock.js';
+export { configProblems } from './config-problems.js';

@@ -5,33 +5,17 @@
  */
 import { z } from 'zod';
 import { InvalidArgumentError } from '@vmferry/core';
+import { HOST_PORT, SIMPLE_NAME, definedEntries, jsDomain, natsUrlRequired, parseConfig, wholeNumber } from '@vmferry/nats';
 import { DEFAULT_STREAMS } from './session.js';
 
 export const DEFAULT_NODE_ADDRESS = '127.0.0.1:7400';
 export const DEFAULT_SESSIONS_PER_LINK = 2;
 
-const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
-const SITE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-
-/**
- * A whole number in [min, max], given as a number or as decimal digits (flags and the
- * environment are strings). `Number()` would take "x" as NaN, "" as 0 and "1e3" as 1000.
- */
-export function wholeNumber(name: string, min: number, max: number) {
-  const message = `${name} must be a whole number from ${min} to ${max}`;
-  return z.preprocess(
-    (v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
-    z.number({ error: message }).int({ error: message }).min(min, { error: message }).max(max, { error: message }),
-  );
-}
-
 const schema = z
   .object({
-    natsUrl: z
-      .string({ error: 'the NATS server is required (--nats URL or VMFERRY_NATS)' })
-      .regex(/^nats:\/\/\S+$/, 'nats must be a nats:// URL (comma-separate several)'),
-    jsDomain: z.string().min(1).optional(),
-    site: z.string({ error: 'the site this replicator serves is required (--site NAME)' }).regex(SITE_NAME, 'site must be a simple name'),
+    natsUrl: natsUrlRequired(),
+    jsDomain: jsDomain(),
+    site: z.string({ error: 'the site this replicator serves is required (--site NAME)' }).regex(SIMPLE_NAME, 'site must be a simple name'),
     nodeAddress: z.string().regex(HOST_PORT, 'node must be HOST:PORT').default(DEFAULT_NODE_ADDRESS),
     tlsCert: z.string().min(1).optional(),
     tlsKey: z.string().min(1).optional(),
@@ -69,16 +53,11 @@ export type ReplicatorConfig = z.infer<typeof schema> & { readonly tlsCert: stri
  * @throws InvalidArgumentError listing every bad or unknown key, one a line.
  */
 export function loadConfig(input: Readonly<Record<string, unknown>>): ReplicatorConfig {
-  const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined && v !== ''));
-  const r = schema.safeParse(given);
-  if (!r.success) {
-    const problems = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`);
-    throw new InvalidArgumentError(`bad replicator configuration:\n  ${problems.join('\n  ')}`);
-  }
-  const { tlsCert, tlsKey, tlsCa } = r.data;
+  const data = parseConfig(schema, input, 'replicator');
+  const { tlsCert, tlsKey, tlsCa } = data;
   // The refinement above guarantees all three; this narrows the type.
   if (tlsCert === undefined || tlsKey === undefined || tlsCa === undefined) throw new InvalidArgumentError('bad replicator configuration: TLS files missing');
-  return { ...r.data, tlsCert, tlsKey, tlsCa };
+  return { ...data, tlsCert, tlsKey, tlsCa };
 }
 
 /** The environment's VMFERRY_* variables under explicit overrides (flags): the only reader of env. */
@@ -93,6 +72,6 @@ export function configFromEnv(overrides: Readonly<Record<string, unknown>>, env:
     tlsCa: env['VMFERRY_TLS_CA'],
     bindAddress: env['VMFERRY_BIND'],
     prometheusPort: env['VMFERRY_PROMETHEUS_PORT'],
-    ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
+    ...definedEntries(overrides),
   });
 }

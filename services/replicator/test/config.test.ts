@@ -1,23 +1,12 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { InvalidArgumentError } from '@vmferry/core';
+import { configProblems } from '@vmferry/testkit';
 import { loadConfig } from '../src/config.js';
 
 const TLS = { tlsCert: 'b.crt', tlsKey: 'b.key', tlsCa: 'ca.crt' };
 const MINIMAL = { natsUrl: 'nats://127.0.0.1:4222', site: 'siteB', ...TLS };
 
-function problems(input: Record<string, unknown>): string[] {
-  try {
-    loadConfig(input);
-  } catch (e) {
-    assert.ok(e instanceof InvalidArgumentError, String(e));
-    return e.message
-      .split('\n')
-      .slice(1)
-      .map((l) => l.trim());
-  }
-  return assert.fail('the configuration was accepted');
-}
+const problems = (input: Record<string, unknown>): string[] => configProblems(() => loadConfig(input));
 
 describe('replicator loadConfig', () => {
   test('defaults fill what is not given; numbers may come as digits', () => {

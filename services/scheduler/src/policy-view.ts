@@ -1,7 +1,22 @@
-/** A live view of policies and the VM inventory, kept current by KV watches (not polling). */
-import { DEFAULT_POLICY, type ProtectionPolicy, type VmPolicyOverride } from '@vmferry/core';
-import { DEFAULT_POLICY_KEY, vmOfPolicyKey, vmOfRegistryKey, type Coordination, type VmEntry } from '@vmferry/nats';
-import type { KV } from '@nats-io/kv';
+/**
+ * A live view of policies and the VM inventory, kept current by KV watches (not polling).
+ *
+ * Stored policies are parsed strictly (policyInForce): a bad one never becomes the policy in
+ * force; a `policy.rejected` event and a log line name the key, the revision, every problem
+ * and what is in force instead.
+ */
+import { DEFAULT_POLICY, parseStoredOverride, parseStoredPolicy, type ProtectionPolicy, type VmPolicyOverride } from '@vmferry/core';
+import {
+  DEFAULT_POLICY_KEY,
+  describeRefusal,
+  policyInForce,
+  publishEvent,
+  vmOfPolicyKey,
+  vmOfRegistryKey,
+  type Coordination,
+  type VmEntry,
+} from '@vmferry/nats';
+import type { KV, KvWatchEntry } from '@nats-io/kv';
 
 export class PolicyView {
   defaultPolicy: ProtectionPolicy = DEFAULT_POLICY;
@@ -12,30 +27,48 @@ export class PolicyView {
   private readyResolvers: (() => void)[] = [];
   private pendingInitial = 2;
 
-  constructor(private readonly c: Coordination) {}
+  constructor(
+    private readonly c: Coordination,
+    private readonly log: (line: string) => void = () => undefined,
+  ) {}
 
   async start(): Promise<void> {
     const ready = new Promise<void>((r) => this.readyResolvers.push(r));
-    await this.watch(this.c.policies, (key, value) => {
-      if (key === DEFAULT_POLICY_KEY) this.defaultPolicy = value === undefined ? DEFAULT_POLICY : (JSON.parse(value) as ProtectionPolicy);
-      else {
-        const vmId = vmOfPolicyKey(key);
-        if (vmId === undefined) return;
-        if (value === undefined) this.overrides.delete(vmId);
-        else this.overrides.set(vmId, JSON.parse(value) as VmPolicyOverride);
+    await this.watch(this.c.policies, async (e) => {
+      if (e.key === DEFAULT_POLICY_KEY) {
+        this.defaultPolicy = (await this.inForce(e, parseStoredPolicy)) ?? DEFAULT_POLICY;
+        return;
       }
+      const vmId = vmOfPolicyKey(e.key);
+      if (vmId === undefined) return;
+      const o = await this.inForce(e, parseStoredOverride);
+      if (o === undefined) this.overrides.delete(vmId);
+      else this.overrides.set(vmId, o);
     });
-    await this.watch(this.c.registry, (key, value) => {
+    await this.watch(this.c.registry, (e) => {
       // Keyed by site and id: a replica at another site has the same VM id as its source.
-      const id = vmOfRegistryKey(key);
+      const id = vmOfRegistryKey(e.key);
       if (id === undefined) return;
-      if (value === undefined) this.vms.delete(id);
-      else this.vms.set(id, JSON.parse(value) as VmEntry);
+      if (e.operation === 'PUT') this.vms.set(id, JSON.parse(e.string()) as VmEntry);
+      else this.vms.delete(id);
     });
     await ready;
   }
 
-  private async watch(kv: KV, apply: (key: string, value: string | undefined) => void): Promise<void> {
+  /** The value in force after entry `e` (policyInForce); a refusal is logged and published as policy.rejected. */
+  private async inForce<T>(e: KvWatchEntry, parse: (text: string) => T): Promise<T | undefined> {
+    const r = await policyInForce(this.c.policies, e, parse);
+    if (r.refusal) {
+      const { key, revision, problems, inForce } = r.refusal;
+      this.log(describeRefusal(r.refusal));
+      await publishEvent(this.c, 'policy.rejected', { key, revision, problems, inForce }, `policy.rejected.${key}.${revision}`).catch((err: unknown) =>
+        this.log(`policy.rejected event not published: ${(err as Error).message}`),
+      );
+    }
+    return r.value;
+  }
+
+  private async watch(kv: KV, apply: (e: KvWatchEntry) => void | Promise<void>): Promise<void> {
     const empty = (await kv.status()).values === 0;
     const iter = await kv.watch();
     let initialDone = false;
@@ -48,7 +81,11 @@ export class PolicyView {
     if (empty) markReady();
     void (async () => {
       for await (const e of iter) {
-        apply(e.key, e.operation === 'PUT' ? e.string() : undefined);
+        try {
+          await apply(e);
+        } catch (err) {
+          this.log(`watch of ${e.key}: ${(err as Error).message}`);
+        }
         if (e.delta === 0) markReady();
       }
     })();

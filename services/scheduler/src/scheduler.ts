@@ -14,8 +14,10 @@ import {
   publishEvent,
   publishJob,
   SCHEDULER_LEADER_KEY,
+  SCHEDULER_PROGRESS_KEY,
   snapshotJobSubject,
   type Coordination,
+  type SchedulerProgress,
   type SnapshotJob,
   type VmEntry,
 } from '@vmferry/nats';
@@ -47,6 +49,10 @@ export class Scheduler {
   readonly view: PolicyView;
   private readonly lease: LeaderLease;
   private readonly published = new Map<string, number>();
+  /** Set on taking the lease: read the predecessor's progress before the next tick. */
+  private progressUnknown = true;
+  /** The newest complete tick known (ours or a predecessor's, from SCHEDULER_PROGRESS_KEY). */
+  private progressMs: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
   private readonly log: (line: string) => void;
@@ -61,12 +67,16 @@ export class Scheduler {
     this.now = options.now ?? Date.now;
     this.id = options.id ?? `scheduler-${new IdSource({ now: this.now }).next()}`;
     this.log = options.log ?? (() => undefined);
-    this.view = new PolicyView(c);
+    this.view = new PolicyView(c, (line) => this.log(`${this.id}: ${line}`));
     const onChange = (leading: boolean): void => {
       this.log(`${this.id}: ${leading ? 'leader now' : 'follower now'}`);
       // A new leader does not know what its predecessor published: republish latest slots
-      // (message ids make that harmless).
-      if (leading) this.published.clear();
+      // (message ids make that harmless), and count the slots skipped since the predecessor's
+      // last complete tick (schedule.missed).
+      if (leading) {
+        this.published.clear();
+        this.progressUnknown = true;
+      }
     };
     this.lease = new LeaderLease(c.leader, SCHEDULER_LEADER_KEY, this.id, onChange, options.leaseBeatMs, this.now);
   }
@@ -94,10 +104,15 @@ export class Scheduler {
     this.ticking = true;
     const started = performance.now();
     try {
+      if (this.progressUnknown) {
+        this.progressMs = await this.readProgress();
+        this.progressUnknown = false;
+      }
       const due: { job: SnapshotJob; key: string; missed: number }[] = [];
       for (const vm of this.view.vms.values()) {
         if (vm.replicaOf) continue; // replicas follow their source, never their own schedules
-        const policy = effectivePolicy(this.view.defaultPolicy, this.view.overrides.get(vm.vmId));
+        // A target equal to the VM's own site is dropped (one policy for both sites of a pair).
+        const policy = effectivePolicy(this.view.defaultPolicy, this.view.overrides.get(vm.vmId), vm.site);
         if (!policy) continue;
         for (const s of policy.schedules) {
           const slot = latestSlot(s, now, policy.timeZone);
@@ -105,7 +120,10 @@ export class Scheduler {
           const key = `${vm.vmId}/${s.name}`;
           const last = this.published.get(key);
           if (last === slot) continue;
-          due.push({ job: jobFor(vm, s, slot, policy), key, missed: last === undefined ? 0 : missedSlots(s, last, slot, policy.timeZone) });
+          // Not published by this leader yet: the slot the last complete tick (maybe a predecessor's) published.
+          const before = last ?? (this.progressMs === undefined ? undefined : latestSlot(s, this.progressMs, policy.timeZone));
+          const missed = before === undefined || before >= slot ? 0 : missedSlots(s, before, slot, policy.timeZone);
+          due.push({ job: jobFor(vm, s, slot, policy), key, missed });
         }
       }
       let duplicates = 0;
@@ -127,6 +145,16 @@ export class Scheduler {
           }),
         );
       }
+      // A complete tick: every latest slot at `now` is published. Recorded in KV only when a
+      // slot moved (a tick that published nothing changes no schedule's latest slot), here
+      // always, so a VM or schedule that appears later does not count slots from long ago.
+      if (this.progressMs === undefined || now > this.progressMs) {
+        if (due.length > 0) {
+          const progress: SchedulerProgress = { scheduler: this.id, tickMs: now };
+          await this.c.state.put(SCHEDULER_PROGRESS_KEY, JSON.stringify(progress));
+        }
+        this.progressMs = now;
+      }
       const report = { published: due.length - duplicates, duplicates, ms: performance.now() - started };
       if (due.length > 0) this.onTick(report);
       return report;
@@ -136,6 +164,14 @@ export class Scheduler {
     } finally {
       this.ticking = false;
     }
+  }
+
+  /** The predecessor's last complete tick; undefined when no scheduler ever recorded one. */
+  private async readProgress(): Promise<number | undefined> {
+    const e = await this.c.state.get(SCHEDULER_PROGRESS_KEY);
+    if (!e || e.operation !== 'PUT') return undefined;
+    const p = e.json<Partial<SchedulerProgress>>();
+    return typeof p.tickMs === 'number' && Number.isFinite(p.tickMs) ? p.tickMs : undefined;
   }
 }
 

@@ -13,10 +13,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { IdSource, type ProtectionPolicy, type VmPolicyOverride } from '@vmferry/core';
 import {
   DEFAULT_POLICY_KEY,
+  eventSubject,
   JOBS_STREAM,
   LEADER_BUCKET,
   POLICY_BUCKET,
   REGISTRY_BUCKET,
+  STATE_BUCKET,
   openCoordination,
   registryVmKey,
   runWorker,
@@ -26,10 +28,11 @@ import {
   type CoordinationTiming,
   type SnapshotJob,
   type VmEntry,
+  type VmferryEvent,
   type WorkerHandle,
 } from '@vmferry/nats';
 import { startNatsServer, type NatsServer } from '@vmferry/testkit';
-import { Scheduler, type TickReport } from '../src/index.js';
+import { Scheduler, type SchedulerOptions, type TickReport } from '../src/index.js';
 
 const ids = new IdSource();
 
@@ -110,10 +113,15 @@ async function collect(site: string): Promise<Collector> {
   return c;
 }
 
-async function startScheduler(id: string, timing: CoordinationTiming = TIMING): Promise<RunningScheduler> {
+async function startScheduler(
+  id: string,
+  timing: CoordinationTiming = TIMING,
+  options: Pick<SchedulerOptions, 'now' | 'tickMs'> = {},
+): Promise<RunningScheduler> {
   const c = await openCoordination(server.url, id, undefined, timing);
   const log: string[] = [];
   const s = new Scheduler(c, {
+    ...options,
     id,
     leaseBeatMs: LEASE_BEAT_MS,
     log: (l) => {
@@ -222,7 +230,7 @@ afterEach(async () => {
   for (const r of [...schedulers]) await stopScheduler(r);
   for (const c of [...collectors]) await c.stop();
   // A clean slate: no VMs, policies or lease from the previous test.
-  for (const bucket of [REGISTRY_BUCKET, POLICY_BUCKET, LEADER_BUCKET]) await admin.jsm.streams.purge(`KV_${bucket}`);
+  for (const bucket of [REGISTRY_BUCKET, POLICY_BUCKET, LEADER_BUCKET, STATE_BUCKET]) await admin.jsm.streams.purge(`KV_${bucket}`);
   await admin.jsm.streams.purge(JOBS_STREAM);
 });
 
@@ -327,6 +335,81 @@ describe('scheduler', () => {
     }
   });
 
+  test('after a leader is killed, and after a full stop, the new leader publishes only the latest slot and a schedule.missed for the slots it skipped', async () => {
+    const site = 'missed';
+    // Slots computed from a clock the test moves; the timer ticks too rarely to matter (tests call tick()).
+    let now = Date.parse('2026-01-01T00:00:30Z');
+    const clock = { now: () => now, tickMs: 3_600_000 };
+    const MINUTE = 60_000;
+    const slot0 = Date.parse('2026-01-01T00:00:00Z');
+    await setDefaultPolicy({ schedules: [{ name: 'm', every: '1m', keep: 3 }] });
+    const vms = [vmEntry(site, 'a'), vmEntry(site, 'b')];
+    await register(vms);
+    const jobs = await collect(site);
+    const missed: VmferryEvent[] = [];
+    const sub = admin.nc.subscribe(eventSubject('schedule.missed'), { callback: (_e, m) => void missed.push(m.json<VmferryEvent>()) });
+    const tickUntilLeading = (r: RunningScheduler): Promise<number> =>
+      waitFor(`${r.id} to tick as leader`, async () => (await r.s.tick()) !== undefined, LEASE_TTL_MS + 6000);
+    const missedOf = (vm: VmEntry): number[] => missed.filter((e) => e.vmId === vm.vmId).map((e) => Number(e['missedSlots']));
+    try {
+      const x = await startScheduler('sched-mx', TIMING, clock);
+      const y = await startScheduler('sched-my', TIMING, clock);
+      const [leader] = leaderOf([x, y]) as [RunningScheduler];
+      const follower = leader === x ? y : x;
+      await tickUntilLeading(leader);
+      await jobsForEach(jobs, vms, 1);
+
+      // Kill the leader; two slots (00:01, 00:02) pass with nobody leading; the follower takes over at 00:03:30.
+      await leader.c.nc.close();
+      now = slot0 + 3 * MINUTE + 30_000;
+      await tickUntilLeading(follower);
+      await waitFor('a schedule.missed of each VM', () => vms.every((vm) => missedOf(vm).length >= 1));
+      for (const vm of vms) {
+        assert.deepEqual(missedOf(vm), [2], `${vm.name}: missed slots reported`);
+        assert.deepEqual(
+          jobsOf(jobs, vm.vmId).map((r) => t(r.job.slot)),
+          [t(slot0), t(slot0 + 3 * MINUTE)],
+          `${vm.name}: only the latest slot after the takeover`,
+        );
+      }
+      const event = missed[0] as VmferryEvent;
+      assert.equal(event.site, site);
+      assert.equal(event['schedule'], 'm');
+
+      // Every scheduler stopped; a new one starts 3 slots later (00:04, 00:05 skipped).
+      for (const r of [...schedulers]) await stopScheduler(r);
+      now = slot0 + 6 * MINUTE + 1000;
+      const z = await startScheduler('sched-mz', TIMING, clock);
+      await tickUntilLeading(z);
+      await waitFor('a second schedule.missed of each VM', () => vms.every((vm) => missedOf(vm).length >= 2));
+      for (const vm of vms) assert.deepEqual(missedOf(vm), [2, 2], `${vm.name}: missed slots after the restart`);
+      await jobsForEach(jobs, vms, 3);
+
+      // A VM that appears while the leader runs counts from the leader's last complete tick, not
+      // from the last slot move recorded in KV (00:06:01): its own 10 s schedule's first job
+      // (00:06:40) reports nothing missed; its next (00:07:00, 00:06:50 skipped) one slot.
+      now = slot0 + 6 * MINUTE + 41_000;
+      await waitFor('a tick that publishes nothing', async () => (await z.s.tick())?.published === 0);
+      const late = vmEntry(site, 'late');
+      await setOverride(late.vmId, { mode: 'replace', schedules: [{ name: 'ten', every: '10s', keep: 2 }] });
+      await register([late]);
+      await waitFor('the leader to see the new VM', () => [...z.s.view.vms.values()].some((v) => v.vmId === late.vmId) && z.s.view.overrides.has(late.vmId));
+      now = slot0 + 6 * MINUTE + 45_000;
+      await waitFor('a tick at 00:06:45', async () => (await z.s.tick()) !== undefined);
+      now = slot0 + 7 * MINUTE + 5000;
+      await waitFor('a tick at 00:07:05', async () => (await z.s.tick()) !== undefined);
+      await waitFor('a schedule.missed of the new VM', () => missedOf(late).length >= 1);
+      assert.deepEqual(missedOf(late), [1], 'the new VM: nothing missed before its first job');
+      assert.deepEqual(
+        jobsOf(jobs, late.vmId).map((r) => t(r.job.slot)),
+        [t(slot0 + 6 * MINUTE + 40_000), t(slot0 + 7 * MINUTE)],
+      );
+      assertNoDoubles(jobs);
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+
   test('replicas and excluded VMs get no jobs; a per-VM override changes only that VM; changes apply live', async () => {
     const site = 'pol';
     const drSite = 'pol-dr';
@@ -340,19 +423,29 @@ describe('scheduler', () => {
     const custom = vmEntry(site, 'custom');
     // The replica of `normal` at the DR site: same VM id, never scheduled.
     const replicaThere: VmEntry = { ...normal, site: drSite, replicaOf: normal.vmId };
-    await register([normal, replicaHere, excluded, custom, replicaThere]);
+    // A VM living at the DR site (a clone of the replica): the default's target is its own site.
+    const cloneThere = vmEntry(drSite, 'clone');
+    await register([normal, replicaHere, excluded, custom, replicaThere, cloneThere]);
     await setOverride(excluded.vmId, { exclude: true });
     await setOverride(custom.vmId, { mode: 'replace', schedules: [{ name: 'fast', every: '1s', keep: 2, consistency: 'vm' }] });
     const jobs = await collect(site);
     const drJobs = await collect(drSite);
     await startScheduler('sched-pol');
     // Five 1 s slots of custom: in that time `normal`, on 2 s slots, has two or three.
-    await waitFor('2 jobs of normal and 5 of custom', () => jobsOf(jobs, normal.vmId).length >= 2 && jobsOf(jobs, custom.vmId).length >= 5);
+    await waitFor(
+      '2 jobs of normal, 5 of custom and 1 of the clone at the DR site',
+      () => jobsOf(jobs, normal.vmId).length >= 2 && jobsOf(jobs, custom.vmId).length >= 5 && drJobs.jobs.length >= 1,
+    );
 
     assertNoDoubles(jobs);
     assert.deepEqual(jobsOf(jobs, replicaHere.vmId), [], 'a replica is never scheduled');
     assert.deepEqual(jobsOf(jobs, excluded.vmId), [], 'an excluded VM gets no jobs');
-    assert.deepEqual(drJobs.jobs, [], 'nothing for the replica at the DR site');
+    assert.deepEqual([...new Set(drJobs.jobs.map((r) => r.job.vmName))], ['clone'], 'nothing for the replica at the DR site');
+    assert.deepEqual(
+      drJobs.jobs.map((r) => r.job.replicateTo),
+      drJobs.jobs.map(() => []),
+      'a VM at the DR site never replicates to its own site',
+    );
     const normalJobs = jobsOf(jobs, normal.vmId);
     const customJobs = jobsOf(jobs, custom.vmId);
     assert.ok(normalJobs.length >= 2 && normalJobs.length <= 4, `normal: ${normalJobs.length} jobs of 2 s slots, custom ${customJobs.length} of 1 s`);
@@ -391,6 +484,42 @@ describe('scheduler', () => {
     assert.ok(nowIncluded.length >= 2, `the no longer excluded VM got ${nowIncluded.length} jobs`);
     assert.ok(nowIncluded.every((r) => r.job.schedule === 'reg' && r.storedAtMs > changedAt));
     assertNoDoubles(jobs);
+  });
+
+  test('a stored policy with an unknown key is refused: the last good one stays in force, a policy.rejected event names the key', async () => {
+    const site = 'strict';
+    const rejected: VmferryEvent[] = [];
+    const sub = admin.nc.subscribe(eventSubject('policy.rejected'), {
+      callback: (_e, m) => void rejected.push(m.json<VmferryEvent>()),
+    });
+    try {
+      await setDefaultPolicy({ schedules: [{ name: 'good', every: '1s', keep: 3 }] });
+      const vms = [vmEntry(site, 'a')];
+      await register(vms);
+      const jobs = await collect(site);
+      await startScheduler('sched-strict');
+      await jobsForEach(jobs, vms, 1);
+
+      // A typo stored straight into KV (as an older CLI or a hand edit would).
+      await admin.policies.put(DEFAULT_POLICY_KEY, JSON.stringify({ schedules: [{ name: 'typo', every: '1s', keep: 3, retension: 5 }] }));
+      await waitFor('a policy.rejected event', () => rejected.length >= 1);
+      const event = rejected[0] as VmferryEvent;
+      assert.equal(event['key'], DEFAULT_POLICY_KEY);
+      assert.match(String(event['problems']), /schedules\[0\]\.retension: unknown key/);
+      assert.match(String(event['inForce']), /revision \d+/);
+      const rejectedAt = Date.now();
+      await jobsForEach(jobs, vms, 2, (r) => r.storedAtMs > rejectedAt + 100);
+      assert.deepEqual([...new Set(jobs.jobs.map((r) => r.job.schedule))], ['good'], 'the refused policy never became the policy in force');
+
+      // A scheduler that starts with the bad policy stored finds the last good revision in the history.
+      for (const r of [...schedulers]) await stopScheduler(r);
+      const restartedAt = Date.now();
+      await startScheduler('sched-strict-2');
+      await jobsForEach(jobs, vms, 2, (r) => r.storedAtMs > restartedAt);
+      assert.deepEqual([...new Set(jobs.jobs.map((r) => r.job.schedule))], ['good']);
+    } finally {
+      sub.unsubscribe();
+    }
   });
 
   test('NATS restart mid-run: the scheduler reconnects; slots go on with no doubles, the outage caught up with one job', async () => {

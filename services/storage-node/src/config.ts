@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { InvalidArgumentError } from '@vmferry/core';
+import { HOST_PORT, NATS_URL, NATS_URL_MESSAGE, SIMPLE_NAME, definedEntries, parseConfig } from '@vmferry/nats';
 import { DEFAULT_MAX_SNAPSHOTS_PER_VM } from './context.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7400';
@@ -9,29 +9,17 @@ export const DEFAULT_ZSTD_LEVEL = 3;
 const schema = z
   .object({
     dataDir: z.string().min(1, 'the data folder is required (--data DIR or VMFERRY_DATA)'),
-    listen: z
-      .string()
-      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'listen must be HOST:PORT')
-      .default(DEFAULT_LISTEN),
-    site: z
-      .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'site must be a simple name')
-      .default(DEFAULT_SITE),
+    listen: z.string().regex(HOST_PORT, 'listen must be HOST:PORT').default(DEFAULT_LISTEN),
+    site: z.string().regex(SIMPLE_NAME, 'site must be a simple name').default(DEFAULT_SITE),
     maxSnapshotsPerVm: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_SNAPSHOTS_PER_VM),
     zstdLevel: z.coerce.number().int().min(1).max(19).default(DEFAULT_ZSTD_LEVEL),
     codecThreads: z.coerce.number().int().min(1).max(64).optional(),
     prometheusPort: z.coerce.number().int().min(0).max(65535).default(0),
-    replicationListen: z
-      .string()
-      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'replicationListen must be HOST:PORT')
-      .optional(),
+    replicationListen: z.string().regex(HOST_PORT, 'replicationListen must be HOST:PORT').optional(),
     tlsCert: z.string().optional(),
     tlsKey: z.string().optional(),
     tlsCa: z.string().optional(),
-    nats: z
-      .string()
-      .regex(/^nats:\/\/\S+$/, 'nats must be a nats:// URL (comma-separate several)')
-      .optional(),
+    nats: z.string().regex(NATS_URL, NATS_URL_MESSAGE).optional(),
     hypervisors: z.string().optional(),
     // NBD is plaintext and unauthenticated (no TLS yet): loopback only, or a Unix socket.
     nbdListen: z
@@ -61,13 +49,7 @@ export type NodeConfig = z.infer<typeof schema>;
 
 /** Pure: validates a config object, reporting every bad key at once. */
 export function loadConfig(input: Record<string, unknown>): NodeConfig {
-  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined && v !== ''));
-  const r = schema.safeParse(defined);
-  if (!r.success) {
-    const problems = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`);
-    throw new InvalidArgumentError(`bad storage node configuration:\n  ${problems.join('\n  ')}`);
-  }
-  return r.data;
+  return parseConfig(schema, input, 'storage node');
 }
 
 /** The only reader of the environment: VMFERRY_* variables under explicit overrides. */
@@ -88,6 +70,6 @@ export function configFromEnv(overrides: Record<string, unknown>, env: NodeJS.Pr
     hypervisors: env['VMFERRY_HYPERVISORS'],
     nbdListen: env['VMFERRY_NBD_LISTEN'],
     nbdSocket: env['VMFERRY_NBD_SOCKET'],
-    ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
+    ...definedEntries(overrides),
   });
 }

@@ -42,36 +42,47 @@
  * Locks taken, in order: barrier (shared, by writers; exclusive, by a sweep batch) before a
  * VM's lock. A sweep batch takes no other lock.
  */
-import { toHex, walkTree, type Fingerprint, type GcReport } from '@vmferry/core';
+import { toHex, walkLevels, type Fingerprint, type GcReport, type WalkedNode } from '@vmferry/core';
 import type { ChunkIndexEntry } from '@vmferry/store-rocksdb';
 import type { EngineContext } from './context.js';
 import { allRootSets, dirtyChunks, type RootSet } from './roots.js';
 
 const SWEEP_BATCH = 512;
+/** Tree nodes read at once while marking. */
+const NODE_READS = 64;
 
-/** The set of live chunks, grown by walks from roots and from what the barrier recorded. */
+/**
+ * The set of live chunks, grown by walks from roots and from what the barrier recorded.
+ *
+ * Pruning at a marked node is sound because a node is marked only by a walk that then marks
+ * its whole subtree before `trees` resolves (or rejects, which aborts the run), and walks run
+ * one at a time, never across a sweep batch: the mark phase runs before any sweep, and `keep`
+ * runs inside the sweep batch that then deletes.
+ */
 class Marker {
   readonly marked = new Set<string>();
 
   constructor(private readonly ctx: EngineContext) {}
 
-  /** Marks `root` and everything under it (stops at subtrees already marked). */
-  async tree(root: Fingerprint): Promise<void> {
-    await walkTree(
-      root,
-      this.ctx.chunks,
-      (id) => {
-        const hex = toHex(id);
-        if (this.marked.has(hex)) return false;
-        this.marked.add(hex);
-        return true;
-      },
-      (fp) => void this.marked.add(toHex(fp)),
-    );
+  /** Marks `roots` and everything under them, level by level (stops at subtrees already marked). */
+  async trees(roots: readonly Fingerprint[]): Promise<void> {
+    await walkLevels(roots, {
+      select: (ids) => Promise.resolve(ids.filter((id) => this.mark(id))),
+      load: (ids, found) => loadNodes(this.ctx, ids, found),
+      onLeaf: (id) => void this.marked.add(toHex(id)),
+    });
+  }
+
+  /** Marks `id`; false when it already was. */
+  private mark(id: Fingerprint): boolean {
+    const hex = toHex(id);
+    if (this.marked.has(hex)) return false;
+    this.marked.add(hex);
+    return true;
   }
 
   async rootSet(set: RootSet): Promise<void> {
-    for (const root of set.roots) await this.tree(root);
+    await this.trees(set.roots);
     if (set.live) for await (const fp of dirtyChunks(this.ctx, set.vm.id)) this.marked.add(toHex(fp));
   }
 
@@ -83,12 +94,23 @@ class Marker {
   async keep(ids: readonly Fingerprint[]): Promise<void> {
     const fresh = ids.filter((id) => !this.marked.has(toHex(id)));
     const entries = await this.ctx.chunks.entries(fresh);
+    const nodes: Fingerprint[] = [];
     for (const [i, id] of fresh.entries()) {
       const e = entries[i];
       if (e === undefined) continue;
-      if (e.level !== undefined) await this.tree(id);
+      if (e.level !== undefined) nodes.push(id);
       else this.marked.add(toHex(id));
     }
+    await this.trees(nodes);
+  }
+}
+
+/** Loads one level's nodes through the store's verified, cached `getNode`, NODE_READS at a time. */
+async function loadNodes(ctx: EngineContext, ids: readonly Fingerprint[], found: (n: WalkedNode) => void): Promise<void> {
+  for (let i = 0; i < ids.length; i += NODE_READS) {
+    const batch = ids.slice(i, i + NODE_READS);
+    const nodes = await Promise.all(batch.map((id) => ctx.chunks.getNode(id)));
+    nodes.forEach((node, k) => found({ id: batch[k] as Fingerprint, node }));
   }
 }
 

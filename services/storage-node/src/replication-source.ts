@@ -11,7 +11,9 @@ import {
   packChunks,
   parseRef,
   PermissionDeniedError,
+  SYSTEM_CLOCK,
   type ChunkBytes,
+  type Clock,
   type PackedBatchData,
   type ReplicationSourceApi,
   type VmRecord,
@@ -20,7 +22,7 @@ import type { StorageEngine } from './engine.js';
 import { collectPageSet, PageSets } from './page-sets.js';
 
 const MAX_IDS = 65536;
-const SITE_CACHE_MS = 1000;
+export const SITE_CACHE_MS = 1000;
 /** Stored records read at a time for FetchChunks (the edge cuts them into messages). */
 const RECORDS_GROUP = 64;
 /** Chunks packed per message (64 × 64 KiB = 4 MiB raw before compression). */
@@ -36,13 +38,17 @@ export class ReplicationSource implements ReplicationSourceApi {
   private sitesByIdentity: { at: number; byIdentity: Map<string, string> } | undefined;
   private readonly pageSets = new PageSets();
 
-  constructor(private readonly engine: StorageEngine) {}
+  /** `clock` times the site cache: a site record changed here is honoured within SITE_CACHE_MS. */
+  constructor(
+    private readonly engine: StorageEngine,
+    private readonly clock: Pick<Clock, 'nowMs'> = SYSTEM_CLOCK,
+  ) {}
 
   async authorize(identity: string | undefined): Promise<string> {
     if (!identity) throw new PermissionDeniedError('no verified client certificate: replication needs mTLS');
-    if (!this.sitesByIdentity || Date.now() - this.sitesByIdentity.at > SITE_CACHE_MS) {
+    if (!this.sitesByIdentity || this.clock.nowMs() - this.sitesByIdentity.at > SITE_CACHE_MS) {
       const sites = await this.engine.listSites();
-      this.sitesByIdentity = { at: Date.now(), byIdentity: new Map(sites.filter((s) => s.identity).map((s) => [s.identity, s.name])) };
+      this.sitesByIdentity = { at: this.clock.nowMs(), byIdentity: new Map(sites.filter((s) => s.identity).map((s) => [s.identity, s.name])) };
     }
     const site = this.sitesByIdentity.byIdentity.get(identity);
     if (!site) throw new PermissionDeniedError(`certificate identity '${identity}' is not an allowed peer of site ${this.engine.site}`);

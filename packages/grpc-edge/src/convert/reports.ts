@@ -6,14 +6,12 @@ export function statsToWire(s: NodeStats): Stats {
   return { ...s, vms: s.vms.map((v) => ({ ...v })) };
 }
 
-/**
- * The wire report lists missing chunks by id only: VerifyReport.missing is `repeated string`
- * in storage.proto, with no field for who references them (`corrupt` carries it).
- */
+/** `missing` keeps the bare ids for older clients; `missingChunks` adds who references each. */
 export function verifyReportToWire(r: VerifyReport): WireVerifyReport {
   return {
     chunksChecked: r.chunksChecked,
     corrupt: r.corrupt.map((c) => ({ chunkId: c.chunkId, reason: c.reason, referencedBy: [...c.referencedBy] })),
     missing: r.missing.map((m) => m.chunkId),
+    missingChunks: r.missing.map((m) => ({ chunkId: m.chunkId, referencedBy: [...m.referencedBy] })),
   };
 }

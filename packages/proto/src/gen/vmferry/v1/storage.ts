@@ -305,7 +305,15 @@ export interface VerifyProgress {
 export interface VerifyReport {
   chunksChecked: number;
   corrupt: CorruptChunk[];
+  /** The ids of missing_chunks, kept for clients that read only them. */
   missing: string[];
+  /** Chunks referenced by a root but absent from the store, with who references them. */
+  missingChunks: MissingChunk[];
+}
+
+export interface MissingChunk {
+  chunkId: string;
+  referencedBy: string[];
 }
 
 function createBaseNodeInfo(): NodeInfo {
@@ -4745,7 +4753,7 @@ export const VerifyProgress: MessageFns<VerifyProgress> = {
 };
 
 function createBaseVerifyReport(): VerifyReport {
-  return { chunksChecked: 0, corrupt: [], missing: [] };
+  return { chunksChecked: 0, corrupt: [], missing: [], missingChunks: [] };
 }
 
 export const VerifyReport: MessageFns<VerifyReport> = {
@@ -4758,6 +4766,9 @@ export const VerifyReport: MessageFns<VerifyReport> = {
     }
     for (const v of message.missing) {
       writer.uint32(26).string(v!);
+    }
+    for (const v of message.missingChunks) {
+      MissingChunk.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -4799,6 +4810,14 @@ export const VerifyReport: MessageFns<VerifyReport> = {
             message.missing.push(reader.string());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.missingChunks.push(MissingChunk.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4822,6 +4841,11 @@ export const VerifyReport: MessageFns<VerifyReport> = {
         ? object.corrupt.map((e: any) => CorruptChunk.fromJSON(e))
         : [],
       missing: globalThis.Array.isArray(object?.missing) ? object.missing.map((e: any) => globalThis.String(e)) : [],
+      missingChunks: globalThis.Array.isArray(object?.missingChunks)
+        ? object.missingChunks.map((e: any) => MissingChunk.fromJSON(e))
+        : globalThis.Array.isArray(object?.missing_chunks)
+        ? object.missing_chunks.map((e: any) => MissingChunk.fromJSON(e))
+        : [],
     };
   },
 
@@ -4836,6 +4860,9 @@ export const VerifyReport: MessageFns<VerifyReport> = {
     if (message.missing?.length) {
       obj.missing = message.missing;
     }
+    if (message.missingChunks?.length) {
+      obj.missingChunks = message.missingChunks.map((e) => MissingChunk.toJSON(e));
+    }
     return obj;
   },
 
@@ -4847,6 +4874,100 @@ export const VerifyReport: MessageFns<VerifyReport> = {
     message.chunksChecked = object.chunksChecked ?? 0;
     message.corrupt = object.corrupt?.map((e) => CorruptChunk.fromPartial(e)) || [];
     message.missing = object.missing?.map((e) => e) || [];
+    message.missingChunks = object.missingChunks?.map((e) => MissingChunk.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseMissingChunk(): MissingChunk {
+  return { chunkId: "", referencedBy: [] };
+}
+
+export const MissingChunk: MessageFns<MissingChunk> = {
+  encode(message: MissingChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.chunkId !== "") {
+      writer.uint32(10).string(message.chunkId);
+    }
+    for (const v of message.referencedBy) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MissingChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMissingChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chunkId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.referencedBy.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MissingChunk {
+    return {
+      chunkId: isSet(object.chunkId)
+        ? globalThis.String(object.chunkId)
+        : isSet(object.chunk_id)
+        ? globalThis.String(object.chunk_id)
+        : "",
+      referencedBy: globalThis.Array.isArray(object?.referencedBy)
+        ? object.referencedBy.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.referenced_by)
+        ? object.referenced_by.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: MissingChunk): unknown {
+    const obj: any = {};
+    if (message.chunkId !== "") {
+      obj.chunkId = message.chunkId;
+    }
+    if (message.referencedBy?.length) {
+      obj.referencedBy = message.referencedBy;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<MissingChunk>): MissingChunk {
+    return MissingChunk.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MissingChunk>): MissingChunk {
+    const message = createBaseMissingChunk();
+    message.chunkId = object.chunkId ?? "";
+    message.referencedBy = object.referencedBy?.map((e) => e) || [];
     return message;
   },
 };
