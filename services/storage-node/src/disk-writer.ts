@@ -154,7 +154,9 @@ export class ExtentWriter {
     const isWhole = (b: (typeof blocks)[number]): boolean => b.from === 0 && b.to === b.length;
     const slice = (b: (typeof blocks)[number]): Buffer => data.subarray(b.start + b.from - start, b.start + b.to - start);
     const whole = blocks.filter(isWhole);
-    await Promise.all([
+    // Every part settles before the batch does: a part that fails must not leave another
+    // still to land after the caller has been answered.
+    const parts = await Promise.allSettled([
       whole.length > 0
         ? this.commitBlocks(
             whole.map((b) => b.index),
@@ -163,6 +165,7 @@ export class ExtentWriter {
         : undefined,
       ...blocks.filter((b) => !isWhole(b)).map((b) => writePages(this.ctx, this.vm, this.diskIndex, b.index, b.from, slice(b))),
     ]);
+    for (const p of parts) if (p.status === 'rejected') throw p.reason;
     this.ctx.metrics.ingestBytes.add(whole.reduce((n, b) => n + b.length, 0));
   }
 

@@ -98,6 +98,8 @@ export interface LiveFolderOptions {
   readonly busyPagedBlocks?: number;
   /** Blocks folded per vDisk per round, so one busy vDisk does not hold the folder. */
   readonly blocksPerRound?: number;
+  /** After a failed fold, the vDisk waits this long before the next try (the error is reported once per try). */
+  readonly retryAfterMs?: number;
   readonly onError?: (e: unknown) => void;
 }
 
@@ -121,6 +123,7 @@ export class LiveFolder {
       idleMs: options.idleMs ?? 1000,
       busyPagedBlocks: options.busyPagedBlocks ?? 4096,
       blocksPerRound: options.blocksPerRound ?? 512,
+      retryAfterMs: options.retryAfterMs ?? 30_000,
       onError: options.onError ?? ((e: unknown) => process.stderr.write(`vmferry: background fold failed (pages stay, reads are unaffected): ${String(e)}\n`)),
     };
   }
@@ -142,7 +145,16 @@ export class LiveFolder {
     for (const d of this.ctx.live.paged()) {
       if (this.stopped) return;
       if (now - d.live.lastWriteAt < this.options.idleMs && d.live.pagedBlocks.size < this.options.busyPagedBlocks) continue;
-      await foldPagedBlocks(this.ctx, d.vmId, d.disk, this.options.blocksPerRound).catch(this.options.onError);
+      if (d.live.foldFailedAt !== undefined && now - d.live.foldFailedAt < this.options.retryAfterMs) continue;
+      try {
+        await foldPagedBlocks(this.ctx, d.vmId, d.disk, this.options.blocksPerRound);
+        d.live.foldFailedAt = undefined;
+      } catch (e) {
+        // The pages stay and read correctly; a chunk swept under a block rewritten meanwhile
+        // heals at the next try, real damage is reported by verify.
+        d.live.foldFailedAt = performance.now();
+        this.options.onError(e);
+      }
     }
   }
 

@@ -7,7 +7,11 @@
  *   commit run under `exclusive`, so nothing commits to the vDisk between their read and their
  *   write being checked.
  * - versions: every commit that changes a block's content sets the block's version to a new
- *   value of one engine-wide counter, after its batch lands and before it leaves the gate. A
+ *   value of one engine-wide counter, after its batch lands and before it leaves the gate —
+ *   for the blocks anyone will compare: paged blocks (a fold looks at no other), and every
+ *   block while a snapshot of the VM is between freeze and commit. So the map holds what the
+ *   overlay and one snapshot's window hold, not every block ever written (a 2 TiB import
+ *   would pass a Map's 2^24 entries). A
  *   fold reads a block's version before it reads the block's pages, and commits the fold only
  *   if the version is unchanged then (under the exclusive gate): a write that landed after the
  *   fold's read has moved the version on, so its page is never deleted by a fold that missed
@@ -26,6 +30,10 @@ export class LiveDisk {
   private readonly versions = new Map<number, number>();
   /** performance.now() of the last write: the folder waits for a quiet vDisk. */
   lastWriteAt = 0;
+  /** Snapshots between freeze and commit (set under the VM's exclusive lock). */
+  freezes = 0;
+  /** When a background fold of this vDisk last failed: the folder backs off. */
+  foldFailedAt: number | undefined;
 
   constructor(private readonly counter: { next(): number }) {}
 
@@ -35,8 +43,14 @@ export class LiveDisk {
 
   /** Marks `blocks` changed. Call after the batch landed, still inside the gate. */
   changed(blocks: Iterable<number>): void {
-    for (const b of blocks) this.versions.set(b, this.counter.next());
+    for (const b of blocks) if (this.freezes > 0 || this.pagedBlocks.has(b)) this.versions.set(b, this.counter.next());
     this.lastWriteAt = performance.now();
+  }
+
+  /** A snapshot's window closed: versions of blocks without pages are compared by no one now. */
+  thawed(): void {
+    if (--this.freezes > 0) return;
+    for (const b of this.versions.keys()) if (!this.pagedBlocks.has(b)) this.versions.delete(b);
   }
 
   /** The vDisk's live entries and pages are all gone (a restore). */

@@ -2,9 +2,12 @@
  * A snapshot's fold (snapshots.ts, step 2): the frozen live state of every vDisk, read
  * through a RocksDB snapshot, applied to the frozen roots. Blocks with overlay pages are laid
  * over their base (the frozen live write, else the frozen tree's leaf) and ingested in groups
- * inside the snapshot's barrier section; nothing is committed here.
+ * inside the snapshot's barrier section, each group's new chunks committed as their own batch:
+ * no sweep runs before the snapshot's section ends (by then its commit references them, or,
+ * had it failed, the next GC run frees them), and memory and the final batch stay bounded by
+ * the group, not by the overlay.
  */
-import type { ReadView, StageChunks, StoredPage } from '@vmferry/store-rocksdb';
+import type { ReadView, StoredPage } from '@vmferry/store-rocksdb';
 import {
   applyUpdates,
   blockCount,
@@ -35,15 +38,12 @@ export interface FrozenBlock {
 
 export interface FrozenFold {
   readonly disks: readonly { readonly index: number; readonly root: string; readonly blocks: readonly FrozenBlock[] }[];
-  /** The new chunks of folded blocks, to stage in the snapshot's commit. */
-  readonly stages: readonly StageChunks[];
   /** The new tree nodes. */
   readonly created: readonly EncodedNode[];
 }
 
 export async function foldFrozen(ctx: EngineContext, vm: VmRecord, view: ReadView): Promise<FrozenFold> {
   const table = ctx.catalog.liveWrites.at(view);
-  const stages: StageChunks[] = [];
   const created: EncodedNode[] = [];
   const disks: FrozenFold['disks'][number][] = [];
   for (const d of vm.disks) {
@@ -65,7 +65,7 @@ export async function foldFrozen(ctx: EngineContext, vm: VmRecord, view: ReadVie
         return blockBytes(d, { block: b, fp, pages: group.get(b) as StoredPage[] }, isHole(fp) ? undefined : chunks[k++]);
       });
       const prepared = await ctx.chunks.prepareIngest(contents);
-      stages.push(prepared.stage);
+      await ctx.db.commit((batch) => prepared.stage(batch));
       blocks.forEach((b, i) => folded.set(b, prepared.ids[i] as Fingerprint));
       group = new Map();
     };
@@ -90,5 +90,5 @@ export async function foldFrozen(ctx: EngineContext, vm: VmRecord, view: ReadVie
       blocks: updates.map((u) => ({ block: u.block, hadEntry: entries.has(u.block), pages: pageIndexes.get(u.block) ?? [] })),
     });
   }
-  return { disks, stages, created };
+  return { disks, created };
 }

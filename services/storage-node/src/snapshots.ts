@@ -83,12 +83,15 @@ export async function createSnapshot(ctx: EngineContext, vmNameOrId: string, opt
       const frozen = await ctx.vmLock(vm0.id).exclusive(() => {
         const vm = resolveVm(ctx, vm0.id);
         checkRoom(ctx, vm, options);
-        return Promise.resolve({ vm, version: ctx.live.version, view: ctx.db.snapshot() });
+        const lives = vm.disks.map((d) => ctx.live.disk(vm.id, d.index));
+        for (const live of lives) live.freezes++;
+        return Promise.resolve({ vm, lives, version: ctx.live.version, view: ctx.db.snapshot() });
       });
       try {
         const folded = await foldFrozen(ctx, frozen.vm, frozen.view);
         return await ctx.vmLock(vm0.id).exclusive(() => commitSnapshot(ctx, frozen, folded, options));
       } finally {
+        for (const live of frozen.lives) live.thawed();
         await frozen.view.release();
       }
     }),
@@ -137,7 +140,6 @@ async function commitSnapshot(
   });
   const table = ctx.catalog.liveWrites;
   await ctx.catalog.commit((tx) => {
-    for (const stage of folded.stages) stage(tx.batch);
     ctx.chunks.stageNodes(tx.batch, folded.created);
     tx.putSnapshot(record);
     tx.putVm({ ...vm, disks: vm.disks.map((d) => ({ ...d, root: rootOf(d.index) })) });
