@@ -84,8 +84,12 @@ export function registerCommands(program: Command): void {
     .option('--tls-key <file>', "this site's private key (PEM)")
     .option('--tls-ca <file>', 'the CA that signs peer sites (PEM)')
     .option('--hypervisors <file>', 'JSON: per VM name (or "*") a quiesce adapter: {"type":"qmp","socket":…} or {"type":"exec","freeze":…,"thaw":…}')
-    .option('--nbd-listen <host:port>', 'serve vDisks over NBD on this loopback address (exports VM/DISK, VM@SNAPSHOT/DISK)')
-    .option('--nbd-socket <path>', 'serve vDisks over NBD on this Unix socket')
+    .option(
+      '--nbd-listen <host:port>',
+      'serve vDisks over NBD here (exports VM/DISK, VM@SNAPSHOT/DISK); with --tls-* TLS and a client certificate are required, without them loopback only',
+    )
+    .option('--nbd-socket <path>', 'serve vDisks over NBD on this Unix socket (plaintext)')
+    .option('--nbd-clients <names>', 'certificate names (CN) allowed on the TLS NBD listener besides this site, comma-separated')
     .option('--recover-wal', 'do not start: discard a damaged write-ahead log tail, print the VMs and snapshots lost, exit')
     .action(
       async (
@@ -103,6 +107,7 @@ export function registerCommands(program: Command): void {
           hypervisors?: string;
           nbdListen?: string;
           nbdSocket?: string;
+          nbdClients?: string;
         },
         cmd: Command,
       ) => {
@@ -128,6 +133,7 @@ export function registerCommands(program: Command): void {
           hypervisors: opts.hypervisors,
           nbdListen: opts.nbdListen,
           nbdSocket: opts.nbdSocket,
+          nbdClients: opts.nbdClients,
         });
         const node = await runStorageNode(config, (line) => process.stderr.write(`${line}\n`));
         let stopping = false;

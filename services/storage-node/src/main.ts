@@ -65,12 +65,19 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
   if (config.nbdListen !== undefined || config.nbdSocket !== undefined) {
     const { startNbdServer } = await import('@vmferry/nbd');
     const { EngineExports } = await import('./nbd-exports.js');
-    nbd = await startNbdServer({
-      exports: new EngineExports(engine),
-      ...(config.nbdListen === undefined ? {} : { listen: config.nbdListen }),
-      ...(config.nbdSocket === undefined ? {} : { socketPath: config.nbdSocket }),
-      log,
-    }).catch(async (e: unknown) => {
+    const { nbdTls } = await import('./nbd-tls.js');
+    // With the site's TLS files, TCP NBD requires TLS everywhere, loopback included (any
+    // local user can reach loopback); the Unix socket stays plain behind its permissions.
+    const files = config.tlsCert && config.tlsKey && config.tlsCa ? { certFile: config.tlsCert, keyFile: config.tlsKey, caFile: config.tlsCa } : undefined;
+    const clients = [config.site, ...(config.nbdClients?.split(',') ?? [])];
+    nbd = await (async () =>
+      startNbdServer({
+        exports: new EngineExports(engine),
+        ...(config.nbdListen === undefined ? {} : { listen: config.nbdListen }),
+        ...(config.nbdSocket === undefined ? {} : { socketPath: config.nbdSocket }),
+        ...(files && config.nbdListen !== undefined ? { tls: await nbdTls(files, clients) } : {}),
+        log,
+      }))().catch(async (e: unknown) => {
       // A port in use must not leave the gRPC server and RocksDB open (the process would hang).
       await coordinator?.stop();
       await server.stop();
@@ -78,7 +85,10 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
       await engine.close();
       throw e;
     });
-    if (config.nbdListen !== undefined && nbd.port !== undefined) log(`NBD server on ${withPort(config.nbdListen, nbd.port)}`);
+    if (config.nbdListen !== undefined && nbd.port !== undefined) {
+      const how = files ? ` (TLS required; client certificates from --tls-ca named ${clients.join(', ')})` : ' (plaintext, loopback)';
+      log(`NBD server on ${withPort(config.nbdListen, nbd.port)}${how}`);
+    }
     if (config.nbdSocket !== undefined) log(`NBD server on unix:${config.nbdSocket}`);
   }
   log(`vmferry storage node (site ${config.site}) listening on ${address}, data in ${config.dataDir}`);
