@@ -104,6 +104,17 @@ export function checkTemplate(bytes: Uint8Array, diskCount?: number): string {
   return text;
 }
 
+/**
+ * The check a VM's stored config meets (at create, import, set and clone): at most
+ * MAX_HYPERVISOR_CONFIG_BYTES; and, when it holds `{{`, a template that checkTemplate accepts
+ * for `diskCount` vDisks. Other configs (VMX, …) stay opaque bytes.
+ */
+export function validateHypervisorConfig(bytes: Uint8Array, diskCount: number): void {
+  if (bytes.length > MAX_HYPERVISOR_CONFIG_BYTES)
+    throw new InvalidArgumentError(`hypervisor config is ${bytes.length} bytes; the limit is ${MAX_HYPERVISOR_CONFIG_BYTES}`);
+  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).includes('{{')) checkTemplate(bytes, diskCount);
+}
+
 /** The placeholder names in `text`, in order; throws on a `{{` that opens no well-formed one. */
 function placeholders(text: string): string[] {
   const keys: string[] = [];

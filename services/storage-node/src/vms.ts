@@ -6,9 +6,10 @@ import {
   InvalidArgumentError,
   isId,
   MAX_DISKS_PER_VM,
-  MAX_HYPERVISOR_CONFIG_BYTES,
+  FailedPreconditionError,
   NotFoundError,
   toHex,
+  validateHypervisorConfig,
   validateLayout,
   validateVmName,
   type VmRecord,
@@ -33,9 +34,7 @@ export function buildVm(ctx: EngineContext, input: CreateVmInput): VmRecord {
     throw new InvalidArgumentError(`a VM needs 1 to ${MAX_DISKS_PER_VM} vDisks; got ${input.disks.length}`);
   }
   const config = input.hypervisorConfig ?? new Uint8Array();
-  if (config.length > MAX_HYPERVISOR_CONFIG_BYTES) {
-    throw new InvalidArgumentError(`hypervisor config is ${config.length} bytes; the limit is ${MAX_HYPERVISOR_CONFIG_BYTES}`);
-  }
+  validateHypervisorConfig(config, input.disks.length);
   const disks = input.disks.map((d, index) => {
     const layout = validateLayout({ size: d.size, blockSize: d.blockSize || DEFAULT_BLOCK_SIZE, gridOffset: 0 });
     return { index, ...layout, root: toHex(HOLE) };
@@ -54,6 +53,20 @@ export async function createVm(ctx: EngineContext, input: CreateVmInput, extra: 
   const vm = { ...buildVm(ctx, input), ...extra };
   await ctx.withVmNames([vm.name], () => ctx.catalog.commit((tx) => tx.putVm(vm), { durable: true }));
   return vm;
+}
+
+/** Replaces a VM's hypervisor config (template), checked like one given at creation. */
+export async function setVmConfig(ctx: EngineContext, nameOrId: string, config: Uint8Array): Promise<VmRecord> {
+  const vm0 = resolveVm(ctx, nameOrId);
+  return ctx.vmLock(vm0.id).exclusive(async () => {
+    const vm = resolveVm(ctx, vm0.id);
+    if (vm.replicaOf) throw new FailedPreconditionError(`VM '${vm.name}' is a read-only replica of site ${vm.replicaOf}: its config comes from there`);
+    if (vm.importing) throw new FailedPreconditionError(`VM '${vm.name}' is still importing`);
+    validateHypervisorConfig(config, vm.disks.length);
+    const updated = { ...vm, hypervisorConfig: Buffer.from(config).toString('base64') };
+    await ctx.catalog.commit((tx) => tx.putVm(updated), { durable: true });
+    return updated;
+  });
 }
 
 /** Deletes a VM, its snapshots and its live writes. Chunks are freed by the next GC. */
