@@ -5,7 +5,7 @@ import type { SnapshotView, VerifyReportView, VmView } from '@vmferry/grpc-edge'
 import { printFields, printJson, printTable } from './output.js';
 import { byteProgress } from './progress.js';
 import { withClient } from './with-client.js';
-import { checkLibvirtTemplate, defineVms, nbdEndpoint, printDefined, registerHypervisorCommands } from './hypervisor-commands.js';
+import { checkLibvirtClone, defineVms, nbdEndpoint, printDefined, registerHypervisorCommands } from './hypervisor-commands.js';
 
 /** uint32 on the wire: a larger number would be cut short by the serializer, not refused. */
 const MAX_U32 = 2 ** 32 - 1;
@@ -310,7 +310,7 @@ export function registerCommands(program: Command): void {
         const count = parseCount(opts.count);
         // Checked before cloning, so a template or NBD problem makes no clones.
         const nbd = opts.libvirt ? nbdEndpoint(await client.getNodeInfo(), opts.nbd) : undefined;
-        if (opts.libvirt) checkLibvirtTemplate(await client.getVm(ref.split('@')[0] ?? ref));
+        if (opts.libvirt) await checkLibvirtClone(await client.getVm(ref.split('@')[0] ?? ref), opts.libvirtUri);
         const started = Date.now();
         const r = await client.cloneVm({ ref, name, count });
         const seconds = (Date.now() - started) / 1000;

@@ -50,11 +50,13 @@ export async function defineVms(vms: readonly VmView[], nbd: NbdEndpoint, uri?: 
   return out;
 }
 
-/** Before a `clone --libvirt`: the source's template must be libvirt XML (so no clone is made for nothing). */
-export function checkLibvirtTemplate(vm: VmView): void {
+/** Before a `clone --libvirt`: the source's template is libvirt XML and libvirtd answers (so no clone is made for nothing). */
+export async function checkLibvirtClone(vm: VmView, uri?: string): Promise<void> {
   if (vm.hypervisorConfig.length === 0 || templateFormat(vm.hypervisorConfig.toString('utf8')) !== 'libvirt') {
     throw new InvalidArgumentError(`--libvirt: VM '${vm.name}' has no libvirt domain XML template (vmferry vm config ${vm.name} --template domain.xml)`);
   }
+  const { checkLibvirt } = await import('./virsh.js');
+  await checkLibvirt(uri);
 }
 
 export function printDefined(defined: readonly { vm: string; uuid: string; domain: string }[]): void {

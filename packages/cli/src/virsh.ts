@@ -46,6 +46,11 @@ export async function runVirsh(args: readonly string[], uri?: string): Promise<s
   throw new InvalidArgumentError(`virsh ${args[0] ?? ''} on ${where} failed: ${msg}`);
 }
 
+/** Throws (as runVirsh does) unless a libvirtd answers at `uri`. */
+export async function checkLibvirt(uri?: string): Promise<void> {
+  await runVirsh(['uri'], uri);
+}
+
 /** Defines (or redefines) the domain in `xml`; returns its name as libvirt reports it. */
 export async function defineDomain(xml: string, uri?: string): Promise<DefinedDomain> {
   const dir = await mkdtemp(join(tmpdir(), 'vmferry-virsh-'));

@@ -169,9 +169,14 @@ describe('hypervisor config templates, run-config and libvirt', () => {
     assert.deepEqual([cleared.bytes, cleared.format], [0, 'none']);
   });
 
-  test('an unreachable libvirtd is a clear error', async () => {
-    const r = await cli('vm', 'run-config', 'gold', '--libvirt', '--libvirt-uri', `qemu+unix:///system?socket=${join(dir, 'no-libvirtd.sock')}`);
+  test('an unreachable libvirtd is a clear error, found before clone --libvirt makes any clone', async () => {
+    const uri = `qemu+unix:///system?socket=${join(dir, 'no-libvirtd.sock')}`;
+    const r = await cli('vm', 'run-config', 'gold', '--libvirt', '--libvirt-uri', uri);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /cannot reach libvirtd at qemu\+unix:\/\/\/system\?socket=.*is libvirtd, or virtqemud, running\?/s);
+    const before = (await cliJson<unknown[]>(node.address, ['vm', 'list'])).length;
+    const c = await cli('clone', 'gold@s1', 'unreached', '--count', '2', '--libvirt', '--libvirt-uri', uri);
+    assert.match(c.stderr, /cannot reach libvirtd/);
+    assert.equal((await cliJson<unknown[]>(node.address, ['vm', 'list'])).length, before);
   });
 });
