@@ -7,6 +7,7 @@ import {
   isId,
   MAX_DISKS_PER_VM,
   FailedPreconditionError,
+  MAX_HYPERVISOR_CONFIG_BYTES,
   NotFoundError,
   toHex,
   validateHypervisorConfig,
@@ -34,7 +35,9 @@ export function buildVm(ctx: EngineContext, input: CreateVmInput): VmRecord {
     throw new InvalidArgumentError(`a VM needs 1 to ${MAX_DISKS_PER_VM} vDisks; got ${input.disks.length}`);
   }
   const config = input.hypervisorConfig ?? new Uint8Array();
-  validateHypervisorConfig(config, input.disks.length);
+  if (config.length > MAX_HYPERVISOR_CONFIG_BYTES) {
+    throw new InvalidArgumentError(`hypervisor config is ${config.length} bytes; the limit is ${MAX_HYPERVISOR_CONFIG_BYTES}`);
+  }
   const disks = input.disks.map((d, index) => {
     const layout = validateLayout({ size: d.size, blockSize: d.blockSize || DEFAULT_BLOCK_SIZE, gridOffset: 0 });
     return { index, ...layout, root: toHex(HOLE) };
@@ -49,7 +52,12 @@ export function buildVm(ctx: EngineContext, input: CreateVmInput): VmRecord {
   };
 }
 
+/**
+ * Creates (or, with `importing`, begins importing) a VM. Its config is checked as a template
+ * here and when replaced (setVmConfig), not when cloned: a clone copies its parent's as is.
+ */
 export async function createVm(ctx: EngineContext, input: CreateVmInput, extra: Partial<VmRecord> = {}): Promise<VmRecord> {
+  validateHypervisorConfig(input.hypervisorConfig ?? new Uint8Array(), input.disks.length);
   const vm = { ...buildVm(ctx, input), ...extra };
   await ctx.withVmNames([vm.name], () => ctx.catalog.commit((tx) => tx.putVm(vm), { durable: true }));
   return vm;
