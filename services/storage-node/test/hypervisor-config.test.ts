@@ -36,8 +36,10 @@ interface DefinedJson {
   readonly defined: { vm: string; uuid: string; domain: string; uri: string }[];
 }
 
-/** qemu:///system when a libvirtd answers there, else the test driver. */
+/** VMFERRY_TEST_LIBVIRT_URI, or qemu:///system when a libvirtd answers there, else the test driver. */
 async function libvirtUri(): Promise<{ uri: string; persistent: boolean }> {
+  const forced = process.env['VMFERRY_TEST_LIBVIRT_URI'];
+  if (forced) return { uri: forced, persistent: !forced.startsWith('test:') };
   const r = await tool('virsh', ['-c', 'qemu:///system', 'uri']);
   return r.code === 0 ? { uri: 'qemu:///system', persistent: true } : { uri: 'test:///default', persistent: false };
 }
