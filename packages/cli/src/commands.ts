@@ -119,7 +119,7 @@ export function registerCommands(program: Command): void {
       },
     );
 
-  const vm = program.command('vm').description('create, import, list, show and delete VMs');
+  const vm = program.command('vm').description('create, import, list, show and delete VMs; their hypervisor config templates');
   vm.command('create <name>')
     .description('create a VM with empty vDisks')
     .requiredOption('--disk <size>', 'a vDisk size (repeat for more vDisks)', (v: string, acc: string[]) => [...acc, v], [])

@@ -134,7 +134,7 @@ function placeholders(text: string): string[] {
 
 const malformed = (text: string, at: number): InvalidArgumentError =>
   new InvalidArgumentError(
-    `hypervisor config template: '{{' on line ${lineOf(text, at)} opens no placeholder (write {{NAME}}; see 'vmferry vm config --help')`,
+    `hypervisor config template: '{{' on line ${lineOf(text, at)} opens no placeholder (write {{NAME}}: name, id, uuid, disks, diskN.nbd, …)`,
   );
 
 const XML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
