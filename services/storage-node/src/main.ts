@@ -5,6 +5,7 @@
  */
 import { startTelemetry } from '@vmferry/telemetry';
 import type { RunningNbdServer } from '@vmferry/nbd';
+import { resolve } from 'node:path';
 import type { NodeConfig } from './config.js';
 
 export interface RunningNode {
@@ -30,6 +31,8 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
     ...(config.codecThreads === undefined ? {} : { codecThreads: config.codecThreads }),
   });
   let server;
+  // Filled once the NBD server listens (it starts last); GetNodeInfo reports it to `vm run-config`.
+  let nbdInfo: { address?: string; socket?: string } = {};
   let endpoint: { port: number; stop(): Promise<void> } | undefined;
   try {
     if (config.replicationListen && config.tlsCert && config.tlsKey && config.tlsCa) {
@@ -38,7 +41,7 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
       endpoint = await startReplicationSourceServer(new ReplicationSource(engine), config.replicationListen, tls);
     }
     const replicationAddress = endpoint && config.replicationListen ? withPort(config.replicationListen, endpoint.port) : undefined;
-    server = await startStorageNodeServer(storageNodeApi(engine), config.listen, replicationAddress ? { replicationAddress } : {});
+    server = await startStorageNodeServer(storageNodeApi(engine), config.listen, { ...(replicationAddress ? { replicationAddress } : {}), nbd: () => nbdInfo });
     if (replicationAddress) log(`replication endpoint (mTLS, read-only) on ${replicationAddress}`);
   } catch (e) {
     await endpoint?.stop();
@@ -85,9 +88,11 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
       await engine.close();
       throw e;
     });
-    if (config.nbdListen !== undefined && nbd.port !== undefined) {
+    const nbdAddress = config.nbdListen !== undefined && nbd.port !== undefined ? withPort(config.nbdListen, nbd.port) : undefined;
+    nbdInfo = { ...(nbdAddress ? { address: nbdAddress } : {}), ...(config.nbdSocket === undefined ? {} : { socket: resolve(config.nbdSocket) }) };
+    if (nbdAddress) {
       const how = files ? ` (TLS required; client certificates from --tls-ca named ${clients.join(', ')})` : ' (plaintext, loopback)';
-      log(`NBD server on ${withPort(config.nbdListen, nbd.port)}${how}`);
+      log(`NBD server on ${nbdAddress}${how}`);
     }
     if (config.nbdSocket !== undefined) log(`NBD server on unix:${config.nbdSocket}`);
   }
