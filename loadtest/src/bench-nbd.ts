@@ -7,8 +7,8 @@
  *
  * Measured: 4 KiB random read/write at QD1 and QD16, 4 KiB random write with a flush every 32
  * writes (QD1: at higher depths fio's --fsync count drifts with timing), 1 MiB sequential read
- * and write (QD4); bytes the server process wrote (/proc/PID/io wchar, from the job's start to
- * 1 s after) per byte fio wrote; a fresh clone of a real ext4 image read end to
+ * and write (QD4); bytes the server process wrote (/proc/PID/io wchar, from the job's start until
+ * the server has gone quiet after it) per byte fio wrote; a fresh clone of a real ext4 image read end to
  * end vs its gold image; the longest write latency while a snapshot is taken every second under
  * 4 KiB QD16 random writes, vs the same run without snapshots; and the time from
  * `clone --count N` returning to all N exports answering a 4 KiB read.
@@ -94,9 +94,26 @@ function procIo(pid: number): ProcIo {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** One fio job on one server; for writes, the server's write counters from the job's start to 1 s after its end. */
+/**
+ * Waits until the server's wchar stops moving for a second (at most 15 s), so background work
+ * a job starts (RocksDB memtable flushes, compactions) is charged to that job, not the next.
+ */
+async function quiesce(pid: number): Promise<void> {
+  const deadline = performance.now() + 15_000;
+  let last = procIo(pid).wchar;
+  let still = 0;
+  while (still < 4 && performance.now() < deadline) {
+    await sleep(250);
+    const now = procIo(pid).wchar;
+    still = now === last ? still + 1 : 0;
+    last = now;
+  }
+}
+
+/** One fio job on one server; for writes, the server's write counters from the job's start until it has gone quiet after. */
 async function measure(server: Server, w: Workload, runtimeS = RUNTIME_S): Promise<Measured> {
   const writes = w.rw === 'randwrite' || w.rw === 'write';
+  if (writes) await quiesce(server.pid);
   const before = procIo(server.pid);
   const fio = await runFio({
     uri: server.uri,
@@ -108,7 +125,7 @@ async function measure(server: Server, w: Workload, runtimeS = RUNTIME_S): Promi
     ...(w.fsyncEvery ? { fsyncEvery: w.fsyncEvery } : {}),
   });
   if (!writes) return { fio };
-  await sleep(1000);
+  await quiesce(server.pid);
   const after = procIo(server.pid);
   return { fio, writeAmp: (after.wchar - before.wchar) / fio.bytes, writeAmpBlock: (after.writeBytes - before.writeBytes) / fio.bytes };
 }
@@ -122,9 +139,9 @@ function randomImage(path: string, bytes: number): void {
   closeSync(fd);
 }
 
-/** One pass of 1 MiB sequential reads (QD4) over the whole disk, holes included (MB/s). */
-async function fullReadMBps(uri: string, size: number): Promise<number> {
-  const r = await runFio({ uri, rw: 'read', bs: '1m', iodepth: 4, size });
+/** 1 MiB sequential reads (QD4) over the whole disk, holes included, one pass or for runtimeS seconds (MB/s). */
+async function fullReadMBps(uri: string, size: number, runtimeS?: number): Promise<number> {
+  const r = await runFio({ uri, rw: 'read', bs: '1m', iodepth: 4, size, ...(runtimeS === undefined ? {} : { runtimeS }) });
   return r.bytesPerSecond / 1e6;
 }
 
@@ -222,14 +239,16 @@ async function main(): Promise<void> {
       vmferry: { gold: `nbd://${nbd}/os/0`, clone: `nbd://${nbd}/fresh/0` },
       'qemu-nbd': { gold: qext.uri, clone: qextOv.uri },
     };
+    // Whole-disk passes, repeated for readS seconds: one pass of a small image is over too soon to time.
+    const readS = Math.max(2, Math.round(RUNTIME_S / 2));
     const cloneRead: Record<string, { goldMBps: number; cloneMBps: number }> = {};
     for (const [name, p] of Object.entries(pairs)) {
       let goldMBps = 0;
       let cloneMBps = 0;
       await fullReadMBps(p.gold, ext4Size); // warm: every read after this one is from the page cache, for both
       for (let i = 0; i < 2; i++) {
-        goldMBps = Math.max(goldMBps, await fullReadMBps(p.gold, ext4Size));
-        cloneMBps = Math.max(cloneMBps, await fullReadMBps(p.clone, ext4Size));
+        goldMBps = Math.max(goldMBps, await fullReadMBps(p.gold, ext4Size, readS));
+        cloneMBps = Math.max(cloneMBps, await fullReadMBps(p.clone, ext4Size, readS));
       }
       cloneRead[name] = { goldMBps, cloneMBps };
       log(`${name}: gold ${goldMBps.toFixed(0)} MB/s, fresh clone ${cloneMBps.toFixed(0)} MB/s`);
