@@ -74,6 +74,8 @@ interface Measured {
    */
   readonly writeAmp?: number;
   readonly writeAmpBlock?: number;
+  /** The wchar bytes writeAmp divides. */
+  readonly written?: number;
 }
 
 interface ProcIo {
@@ -127,7 +129,8 @@ async function measure(server: Server, w: Workload, runtimeS = RUNTIME_S): Promi
   if (!writes) return { fio };
   await quiesce(server.pid);
   const after = procIo(server.pid);
-  return { fio, writeAmp: (after.wchar - before.wchar) / fio.bytes, writeAmpBlock: (after.writeBytes - before.writeBytes) / fio.bytes };
+  const written = after.wchar - before.wchar;
+  return { fio, written, writeAmp: written / fio.bytes, writeAmpBlock: (after.writeBytes - before.writeBytes) / fio.bytes };
 }
 
 const value = (w: Workload, m: Measured): number => (w.unit === 'IOPS' ? m.fio.iops : m.fio.bytesPerSecond / 1e6);
@@ -192,9 +195,11 @@ async function main(): Promise<void> {
     }
 
     // Snapshots every second under 4 KiB QD16 random writes, vs the same run without.
-    const stallLoad = WORKLOADS.find((w) => w.key === 'randwrite-4k-qd16') as Workload;
     const vm = servers[0] as Server;
-    const quiet = await measure(vm, stallLoad);
+    const stallJob: FioJob = { uri: vm.uri, rw: 'randwrite', bs: '4k', iodepth: 16, size: DISK, runtimeS: RUNTIME_S };
+    await quiesce(vm.pid);
+    const quiet = await runFio(stallJob);
+    await quiesce(vm.pid);
     const grpc = connectStorageNode(node.address);
     client.close = () => grpc.close();
     const snapMs: number[] = [];
@@ -209,11 +214,11 @@ async function main(): Promise<void> {
         await sleep(Math.max(0, 1000 - ms));
       }
     })();
-    const snapped = await measure(vm, stallLoad);
+    const snapped = await runFio(stallJob);
     snapping = false;
     await loop;
     log(
-      `write latency max without snapshots ${(quiet.fio.clat.maxUs / 1000).toFixed(1)} ms, with ${snapMs.length} snapshots ${(snapped.fio.clat.maxUs / 1000).toFixed(1)} ms`,
+      `write latency max without snapshots ${(quiet.clat.maxUs / 1000).toFixed(1)} ms, with ${snapMs.length} snapshots ${(snapped.clat.maxUs / 1000).toFixed(1)} ms`,
     );
 
     // A real ext4 image: gold vs a fresh clone, whole-disk sequential reads; qemu-nbd raw vs a qcow2 overlay as the peer.
@@ -308,10 +313,24 @@ async function main(): Promise<void> {
       rows.push([`  p99 latency (ms)`, ...lat, '', '', '']);
       if (w.rw === 'randwrite' || w.rw === 'write') {
         const amp = [vf, qr, qq].map((n) => (r[n] as Measured).writeAmp ?? NaN) as [number, number, number];
-        const ta = w.key === 'randwrite-4k-qd16' ? target('write-amp-4k', '<=3x (before folding)', amp[0], amp[0] <= 3) : '';
-        rows.push([`  write amp (written/guest bytes)`, cell(amp[0], 2), cell(amp[1], 2), cell(amp[2], 2), '', '', ta]);
+        rows.push([`  write amp (written/guest bytes)`, cell(amp[0], 2), cell(amp[1], 2), cell(amp[2], 2), '', '', '']);
       }
     }
+    // Background work lands on whichever job it follows, so the target reads all 4 KiB random-write jobs together.
+    const small = WORKLOADS.filter((w) => w.rw === 'randwrite' && w.bs === '4k');
+    const ampAll = [vf, qr, qq].map((n) => {
+      const ms = small.map((w) => results[w.key]?.[n]).filter((m): m is Measured => m !== undefined);
+      return ms.reduce((t, m) => t + (m.written ?? 0), 0) / ms.reduce((t, m) => t + m.fio.bytes, 0);
+    }) as [number, number, number];
+    rows.push([
+      `write amp, all 4K rand write jobs`,
+      cell(ampAll[0], 2),
+      cell(ampAll[1], 2),
+      cell(ampAll[2], 2),
+      '',
+      '',
+      target('write-amp-4k', '<=3x (before folding)', ampAll[0], ampAll[0] <= 3),
+    ]);
     const v = cloneRead['vmferry'] ?? { goldMBps: NaN, cloneMBps: NaN };
     const q = cloneRead['qemu-nbd'] ?? { goldMBps: NaN, cloneMBps: NaN };
     rows.push([`ext4 ${ext4MiB} MiB: gold image read (MB/s)`, cell(v.goldMBps), cell(q.goldMBps), '', cell(v.goldMBps / q.goldMBps, 2), '', '']);
@@ -325,10 +344,10 @@ async function main(): Promise<void> {
       target('clone-read-vs-gold', 'clone within 10% of gold', v.cloneMBps / v.goldMBps, v.cloneMBps >= 0.9 * v.goldMBps),
     ]);
     rows.push([`  clone / gold`, cell(v.cloneMBps / v.goldMBps, 2), '', cell(q.cloneMBps / q.goldMBps, 2), '', '', '']);
-    const stallMs = snapped.fio.clat.maxUs / 1000;
+    const stallMs = snapped.clat.maxUs / 1000;
     rows.push([`4K QD16 write max latency, snapshot/s (ms)`, cell(stallMs, 1), '', '', '', '', target('snapshot-stall', '<50 ms', stallMs, stallMs < 50)]);
-    rows.push([`  same run, no snapshots (ms)`, cell(quiet.fio.clat.maxUs / 1000, 1), '', '', '', '', '']);
-    rows.push([`  IOPS with / without snapshots`, `${cell(snapped.fio.iops)}/${cell(quiet.fio.iops)}`, '', '', '', '', '']);
+    rows.push([`  same run, no snapshots (ms)`, cell(quiet.clat.maxUs / 1000, 1), '', '', '', '', '']);
+    rows.push([`  IOPS with / without snapshots`, `${cell(snapped.iops)}/${cell(quiet.iops)}`, '', '', '', '', '']);
     rows.push([`  snapshots taken, slowest (ms)`, `${snapMs.length}, ${cell(Math.max(...snapMs), 0)}`, '', '', '', '', '']);
     rows.push([`clone --count ${CLONES}: command (ms)`, cell(cloneCmdMs), '', '', '', '', '']);
     rows.push([
@@ -359,9 +378,10 @@ async function main(): Promise<void> {
       filesystem: fsType,
       qemuNbd: { cache: 'writeback (default)', aio: 'threads (default)', flags: '-t --shared=16' },
       workloads: Object.fromEntries(WORKLOADS.map((w) => [w.key, { ...w, servers: results[w.key] }])),
-      snapshotStall: { withoutSnapshots: quiet.fio, withSnapshots: snapped.fio, snapshotMs: snapMs },
+      snapshotStall: { withoutSnapshots: quiet, withSnapshots: snapped, snapshotMs: snapMs },
       cloneRead: { imageMiB: ext4MiB, allocatedBytes: ext4Used, ...cloneRead },
       cloneFanout: { clones: CLONES, commandMs: cloneCmdMs, allReadableMs, failedTries },
+      writeAmp4kAllJobs: { [vf]: ampAll[0], [qr]: ampAll[1], [qq]: ampAll[2] },
       targets,
     });
     console.log(`\nreport: ${out}`);
