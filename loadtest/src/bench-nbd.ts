@@ -7,18 +7,18 @@
  *
  * Measured: 4 KiB random read/write at QD1 and QD16, 4 KiB random write with a flush every 32
  * writes (QD1: at higher depths fio's --fsync count drifts with timing), 1 MiB sequential read
- * and write (QD4); bytes the server process wrote (/proc/PID/io wchar, from the job's start until
- * the server has gone quiet after it) per byte fio wrote; a fresh clone of a real ext4 image read end to
- * end vs its gold image; the longest write latency while a snapshot is taken every second under
- * 4 KiB QD16 random writes, vs the same run without snapshots; and the time from
- * `clone --count N` returning to all N exports answering a 4 KiB read.
+ * and write (QD4); bytes the server process wrote (/proc/PID/io wchar, from the job's start
+ * until the server has gone quiet after it) per byte fio wrote; a fresh clone of a real ext4
+ * image read end to end vs its gold image; the longest write latency while a snapshot is taken
+ * every second under 4 KiB QD16 random writes, vs the same run without snapshots; and the time
+ * from `clone --count N` returning to all N exports answering a 4 KiB read.
  *
  * Prints a table with ratios; writes loadtest/reports/bench-nbd-*.json. RUNTIME_S (default 10,
  * 3 with --quick), DISK_MIB (1024, 256), EXT4_MIB (content, 256, 64) and CLONES (100).
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectStorageNode } from '@vmferry/grpc-edge';
@@ -182,6 +182,18 @@ async function main(): Promise<void> {
       { name: 'qemu-nbd raw', uri: qraw.uri, pid: qraw.child.pid ?? 0 },
       { name: 'qemu-nbd qcow2', uri: qcow.uri, pid: qcow.child.pid ?? 0 },
     ];
+
+    // Reads are real: every server answers with the image's bytes, not zeros.
+    const at = Math.floor(DISK / 3 / 4096) * 4096;
+    const want = Buffer.alloc(4096);
+    const fd = openSync(base, 'r');
+    readSync(fd, want, 0, 4096, at);
+    closeSync(fd);
+    for (const s of servers) {
+      const u = new URL(s.uri);
+      const got = await probeRead(u.hostname, Number(u.port), decodeURIComponent(u.pathname.slice(1)), at);
+      if (!got.equals(want)) throw new Error(`${s.name} does not read back the image's bytes at ${at}`);
+    }
 
     // Each workload on each server in turn, so noise on this shared machine lands on all three alike.
     const results: Record<string, Record<string, Measured>> = {};
@@ -381,6 +393,8 @@ async function main(): Promise<void> {
       snapshotStall: { withoutSnapshots: quiet, withSnapshots: snapped, snapshotMs: snapMs },
       cloneRead: { imageMiB: ext4MiB, allocatedBytes: ext4Used, ...cloneRead },
       cloneFanout: { clones: CLONES, commandMs: cloneCmdMs, allReadableMs, failedTries },
+      // What the node said about the run (NBD connection errors would show here).
+      nodeLogTail: node.log().trim().split('\n').slice(-40),
       writeAmp4kAllJobs: { [vf]: ampAll[0], [qr]: ampAll[1], [qq]: ampAll[2] },
       targets,
     });
