@@ -29,6 +29,7 @@ const tools = {
   },
   demo: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', 'nats-server': 'nats-server', openssl: 'openssl' },
   soak: {},
+  nbd: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', 'qemu-img': 'qemu-utils', 'qemu-nbd': 'qemu-utils', fio: 'fio' },
   bench: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', zstd: 'zstd', b3sum: 'b3sum', restic: 'restic' },
 }[purpose];
 
