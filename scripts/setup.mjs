@@ -20,13 +20,25 @@ const tools = {
     nbdinfo: 'libnbd-bin',
     nbdcopy: 'libnbd-bin',
     fio: 'fio',
+    debugfs: 'e2fsprogs',
+    // The guest boot test: Debian's kernel (a file, not a command: see `have`) and a static busybox for its initramfs.
+    '/boot/vmlinuz-*': 'linux-image-amd64',
+    busybox: 'busybox-static',
+    // vm run-config --libvirt / clone --libvirt (tests use libvirtd when it runs, else virsh's built-in test:///default).
+    virsh: 'libvirt-clients',
   },
   demo: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', 'nats-server': 'nats-server', openssl: 'openssl' },
   soak: {},
+  nbd: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', 'qemu-img': 'qemu-utils', 'qemu-nbd': 'qemu-utils', fio: 'fio' },
   bench: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', zstd: 'zstd', b3sum: 'b3sum', restic: 'restic' },
 }[purpose];
 
-const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd} || test -x /usr/sbin/${cmd} || test -x /sbin/${cmd}`]).status === 0;
+// A command on PATH (or in sbin), or, for a name starting with '/', a file matching that glob.
+const have = (cmd) =>
+  spawnSync('sh', [
+    '-c',
+    cmd.startsWith('/') ? `for f in ${cmd}; do test -e "$f" && exit 0; done; exit 1` : `command -v ${cmd} || test -x /usr/sbin/${cmd} || test -x /sbin/${cmd}`,
+  ]).status === 0;
 
 const missing = Object.entries(tools)
   .filter(([cmd]) => !have(cmd))

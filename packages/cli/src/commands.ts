@@ -1,17 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { formatBytes, parseSize, InternalError, InvalidArgumentError } from '@vmferry/core';
-import type { SnapshotView, StorageNodeClient, VerifyReportView, VmView } from '@vmferry/grpc-edge';
+import type { SnapshotView, VerifyReportView, VmView } from '@vmferry/grpc-edge';
 import { printFields, printJson, printTable } from './output.js';
 import { byteProgress } from './progress.js';
-import { reworded } from './failures.js';
-
-interface Globals {
-  node: string;
-  json: boolean;
-}
-
-const globals = (cmd: Command): Globals => cmd.optsWithGlobals<Globals>();
+import { withClient } from './with-client.js';
+import { checkLibvirtClone, defineVms, nbdEndpoint, printDefined, registerHypervisorCommands } from './hypervisor-commands.js';
 
 /** uint32 on the wire: a larger number would be cut short by the serializer, not refused. */
 const MAX_U32 = 2 ** 32 - 1;
@@ -47,28 +41,8 @@ function snapshotRow(s: SnapshotView): Record<string, string | number> {
   return { id: s.id, label: s.label, created: when(s.createdAtMs), consistency: s.consistency, origin: s.origin, 'dirty blocks': s.dirtyBlocks };
 }
 
-/**
- * Runs a client command: connects lazily (so `vmferry node` can start telemetry before
- * gRPC loads), prints errors the node sent in plain words, exits non-zero on failure.
- */
 /** " (referenced by a, b)" for a missing chunk's referrers, when the node names any. */
 const refsNote = (refs: readonly string[] | undefined): string => (refs && refs.length > 0 ? ` (referenced by ${refs.join(', ')})` : '');
-
-function withClient<A extends unknown[]>(fn: (client: StorageNodeClient, g: Globals, ...args: A) => Promise<void>) {
-  return async (...args: A): Promise<void> => {
-    const cmd = args[args.length - 1] as Command;
-    const g = globals(cmd);
-    const { connect, describeError } = await import('./client.js');
-    const client = connect(g.node);
-    try {
-      await fn(client, g, ...args);
-    } catch (e) {
-      throw reworded(e, describeError(e, g.node));
-    } finally {
-      client.close();
-    }
-  };
-}
 
 export function registerCommands(program: Command): void {
   program
@@ -84,8 +58,12 @@ export function registerCommands(program: Command): void {
     .option('--tls-key <file>', "this site's private key (PEM)")
     .option('--tls-ca <file>', 'the CA that signs peer sites (PEM)')
     .option('--hypervisors <file>', 'JSON: per VM name (or "*") a quiesce adapter: {"type":"qmp","socket":…} or {"type":"exec","freeze":…,"thaw":…}')
-    .option('--nbd-listen <host:port>', 'serve vDisks over NBD on this loopback address (exports VM/DISK, VM@SNAPSHOT/DISK)')
-    .option('--nbd-socket <path>', 'serve vDisks over NBD on this Unix socket')
+    .option(
+      '--nbd-listen <host:port>',
+      'serve vDisks over NBD here (exports VM/DISK, VM@SNAPSHOT/DISK); with --tls-* TLS and a client certificate are required, without them loopback only',
+    )
+    .option('--nbd-socket <path>', 'serve vDisks over NBD on this Unix socket (plaintext)')
+    .option('--nbd-clients <names>', 'certificate names (CN) allowed on the TLS NBD listener besides this site, comma-separated')
     .option('--recover-wal', 'do not start: discard a damaged write-ahead log tail, print the VMs and snapshots lost, exit')
     .action(
       async (
@@ -103,6 +81,7 @@ export function registerCommands(program: Command): void {
           hypervisors?: string;
           nbdListen?: string;
           nbdSocket?: string;
+          nbdClients?: string;
         },
         cmd: Command,
       ) => {
@@ -128,6 +107,7 @@ export function registerCommands(program: Command): void {
           hypervisors: opts.hypervisors,
           nbdListen: opts.nbdListen,
           nbdSocket: opts.nbdSocket,
+          nbdClients: opts.nbdClients,
         });
         const node = await runStorageNode(config, (line) => process.stderr.write(`${line}\n`));
         let stopping = false;
@@ -148,7 +128,7 @@ export function registerCommands(program: Command): void {
       },
     );
 
-  const vm = program.command('vm').description('create, import, list, show and delete VMs');
+  const vm = program.command('vm').description('create, import, list, show and delete VMs; their hypervisor config templates');
   vm.command('create <name>')
     .description('create a VM with empty vDisks')
     .requiredOption('--disk <size>', 'a vDisk size (repeat for more vDisks)', (v: string, acc: string[]) => [...acc, v], [])
@@ -213,6 +193,7 @@ export function registerCommands(program: Command): void {
           created: when(v.createdAtMs),
           snapshots: v.snapshotCount,
           'cloned from': v.clonedFrom ? `${v.clonedFrom.vmName}@${v.clonedFrom.snapshotId}` : '-',
+          uuid: v.uuid,
           'hypervisor config': `${v.hypervisorConfig.length} bytes`,
         });
         printTable(
@@ -226,6 +207,7 @@ export function registerCommands(program: Command): void {
         );
       }),
     );
+  registerHypervisorCommands(vm);
   vm.command('delete <vm>')
     .description('delete a VM and its snapshots (space is freed by gc)')
     .action(
@@ -329,16 +311,26 @@ export function registerCommands(program: Command): void {
     .command('clone <ref> <name>')
     .description('new VMs from a snapshot (or from live state, snapshotting first); metadata only')
     .option('--count <n>', 'make N clones named NAME-001 … NAME-N', '1')
+    .option('--libvirt', "define each clone in libvirt (virsh define of the source's domain XML template, filled in per clone)")
+    .option('--libvirt-uri <uri>', 'libvirt connection URI for virsh -c (qemu:///system, …)')
+    .option('--nbd <tcp|unix>', "with --libvirt: how the hypervisor reaches the node's NBD server")
     .action(
-      withClient(async (client, g, ref: string, name: string, opts: { count: string }) => {
+      withClient(async (client, g, ref: string, name: string, opts: { count: string; libvirt?: boolean; libvirtUri?: string; nbd?: string }) => {
+        const count = parseCount(opts.count);
+        // Checked before cloning, so a template or NBD problem makes no clones.
+        const nbd = opts.libvirt ? nbdEndpoint(await client.getNodeInfo(), opts.nbd) : undefined;
+        if (opts.libvirt) await checkLibvirtClone(await client.getVm(ref.split('@')[0] ?? ref), opts.libvirtUri);
         const started = Date.now();
-        const r = await client.cloneVm({ ref, name, count: parseCount(opts.count) });
+        const r = await client.cloneVm({ ref, name, count });
+        const seconds = (Date.now() - started) / 1000;
+        const defined = nbd ? await defineVms(r.vms, nbd, opts.libvirtUri) : undefined;
         if (g.json) {
-          printJson({ ...r, seconds: (Date.now() - started) / 1000 });
+          printJson({ ...r, seconds, ...(defined ? { defined } : {}) });
           return;
         }
-        printFields({ source: `${r.source?.vmName ?? ''}@${r.source?.id ?? ''}`, clones: r.vms.length, seconds: ((Date.now() - started) / 1000).toFixed(2) });
-        if (r.vms.length <= 20) printTable(r.vms.map(vmRow));
+        printFields({ source: `${r.source?.vmName ?? ''}@${r.source?.id ?? ''}`, clones: r.vms.length, seconds: seconds.toFixed(2) });
+        if (defined) printDefined(defined.slice(0, 20));
+        else if (r.vms.length <= 20) printTable(r.vms.map(vmRow));
       }),
     );
 

@@ -25,3 +25,4 @@ export * from './tree-walk.js';
 export * from './node-api.js';
 export * from './replication-source-api.js';
 export * from './block-export.js';
+export * from './run-config.js';

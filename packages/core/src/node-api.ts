@@ -118,6 +118,8 @@ export interface StorageNodeApi {
   listVms(): VmRecord[];
   getVm(nameOrId: string): VmRecord;
   deleteVm(nameOrId: string): Promise<void>;
+  /** Replaces the VM's hypervisor config (checked as a template when it holds `{{`); not on a replica. */
+  setVmConfig(nameOrId: string, hypervisorConfig: Uint8Array): Promise<VmRecord>;
 
   /** A writer at `offset` of the live vDisk; `length` (0: unknown) is checked before anything is written. */
   openWriter(vm: string, diskIndex: number, offset: number, length: number): DiskWriter;

@@ -25,6 +25,9 @@ async function* extents(count: number, failAfter: boolean): AsyncGenerator<CoreE
   }
 }
 
+/** What the fake node's NBD server serves (GetNodeInfo asks at each call). */
+let nbdNow: { address?: string; socket?: string } = {};
+
 const fakeApi = {
   site: 'test',
   read: (ref: string) => ({ size: 1 << 30, extents: extents(ref === 'endless' ? 1_000_000 : 4, ref === 'failing') }),
@@ -41,7 +44,7 @@ function readAll(ref: string): Promise<{ messages: DiskExtent[]; err?: grpc.Serv
 }
 
 before(async () => {
-  server = await startStorageNodeServer(fakeApi, '127.0.0.1:0', { replicationAddress: '127.0.0.1:9' });
+  server = await startStorageNodeServer(fakeApi, '127.0.0.1:0', { replicationAddress: '127.0.0.1:9', nbd: () => nbdNow });
   client = new StorageNodeClient(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
 });
 
@@ -77,7 +80,9 @@ test('a client that cancels ReadDisk closes the extent source', async () => {
   assert.equal(closedSources, before + 1, 'the generator was closed');
 });
 
-test('GetNodeInfo names the site and the replication address', async () => {
-  const info = await new Promise((resolve, reject) => client.getNodeInfo({}, (e, r) => (e ? reject(e) : resolve(r))));
-  assert.deepEqual(info, { site: 'test', replicationAddress: '127.0.0.1:9' });
+test('GetNodeInfo names the site, the replication address and the NBD endpoints as they are at each call', async () => {
+  const info = () => new Promise((resolve, reject) => client.getNodeInfo({}, (e, r) => (e ? reject(e) : resolve(r))));
+  assert.deepEqual(await info(), { site: 'test', replicationAddress: '127.0.0.1:9', nbdAddress: '', nbdSocket: '' });
+  nbdNow = { address: '127.0.0.1:10809', socket: '/run/vmferry.nbd' };
+  assert.deepEqual(await info(), { site: 'test', replicationAddress: '127.0.0.1:9', nbdAddress: '127.0.0.1:10809', nbdSocket: '/run/vmferry.nbd' });
 });

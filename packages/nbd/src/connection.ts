@@ -10,12 +10,19 @@
  * Failure isolation: a protocol violation or socket error ends only this connection
  * (destroy), after which requests in flight still finish against the backend but their
  * replies are dropped; the export is closed once they have.
+ *
+ * TLS: after NBD_OPT_STARTTLS is acknowledged the plain socket is handed to node:tls and
+ * every later byte goes through the TLS socket. The client must wait for the ACK before it
+ * starts the handshake, so nothing may be buffered (parsed or not) at that point: bytes
+ * there would have been sent in plaintext after STARTTLS, a protocol violation, and they
+ * drop the connection rather than being taken as negotiation.
  */
 import type { Socket } from 'node:net';
 import type { BlockExports } from '@vmferry/core';
+import { upgradeToTls, type NbdTls } from './tls.js';
 import { ByteQueue } from './byte-queue.js';
 import { decodeClientFlags, decodeOption, encodeGreeting, type OptionFrame } from './handshake-codec.js';
-import { Negotiation } from './negotiation.js';
+import { Negotiation, type TlsState } from './negotiation.js';
 import { NbdProtocolError } from './protocol-error.js';
 import { CMD } from './constants.js';
 import { decodeRequest } from './transmission-codec.js';
@@ -26,7 +33,7 @@ const MAX_UNSENT_BYTES = 64 * 1024 * 1024;
 /** How long a closing connection waits for its last replies to be taken by the peer. */
 const HANG_UP_MS = 5000;
 
-type Phase = 'flags' | 'options' | 'transmission' | 'ending';
+type Phase = 'flags' | 'options' | 'tls-handshake' | 'transmission' | 'ending';
 
 export class NbdConnection {
   private readonly queue = new ByteQueue();
@@ -35,32 +42,50 @@ export class NbdConnection {
   private negotiation: Negotiation | undefined;
   private transmission: Transmission | undefined;
   private closeExport: (() => Promise<void>) | undefined;
+  private noZeroes = false;
+  /** The plain socket, then (after STARTTLS) the TLS socket over it. */
+  private socket: Socket;
+  private readonly peer: string;
+  private closed = false;
+  private onClosed: () => void = () => undefined;
   /** Resolves when the socket has closed and every request in flight has finished. */
   readonly finished: Promise<void>;
 
+  /** With `tls`, the connection is in FORCEDTLS mode; without, NOTLS. */
   constructor(
-    private readonly socket: Socket,
+    socket: Socket,
     private readonly exports: BlockExports,
     private readonly log: (line: string) => void,
+    private readonly tls?: NbdTls,
   ) {
+    this.socket = socket;
+    this.peer = socket.remoteAddress !== undefined ? `${socket.remoteAddress}:${socket.remotePort ?? 0}` : 'a local socket';
     this.finished = new Promise((resolve) => {
-      socket.once('close', () => {
+      this.onClosed = () => {
+        if (this.closed) return;
+        this.closed = true;
         this.phase = 'ending';
         void this.release().finally(resolve);
-      });
+      };
     });
-    socket.on('data', (d: Buffer) => {
-      this.queue.push(d);
-      void this.pump();
-    });
-    socket.on('error', (e) => this.log(`nbd: connection from ${this.peer}: ${e.message}`));
-    socket.on('drain', () => this.resumeIfReady());
+    this.attach(socket);
     socket.setNoDelay(true);
     socket.write(encodeGreeting());
   }
 
-  private get peer(): string {
-    return this.socket.remoteAddress !== undefined ? `${this.socket.remoteAddress}:${this.socket.remotePort ?? 0}` : 'a local socket';
+  private readonly onData = (d: Buffer): void => {
+    this.queue.push(d);
+    void this.pump();
+  };
+  private readonly onError = (e: Error): void => this.log(`nbd: connection from ${this.peer}: ${e.message}`);
+  private readonly onDrain = (): void => this.resumeIfReady();
+  private readonly onClose = (): void => this.onClosed();
+
+  private attach(socket: Socket): void {
+    socket.on('data', this.onData);
+    socket.on('error', this.onError);
+    socket.on('drain', this.onDrain);
+    socket.once('close', this.onClose);
   }
 
   /** Server shutdown: stop reading, let requests in flight answer, then close. */
@@ -121,7 +146,8 @@ export class NbdConnection {
         if (this.phase === 'flags') {
           const flags = decodeClientFlags(this.queue);
           if (!flags) break;
-          this.negotiation = new Negotiation(this.exports, flags.noZeroes);
+          this.noZeroes = flags.noZeroes;
+          this.negotiation = new Negotiation(this.exports, flags.noZeroes, this.tls ? 'required' : 'none');
           this.phase = 'options';
         } else if (this.phase === 'options') {
           const frame = decodeOption(this.queue);
@@ -158,11 +184,63 @@ export class NbdConnection {
     return true;
   }
 
+  /**
+   * Sends STARTTLS's ACK on the plain socket, then upgrades once it has been written (a
+   * write still queued in the plain socket would otherwise be lost under TLS). Reading
+   * stays paused until the TLS socket takes over.
+   */
+  private startTls(replies: readonly Buffer[]): void {
+    const raw = this.socket;
+    if (this.queue.length > 0 || raw.readableLength > 0) {
+      this.abort('bytes sent after NBD_OPT_STARTTLS before the TLS handshake');
+      return;
+    }
+    this.phase = 'tls-handshake';
+    raw.off('data', this.onData);
+    raw.off('drain', this.onDrain);
+    raw.write(Buffer.concat(replies), (err) => {
+      if (err || this.phase !== 'tls-handshake') return;
+      void this.upgrade(raw);
+    });
+  }
+
+  private async upgrade(raw: Socket): Promise<void> {
+    let secure: Socket;
+    let state: TlsState = 'secured';
+    try {
+      const tls = await upgradeToTls(raw, this.tls as NbdTls);
+      const refusal = this.tls?.authorize?.(tls.getPeerCertificate());
+      if (refusal !== undefined) {
+        this.log(`nbd: refusing the client certificate of ${this.peer}: ${refusal}`);
+        state = { refused: refusal };
+      }
+      secure = tls;
+    } catch (e) {
+      this.abort(e instanceof Error ? e.message : String(e));
+      return;
+    }
+    if (this.phase !== 'tls-handshake') {
+      secure.destroy();
+      return;
+    }
+    this.socket = secure;
+    this.attach(secure);
+    // Negotiation starts again: nothing chosen in plaintext survives the upgrade.
+    this.negotiation = new Negotiation(this.exports, this.noZeroes, state);
+    this.phase = 'options';
+    this.socket.resume();
+    void this.pump();
+  }
+
   private async option(frame: OptionFrame): Promise<void> {
     this.socket.pause();
     const outcome = await (this.negotiation as Negotiation).handle(frame);
     if (this.phase === 'ending') {
       if (outcome.kind === 'transmission') await outcome.agreed.export.close().catch(() => undefined);
+      return;
+    }
+    if (outcome.kind === 'starttls') {
+      this.startTls(outcome.replies);
       return;
     }
     this.send(outcome.replies);

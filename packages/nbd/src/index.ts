@@ -6,3 +6,5 @@ export * from './transmission-codec.js';
 export { ERRNO_OF, errnoOf } from './errno.js';
 export { transmissionFlags, type Agreed } from './negotiation.js';
 export { startNbdServer, type NbdServerOptions, type RunningNbdServer } from './server.js';
+export { isLoopbackHost, splitHostPort } from './loopback.js';
+export type { NbdTls } from './tls.js';

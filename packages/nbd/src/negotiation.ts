@@ -3,6 +3,14 @@
  * reply to an option before sending the next, so this state needs no locking. It ends in
  * transmission (EXPORT_NAME, or GO answered with ACK) or in a close (ABORT, or an
  * EXPORT_NAME the server cannot satisfy, which proto.md says must end the session).
+ *
+ * TLS (proto.md, "TLS support"): a listener with TLS runs in FORCEDTLS mode. Before the
+ * upgrade only STARTTLS and ABORT are served; every other option gets ERR_TLS_REQD, and
+ * EXPORT_NAME (which cannot carry an error) ends the session. STARTTLS is answered with ACK
+ * and the connection upgrades; negotiation then starts again from a fresh Negotiation, so
+ * nothing chosen in plaintext carries over. A client whose certificate passed the handshake
+ * but is not allowed gets ERR_POLICY with the reason on every option, so its user sees why.
+ * A listener without TLS (NOTLS) answers STARTTLS with ERR_UNSUP.
  */
 import { isVmferryError, type BlockExport, type BlockExports } from '@vmferry/core';
 import { BASE_ALLOCATION, BASE_ALLOCATION_ID, INFO, MAX_PAYLOAD, OPT, REP, TFLAG } from './constants.js';
@@ -31,6 +39,8 @@ export interface Agreed {
 export type Outcome =
   | { readonly kind: 'continue'; readonly replies: readonly Buffer[] }
   | { readonly kind: 'close'; readonly replies: readonly Buffer[] }
+  /** Send the replies (an ACK), then upgrade the connection to TLS. */
+  | { readonly kind: 'starttls'; readonly replies: readonly Buffer[] }
   | { readonly kind: 'transmission'; readonly replies: readonly Buffer[]; readonly agreed: Agreed };
 
 /**
@@ -50,6 +60,13 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/**
+ * The connection's TLS state: 'none' (a listener without TLS), 'required' (FORCEDTLS, not
+ * upgraded yet), 'secured' (upgraded, the client allowed) or a refusal (upgraded, but the
+ * client's certificate is not allowed: the reason).
+ */
+export type TlsState = 'none' | 'required' | 'secured' | { readonly refused: string };
+
 export class Negotiation {
   private structured = false;
   /** The export the last SET_META_CONTEXT selected base:allocation for, if it did. */
@@ -58,12 +75,15 @@ export class Negotiation {
   constructor(
     private readonly exports: BlockExports,
     private readonly noZeroes: boolean,
+    private readonly tls: TlsState = 'none',
   ) {}
 
   async handle(frame: OptionFrame): Promise<Outcome> {
     const { option, data } = frame;
     const reply = (type: number, payload?: Buffer): Buffer => encodeOptionReply(option, type, payload);
     const error = (type: number, text: string): Outcome => ({ kind: 'continue', replies: [reply(type, Buffer.from(text, 'utf8'))] });
+    const gate = this.tlsGate(option, data.length, error);
+    if (gate) return gate;
     try {
       switch (option) {
         case OPT.EXPORT_NAME:
@@ -85,8 +105,10 @@ export class Negotiation {
         case OPT.LIST_META_CONTEXT:
         case OPT.SET_META_CONTEXT:
           return await this.metaContext(option, data);
+        case OPT.STARTTLS:
+          if (this.tls === 'none') return error(REP.ERR_UNSUP, 'this NBD listener does not offer TLS');
+          return error(REP.ERR_INVALID, 'TLS is already in use on this connection');
         default:
-          // STARTTLS included: this server does not offer TLS (NOTLS mode answers UNSUP).
           return error(REP.ERR_UNSUP, `option ${option} is not supported by this server`);
       }
     } catch (e) {
@@ -94,6 +116,19 @@ export class Negotiation {
       if (isVmferryError(e) && e.code === 'not-found') return error(REP.ERR_UNKNOWN, e.message);
       return error(REP.ERR_INVALID, message(e));
     }
+  }
+
+  /** The outcome the TLS state forces for `option`, if it forces one (proto.md, FORCEDTLS mode). */
+  private tlsGate(option: number, dataLength: number, error: (type: number, text: string) => Outcome): Outcome | undefined {
+    const tls = this.tls;
+    if (tls === 'none' || tls === 'secured' || option === OPT.ABORT) return undefined;
+    // EXPORT_NAME cannot carry an error: the session must end.
+    if (option === OPT.EXPORT_NAME) return { kind: 'close', replies: [] };
+    if (tls !== 'required')
+      return option === OPT.STARTTLS ? error(REP.ERR_INVALID, 'TLS is already in use on this connection') : error(REP.ERR_POLICY, tls.refused);
+    if (option !== OPT.STARTTLS) return error(REP.ERR_TLS_REQD, 'this NBD server requires TLS (NBD_OPT_STARTTLS) before any other option');
+    if (dataLength > 0) return error(REP.ERR_INVALID, 'NBD_OPT_STARTTLS takes no data');
+    return { kind: 'starttls', replies: [encodeOptionReply(option, REP.ACK)] };
   }
 
   private async exportName(name: string): Promise<Outcome> {

@@ -1,11 +1,18 @@
 /**
  * The NBD listener: TCP and/or a Unix socket, one NbdConnection per client. Closing stops
  * listening, lets each connection answer what it has in flight, and closes them.
+ *
+ * TLS: with `tls`, the TCP listener requires it (FORCEDTLS: a plaintext client is answered
+ * NBD_REP_ERR_TLS_REQD and cannot reach an export). Without it, the TCP listener must be on
+ * loopback (loopback.ts): plaintext NBD is unauthenticated. The Unix socket is always plain,
+ * guarded by its file permissions, and answers STARTTLS with ERR_UNSUP.
  */
 import { lstat, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { FailedPreconditionError, isVmferryError, type BlockExports } from '@vmferry/core';
 import { NbdConnection } from './connection.js';
+import { isLoopbackHost, splitHostPort } from './loopback.js';
+import type { NbdTls } from './tls.js';
 
 export interface NbdServerOptions {
   readonly exports: BlockExports;
@@ -13,6 +20,8 @@ export interface NbdServerOptions {
   readonly listen?: string;
   /** A Unix socket path (a stale socket there is replaced). */
   readonly socketPath?: string;
+  /** TLS for the TCP listener, then required there; needed when `listen` is beyond loopback. */
+  readonly tls?: NbdTls;
   readonly log?: (line: string) => void;
 }
 
@@ -50,26 +59,30 @@ async function removeStaleSocket(path: string): Promise<void> {
 export async function startNbdServer(options: NbdServerOptions): Promise<RunningNbdServer> {
   const log = options.log ?? (() => undefined);
   const open = new Set<NbdConnection>();
-  const accept = (socket: Socket): void => {
-    const c = new NbdConnection(socket, options.exports, log);
-    open.add(c);
-    void c.finished.then(() => open.delete(c));
-  };
+  const acceptWith =
+    (tls: NbdTls | undefined) =>
+    (socket: Socket): void => {
+      const c = new NbdConnection(socket, options.exports, log, tls);
+      open.add(c);
+      void c.finished.then(() => open.delete(c));
+    };
   const servers: Server[] = [];
   let port: number | undefined;
   try {
     if (options.listen !== undefined) {
-      const i = options.listen.lastIndexOf(':');
-      const host = options.listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
-      const server = createServer(accept);
+      const { host, port: wanted } = splitHostPort(options.listen);
+      if (options.tls === undefined && !isLoopbackHost(host)) {
+        throw new FailedPreconditionError(`the NBD server refuses to listen on ${options.listen} without TLS: plaintext NBD is served on loopback only`);
+      }
+      const server = createServer(acceptWith(options.tls));
       servers.push(server);
-      await listenOn(server, { host, port: Number(options.listen.slice(i + 1)) });
+      await listenOn(server, { host, port: wanted });
       const address = server.address();
       port = typeof address === 'object' && address ? address.port : undefined;
     }
     if (options.socketPath !== undefined) {
       await removeStaleSocket(options.socketPath);
-      const server = createServer(accept);
+      const server = createServer(acceptWith(undefined));
       servers.push(server);
       await listenOn(server, { path: options.socketPath });
     }

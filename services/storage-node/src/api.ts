@@ -29,6 +29,7 @@ export function storageNodeApi(engine: StorageEngine): StorageNodeApi {
     deleteVm: async (vm) => {
       await engine.deleteVm(vm);
     },
+    setVmConfig: (vm, config) => engine.setVmConfig(vm, config),
     openWriter: (vm, diskIndex, offset, length) => engine.openWriter(vm, diskIndex, offset, length),
     read: (ref, diskIndex, offset, length) => engine.read(ref, diskIndex, offset, length),
     createSnapshot: (vm, options) => engine.createSnapshot(vm, options),

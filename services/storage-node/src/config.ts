@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { HOST_PORT, NATS_URL, NATS_URL_MESSAGE, SIMPLE_NAME, definedEntries, parseConfig } from '@vmferry/nats';
+import { isLoopbackHost, splitHostPort } from '@vmferry/nbd';
 import { DEFAULT_MAX_SNAPSHOTS_PER_VM } from './context.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7400';
@@ -21,15 +22,18 @@ const schema = z
     tlsCa: z.string().optional(),
     nats: z.string().regex(NATS_URL, NATS_URL_MESSAGE).optional(),
     hypervisors: z.string().optional(),
-    // NBD is plaintext and unauthenticated (no TLS yet): loopback only, or a Unix socket.
+    // With the site's TLS files, NBD on TCP requires TLS and a client certificate (anywhere);
+    // without them it is plaintext and unauthenticated, so loopback only (superRefine below).
     nbdListen: z
       .string()
-      .regex(
-        /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$/,
-        'nbdListen must be a loopback HOST:PORT (127.x.x.x, localhost or [::1]): NBD has no TLS here yet',
-      )
+      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'nbdListen must be HOST:PORT')
       .optional(),
     nbdSocket: z.string().min(1).optional(),
+    // Certificate identities (CN) allowed on NBD besides this site's own, comma-separated.
+    nbdClients: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}(,[A-Za-z0-9][A-Za-z0-9._-]{0,62})*$/, 'nbdClients must be certificate names (CN), comma-separated')
+      .optional(),
   })
   .strict()
   .superRefine(
@@ -40,6 +44,17 @@ const schema = z
         ctx.addIssue({ code: 'custom', path: ['replicationListen'], message: 'a replication endpoint needs --tls-cert, --tls-key and --tls-ca' });
       }
       if (tls > 0 && tls < 3) ctx.addIssue({ code: 'custom', path: ['tlsCert'], message: 'give all three of --tls-cert, --tls-key, --tls-ca, or none' });
+      // Plaintext NBD beyond loopback would let anyone on the network read and write vDisks.
+      if (typeof c.nbdListen === 'string' && /:\d{1,5}$/.test(c.nbdListen) && tls !== 3 && !isLoopbackHost(splitHostPort(c.nbdListen).host)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['nbdListen'],
+          message: `--nbd-listen ${c.nbdListen} is beyond loopback: NBD there needs TLS (give --tls-cert, --tls-key and --tls-ca), or listen on 127.0.0.1 / --nbd-socket`,
+        });
+      }
+      if (c.nbdClients !== undefined && (tls !== 3 || c.nbdListen === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['nbdClients'], message: '--nbd-clients needs --nbd-listen with --tls-cert, --tls-key and --tls-ca' });
+      }
       // Checked even when other keys are bad (zod skips refinements then): every problem in one go.
     },
     { when: () => true },
@@ -70,6 +85,7 @@ export function configFromEnv(overrides: Record<string, unknown>, env: NodeJS.Pr
     hypervisors: env['VMFERRY_HYPERVISORS'],
     nbdListen: env['VMFERRY_NBD_LISTEN'],
     nbdSocket: env['VMFERRY_NBD_SOCKET'],
+    nbdClients: env['VMFERRY_NBD_CLIENTS'],
     ...definedEntries(overrides),
   });
 }

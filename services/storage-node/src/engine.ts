@@ -29,7 +29,7 @@ import { verifyStore } from './verify.js';
 import { commitReplica, missingChunks, putChunks } from './replication-target.js';
 import { deleteSite, listSites, putSite } from './sites.js';
 import { recordBase, recordPending } from './replication-bases.js';
-import { createVm, deleteVm, diskOf, resolveVm } from './vms.js';
+import { createVm, deleteVm, diskOf, resolveVm, setVmConfig } from './vms.js';
 
 export interface OpenOptions extends Partial<EngineOptions> {
   readonly dataDir: string;
@@ -131,6 +131,10 @@ export class StorageEngine {
 
   deleteVm(nameOrId: string): Promise<VmRecord> {
     return deleteVm(this.ctx, nameOrId);
+  }
+
+  setVmConfig(nameOrId: string, config: Uint8Array): Promise<VmRecord> {
+    return setVmConfig(this.ctx, nameOrId, config);
   }
 
   /** A writer appending at `offset` of the live vDisk (`length` bytes, when known); call end() to finish. */

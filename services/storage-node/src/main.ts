@@ -5,6 +5,7 @@
  */
 import { startTelemetry } from '@vmferry/telemetry';
 import type { RunningNbdServer } from '@vmferry/nbd';
+import { resolve } from 'node:path';
 import type { NodeConfig } from './config.js';
 
 export interface RunningNode {
@@ -31,6 +32,8 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
     ...(config.codecThreads === undefined ? {} : { codecThreads: config.codecThreads }),
   });
   let server;
+  // Filled once the NBD server listens (it starts last); GetNodeInfo reports it to `vm run-config`.
+  let nbdInfo: { address?: string; socket?: string } = {};
   let endpoint: { port: number; stop(): Promise<void> } | undefined;
   try {
     if (config.replicationListen && config.tlsCert && config.tlsKey && config.tlsCa) {
@@ -39,7 +42,7 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
       endpoint = await startReplicationSourceServer(new ReplicationSource(engine), config.replicationListen, tls);
     }
     const replicationAddress = endpoint && config.replicationListen ? withPort(config.replicationListen, endpoint.port) : undefined;
-    server = await startStorageNodeServer(storageNodeApi(engine), config.listen, replicationAddress ? { replicationAddress } : {});
+    server = await startStorageNodeServer(storageNodeApi(engine), config.listen, { ...(replicationAddress ? { replicationAddress } : {}), nbd: () => nbdInfo });
     if (replicationAddress) log(`replication endpoint (mTLS, read-only) on ${replicationAddress}`);
   } catch (e) {
     await endpoint?.stop();
@@ -66,12 +69,19 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
   if (config.nbdListen !== undefined || config.nbdSocket !== undefined) {
     const { startNbdServer } = await import('@vmferry/nbd');
     const { EngineExports } = await import('./nbd-exports.js');
-    nbd = await startNbdServer({
-      exports: new EngineExports(engine),
-      ...(config.nbdListen === undefined ? {} : { listen: config.nbdListen }),
-      ...(config.nbdSocket === undefined ? {} : { socketPath: config.nbdSocket }),
-      log,
-    }).catch(async (e: unknown) => {
+    const { nbdTls } = await import('./nbd-tls.js');
+    // With the site's TLS files, TCP NBD requires TLS everywhere, loopback included (any
+    // local user can reach loopback); the Unix socket stays plain behind its permissions.
+    const files = config.tlsCert && config.tlsKey && config.tlsCa ? { certFile: config.tlsCert, keyFile: config.tlsKey, caFile: config.tlsCa } : undefined;
+    const clients = [config.site, ...(config.nbdClients?.split(',') ?? [])];
+    nbd = await (async () =>
+      startNbdServer({
+        exports: new EngineExports(engine),
+        ...(config.nbdListen === undefined ? {} : { listen: config.nbdListen }),
+        ...(config.nbdSocket === undefined ? {} : { socketPath: config.nbdSocket }),
+        ...(files && config.nbdListen !== undefined ? { tls: await nbdTls(files, clients) } : {}),
+        log,
+      }))().catch(async (e: unknown) => {
       // A port in use must not leave the gRPC server and RocksDB open (the process would hang).
       await coordinator?.stop();
       await server.stop();
@@ -79,7 +89,12 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
       await engine.close();
       throw e;
     });
-    if (config.nbdListen !== undefined && nbd.port !== undefined) log(`NBD server on ${withPort(config.nbdListen, nbd.port)}`);
+    const nbdAddress = config.nbdListen !== undefined && nbd.port !== undefined ? withPort(config.nbdListen, nbd.port) : undefined;
+    nbdInfo = { ...(nbdAddress ? { address: nbdAddress } : {}), ...(config.nbdSocket === undefined ? {} : { socket: resolve(config.nbdSocket) }) };
+    if (nbdAddress) {
+      const how = files ? ` (TLS required; client certificates from --tls-ca named ${clients.join(', ')})` : ' (plaintext, loopback)';
+      log(`NBD server on ${nbdAddress}${how}`);
+    }
     if (config.nbdSocket !== undefined) log(`NBD server on unix:${config.nbdSocket}`);
   }
   log(`vmferry storage node (site ${config.site}) listening on ${address}, data in ${config.dataDir}`);

@@ -125,16 +125,45 @@ export class QmpQuiescer implements Quiescer {
   }
 }
 
-/** Adapters by VM name ('*' for any VM), from a JSON file. */
+const VM_NAME_PLACEHOLDER = /\{\{\s*name\s*\}\}/g;
+const NAMES_VM = /\{\{\s*name\s*\}\}/;
+
+/**
+ * Adapters by VM name ('*' for any VM), from a JSON file. A qmp adapter's socket and
+ * guestAgent paths may hold {{name}} (as a hypervisor config template's `-qmp
+ * unix:/run/vmferry/{{name}}.qmp,…` does): each VM then gets its own adapter on its own sockets.
+ */
 export async function loadQuiescers(file: string): Promise<(vmName: string) => Quiescer | undefined> {
   const raw = JSON.parse(await readFile(file, 'utf8')) as Record<string, AdapterConfig>;
-  const adapters = new Map<string, Quiescer>();
+  const adapters = new Map<string, (vmName: string) => Quiescer>();
   for (const [name, c] of Object.entries(raw)) {
-    if (c.type === 'exec' && c.freeze && c.thaw) adapters.set(name, new ExecQuiescer(c));
-    else if (c.type === 'qmp' && c.socket) adapters.set(name, new QmpQuiescer(c));
-    else throw new InvalidArgumentError(`hypervisor adapter for '${name}' in ${file}: use {"type":"exec","freeze":…,"thaw":…} or {"type":"qmp","socket":…}`);
+    if (c.type === 'exec' && c.freeze && c.thaw) {
+      const q = new ExecQuiescer(c);
+      adapters.set(name, () => q);
+    } else if (c.type === 'qmp' && c.socket) {
+      adapters.set(name, qmpAdapters(c));
+    } else throw new InvalidArgumentError(`hypervisor adapter for '${name}' in ${file}: use {"type":"exec","freeze":…,"thaw":…} or {"type":"qmp","socket":…}`);
   }
-  return (vmName) => adapters.get(vmName) ?? adapters.get('*');
+  return (vmName) => (adapters.get(vmName) ?? adapters.get('*'))?.(vmName);
+}
+
+/** One QmpQuiescer, or one per VM (kept, so a freeze and its thaw meet) when the paths name the VM. */
+function qmpAdapters(c: Extract<AdapterConfig, { type: 'qmp' }>): (vmName: string) => Quiescer {
+  const perVm = NAMES_VM.test(c.socket) || NAMES_VM.test(c.guestAgent ?? '');
+  if (!perVm) {
+    const q = new QmpQuiescer(c);
+    return () => q;
+  }
+  const byVm = new Map<string, QmpQuiescer>();
+  return (vmName) => {
+    let q = byVm.get(vmName);
+    if (!q) {
+      const fill = (path: string): string => path.replace(VM_NAME_PLACEHOLDER, vmName);
+      q = new QmpQuiescer({ ...c, socket: fill(c.socket), ...(c.guestAgent === undefined ? {} : { guestAgent: fill(c.guestAgent) }) });
+      byVm.set(vmName, q);
+    }
+    return q;
+  };
 }
 
 export interface ConsistentResult<T> {

@@ -6,9 +6,11 @@ import {
   InvalidArgumentError,
   isId,
   MAX_DISKS_PER_VM,
+  FailedPreconditionError,
   MAX_HYPERVISOR_CONFIG_BYTES,
   NotFoundError,
   toHex,
+  validateHypervisorConfig,
   validateLayout,
   validateVmName,
   type VmRecord,
@@ -50,10 +52,29 @@ export function buildVm(ctx: EngineContext, input: CreateVmInput): VmRecord {
   };
 }
 
+/**
+ * Creates (or, with `importing`, begins importing) a VM. Its config is checked as a template
+ * here and when replaced (setVmConfig), not when cloned: a clone copies its parent's as is.
+ */
 export async function createVm(ctx: EngineContext, input: CreateVmInput, extra: Partial<VmRecord> = {}): Promise<VmRecord> {
+  validateHypervisorConfig(input.hypervisorConfig ?? new Uint8Array(), input.disks.length);
   const vm = { ...buildVm(ctx, input), ...extra };
   await ctx.withVmNames([vm.name], () => ctx.catalog.commit((tx) => tx.putVm(vm), { durable: true }));
   return vm;
+}
+
+/** Replaces a VM's hypervisor config (template), checked like one given at creation. */
+export async function setVmConfig(ctx: EngineContext, nameOrId: string, config: Uint8Array): Promise<VmRecord> {
+  const vm0 = resolveVm(ctx, nameOrId);
+  return ctx.vmLock(vm0.id).exclusive(async () => {
+    const vm = resolveVm(ctx, vm0.id);
+    if (vm.replicaOf) throw new FailedPreconditionError(`VM '${vm.name}' is a read-only replica of site ${vm.replicaOf}: its config comes from there`);
+    if (vm.importing) throw new FailedPreconditionError(`VM '${vm.name}' is still importing`);
+    validateHypervisorConfig(config, vm.disks.length);
+    const updated = { ...vm, hypervisorConfig: Buffer.from(config).toString('base64') };
+    await ctx.catalog.commit((tx) => tx.putVm(updated), { durable: true });
+    return updated;
+  });
 }
 
 /** Deletes a VM, its snapshots and its live writes. Chunks are freed by the next GC. */

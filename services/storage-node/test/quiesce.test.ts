@@ -157,6 +157,23 @@ describe('QMP adapter against a real QEMU', { skip: !existsSync(QEMU) && `${QEMU
     // Still usable afterwards.
     assert.equal((await status()).status, 'running');
   });
+
+  test("{{name}} in a qmp adapter's socket path gives each VM its own adapter on its own socket", async () => {
+    // The QEMU here listens on DIR/qmp.sock: it plays the VM named 'qmp'.
+    const file = join(dir, 'per-vm.json');
+    writeFileSync(file, JSON.stringify({ '*': { type: 'qmp', socket: join(dir, '{{name}}.sock'), timeoutMs: 1000 } }));
+    const pick = await loadQuiescers(file);
+    const mine = pick('qmp');
+    assert.ok(mine instanceof QmpQuiescer);
+    assert.equal(pick('qmp'), mine, 'the same adapter for the same VM, so its thaw meets its freeze');
+    assert.notEqual(pick('desk-002'), mine);
+    const q: Quiescer = mine;
+    assert.equal(await q.freeze({ id: vm.id, name: 'qmp' }), 'qmp: vCPUs paused');
+    assert.equal((await status()).status, 'paused');
+    await q.thaw({ id: vm.id, name: 'qmp' });
+    assert.equal((await status()).status, 'running');
+    await assert.rejects(pick('desk-002')?.freeze({ id: vm.id, name: 'desk-002' }) ?? Promise.resolve(), /desk-002\.sock|ENOENT/);
+  });
 });
 
 describe('exec adapter', () => {

@@ -28,6 +28,7 @@ import {
   type PutChunksResult,
   type ReadDiskRequest,
   type RestoreRequest,
+  type SetVmConfigRequest,
   type Site,
   type Snapshot,
   type Stats,
@@ -70,6 +71,8 @@ export interface StorageNodeClient {
   listVms(): Promise<Vm[]>;
   getVm(vm: string): Promise<Vm>;
   deleteVm(vm: string): Promise<void>;
+  /** Replaces the VM's hypervisor config (template); returns the VM. */
+  setVmConfig(req: SetVmConfigRequest): Promise<Vm>;
   createSnapshot(req: CreateSnapshotRequest): Promise<Snapshot>;
   listSnapshots(vm: string): Promise<Snapshot[]>;
   getSnapshot(ref: string): Promise<Snapshot>;
@@ -111,6 +114,7 @@ export function connectStorageNode(address: string): StorageNodeClient {
     deleteVm: async (vm) => {
       await unaryCall((r, cb) => c.deleteVm(r, cb), { vm });
     },
+    setVmConfig: (req) => unaryCall((r, cb) => c.setVmConfig(r, cb), req),
     createSnapshot: (req) => unaryCall((r, cb) => c.createSnapshot(r, cb), req),
     listSnapshots: async (vm) => (await unaryCall<VmRequest, ListSnapshotsResponse>((r, cb) => c.listSnapshots(r, cb), { vm })).snapshots,
     getSnapshot: (ref) => unaryCall((r, cb) => c.getSnapshot(r, cb), { ref }),

@@ -4,7 +4,7 @@
  * not know) so validateReplicaRecord can refuse them, rather than silently reading them as
  * something valid.
  */
-import { HOLE, toHex, type CommittedSnapshot, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
+import { HOLE, toHex, vmUuid, type CommittedSnapshot, type SiteRecord, type SnapshotRecord, type VmRecord } from '@vmferry/core';
 import type { Site, Snapshot, Vm } from '@vmferry/proto';
 
 const layout = (d: {
@@ -31,6 +31,7 @@ export function vmToWire(vm: VmRecord, snapshotCount: number, replicaOf: string 
     createdAtMs: vm.createdAtMs,
     homeSite: vm.homeSite,
     replicaOf,
+    uuid: vmUuid(vm.id),
   };
 }
 

@@ -33,8 +33,14 @@ async function* chunkBatches(groups: AsyncIterable<readonly ChunkBytes[]>): Asyn
   for await (const group of groups) yield { chunks: group.map((c) => ({ id: c.id, record: c.bytes, node: false, compress: false })) };
 }
 
-/** The StorageNode handlers over `api`; `replicationAddress` is what GetNodeInfo reports. */
-export function storageNodeHandlers(api: StorageNodeApi, replicationAddress?: string): StorageNodeServer {
+/** What GetNodeInfo reports besides the site: the NBD endpoints are asked for per call (NBD starts after the API). */
+export interface NodeInfoOptions {
+  readonly replicationAddress?: string;
+  readonly nbd?: () => { readonly address?: string; readonly socket?: string };
+}
+
+/** The StorageNode handlers over `api`. */
+export function storageNodeHandlers(api: StorageNodeApi, info: NodeInfoOptions = {}): StorageNodeServer {
   const vmOut = (vm: VmRecord) => vmToWire(vm, api.snapshotCount(vm.id));
   const vmName = (vmId: string) => api.getVm(vmId).name;
   return {
@@ -46,6 +52,7 @@ export function storageNodeHandlers(api: StorageNodeApi, replicationAddress?: st
       await api.deleteVm(request.vm);
       return {};
     }),
+    setVmConfig: serveUnary(async ({ request: req }) => vmOut(await api.setVmConfig(req.vm, req.hypervisorConfig))),
 
     writeDisk: serveUnary((call) => receiveWrite(api, call)),
     readDisk: serveStream(async (call) => {
@@ -84,7 +91,10 @@ export function storageNodeHandlers(api: StorageNodeApi, replicationAddress?: st
     restore: serveUnary(async ({ request: req }) => vmOut(await api.restore(req.ref, req.diskIndex))),
 
     getStats: serveUnary(async ({ request }) => statsToWire(await api.stats(request.vm === '' ? undefined : request.vm))),
-    getNodeInfo: serveUnary(() => ({ site: api.site, replicationAddress: replicationAddress ?? '' })),
+    getNodeInfo: serveUnary(() => {
+      const nbd = info.nbd?.() ?? {};
+      return { site: api.site, replicationAddress: info.replicationAddress ?? '', nbdAddress: nbd.address ?? '', nbdSocket: nbd.socket ?? '' };
+    }),
 
     missingChunks: serveUnary(async ({ request }) => ({ ids: await api.missingChunks(request.ids) })),
     putChunks: serveUnary(async (call) => {
@@ -136,17 +146,13 @@ export interface StartedServer {
  * Serves `api` as the StorageNode service on `address` (HOST:PORT; port 0 picks a free one),
  * plaintext, with the receive window raised for uploads. Rejects if the address cannot be bound.
  */
-export async function startStorageNodeServer(
-  api: StorageNodeApi,
-  address: string,
-  options: { readonly replicationAddress?: string } = {},
-): Promise<StartedServer> {
+export async function startStorageNodeServer(api: StorageNodeApi, address: string, options: NodeInfoOptions = {}): Promise<StartedServer> {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_RECEIVE_MESSAGE_BYTES,
   });
   const service = { ...StorageNodeService, readDisk: { ...StorageNodeService.readDisk, responseSerialize: encodeExtent } };
-  const safe = withSafeDecode('vmferry.v1.StorageNode', service, storageNodeHandlers(api, options.replicationAddress));
+  const safe = withSafeDecode('vmferry.v1.StorageNode', service, storageNodeHandlers(api, options));
   server.addService(safe.definition, safe.handlers);
   const port = await bind(server, address, grpc.ServerCredentials.createInsecure());
   raiseReceiveWindow(server);

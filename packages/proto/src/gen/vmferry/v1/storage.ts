@@ -31,6 +31,10 @@ export const protobufFileName = "vmferry/v1/storage.proto";
 export interface NodeInfo {
   site: string;
   replicationAddress: string;
+  /** HOST:PORT of the node's NBD server on TCP; empty when it serves none. */
+  nbdAddress: string;
+  /** Path of the node's NBD Unix socket; empty when it serves none. */
+  nbdSocket: string;
 }
 
 export interface ChunkIdList {
@@ -122,6 +126,12 @@ export interface ImportData {
   data: Buffer;
 }
 
+export interface SetVmConfigRequest {
+  /** VM name or id. */
+  vm: string;
+  hypervisorConfig: Buffer;
+}
+
 export interface VmRequest {
   /** VM name or id. */
   vm: string;
@@ -144,6 +154,11 @@ export interface Vm {
   id: string;
   name: string;
   disks: Disk[];
+  /**
+   * Opaque (VMX, …) or a template with {{placeholders}} that `vm run-config` fills in
+   * (packages/core/src/run-config.ts): text starting with '<' is libvirt XML, other text a
+   * QEMU command line.
+   */
   hypervisorConfig: Buffer;
   clonedFrom?: Lineage | undefined;
   snapshotCount: number;
@@ -151,6 +166,8 @@ export interface Vm {
   homeSite: string;
   /** Set on a replica VM: the site it replicates from. Replicas are read-only. */
   replicaOf: string;
+  /** The UUID hypervisors know the VM by: derived from `id` (version 5), so each clone has its own. */
+  uuid: string;
 }
 
 export interface ListVmsResponse {
@@ -317,7 +334,7 @@ export interface MissingChunk {
 }
 
 function createBaseNodeInfo(): NodeInfo {
-  return { site: "", replicationAddress: "" };
+  return { site: "", replicationAddress: "", nbdAddress: "", nbdSocket: "" };
 }
 
 export const NodeInfo: MessageFns<NodeInfo> = {
@@ -327,6 +344,12 @@ export const NodeInfo: MessageFns<NodeInfo> = {
     }
     if (message.replicationAddress !== "") {
       writer.uint32(18).string(message.replicationAddress);
+    }
+    if (message.nbdAddress !== "") {
+      writer.uint32(26).string(message.nbdAddress);
+    }
+    if (message.nbdSocket !== "") {
+      writer.uint32(34).string(message.nbdSocket);
     }
     return writer;
   },
@@ -360,6 +383,22 @@ export const NodeInfo: MessageFns<NodeInfo> = {
             message.replicationAddress = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nbdAddress = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.nbdSocket = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -380,6 +419,16 @@ export const NodeInfo: MessageFns<NodeInfo> = {
         : isSet(object.replication_address)
         ? globalThis.String(object.replication_address)
         : "",
+      nbdAddress: isSet(object.nbdAddress)
+        ? globalThis.String(object.nbdAddress)
+        : isSet(object.nbd_address)
+        ? globalThis.String(object.nbd_address)
+        : "",
+      nbdSocket: isSet(object.nbdSocket)
+        ? globalThis.String(object.nbdSocket)
+        : isSet(object.nbd_socket)
+        ? globalThis.String(object.nbd_socket)
+        : "",
     };
   },
 
@@ -391,6 +440,12 @@ export const NodeInfo: MessageFns<NodeInfo> = {
     if (message.replicationAddress !== "") {
       obj.replicationAddress = message.replicationAddress;
     }
+    if (message.nbdAddress !== "") {
+      obj.nbdAddress = message.nbdAddress;
+    }
+    if (message.nbdSocket !== "") {
+      obj.nbdSocket = message.nbdSocket;
+    }
     return obj;
   },
 
@@ -401,6 +456,8 @@ export const NodeInfo: MessageFns<NodeInfo> = {
     const message = createBaseNodeInfo();
     message.site = object.site ?? "";
     message.replicationAddress = object.replicationAddress ?? "";
+    message.nbdAddress = object.nbdAddress ?? "";
+    message.nbdSocket = object.nbdSocket ?? "";
     return message;
   },
 };
@@ -1669,6 +1726,95 @@ export const ImportData: MessageFns<ImportData> = {
   },
 };
 
+function createBaseSetVmConfigRequest(): SetVmConfigRequest {
+  return { vm: "", hypervisorConfig: Buffer.alloc(0) };
+}
+
+export const SetVmConfigRequest: MessageFns<SetVmConfigRequest> = {
+  encode(message: SetVmConfigRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vm !== "") {
+      writer.uint32(10).string(message.vm);
+    }
+    if (message.hypervisorConfig.length !== 0) {
+      writer.uint32(18).bytes(message.hypervisorConfig);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetVmConfigRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetVmConfigRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vm = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hypervisorConfig = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetVmConfigRequest {
+    return {
+      vm: isSet(object.vm) ? globalThis.String(object.vm) : "",
+      hypervisorConfig: isSet(object.hypervisorConfig)
+        ? Buffer.from(bytesFromBase64(object.hypervisorConfig))
+        : isSet(object.hypervisor_config)
+        ? Buffer.from(bytesFromBase64(object.hypervisor_config))
+        : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: SetVmConfigRequest): unknown {
+    const obj: any = {};
+    if (message.vm !== "") {
+      obj.vm = message.vm;
+    }
+    if (message.hypervisorConfig.length !== 0) {
+      obj.hypervisorConfig = base64FromBytes(message.hypervisorConfig);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetVmConfigRequest>): SetVmConfigRequest {
+    return SetVmConfigRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetVmConfigRequest>): SetVmConfigRequest {
+    const message = createBaseSetVmConfigRequest();
+    message.vm = object.vm ?? "";
+    message.hypervisorConfig = object.hypervisorConfig ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
 function createBaseVmRequest(): VmRequest {
   return { vm: "" };
 }
@@ -1985,6 +2131,7 @@ function createBaseVm(): Vm {
     createdAtMs: 0,
     homeSite: "",
     replicaOf: "",
+    uuid: "",
   };
 }
 
@@ -2016,6 +2163,9 @@ export const Vm: MessageFns<Vm> = {
     }
     if (message.replicaOf !== "") {
       writer.uint32(74).string(message.replicaOf);
+    }
+    if (message.uuid !== "") {
+      writer.uint32(82).string(message.uuid);
     }
     return writer;
   },
@@ -2105,6 +2255,14 @@ export const Vm: MessageFns<Vm> = {
             message.replicaOf = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.uuid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2152,6 +2310,7 @@ export const Vm: MessageFns<Vm> = {
         : isSet(object.replica_of)
         ? globalThis.String(object.replica_of)
         : "",
+      uuid: isSet(object.uuid) ? globalThis.String(object.uuid) : "",
     };
   },
 
@@ -2184,6 +2343,9 @@ export const Vm: MessageFns<Vm> = {
     if (message.replicaOf !== "") {
       obj.replicaOf = message.replicaOf;
     }
+    if (message.uuid !== "") {
+      obj.uuid = message.uuid;
+    }
     return obj;
   },
 
@@ -2203,6 +2365,7 @@ export const Vm: MessageFns<Vm> = {
     message.createdAtMs = object.createdAtMs ?? 0;
     message.homeSite = object.homeSite ?? "";
     message.replicaOf = object.replicaOf ?? "";
+    message.uuid = object.uuid ?? "";
     return message;
   },
 };
@@ -5020,6 +5183,16 @@ export const StorageNodeService = {
     responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
     responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
+  /** Replaces the VM's hypervisor config (a template is checked first; see Vm.hypervisor_config). */
+  setVmConfig: {
+    path: "/vmferry.v1.StorageNode/SetVmConfig" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetVmConfigRequest): Buffer => Buffer.from(SetVmConfigRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetVmConfigRequest => SetVmConfigRequest.decode(value),
+    responseSerialize: (value: Vm): Buffer => Buffer.from(Vm.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Vm => Vm.decode(value),
+  },
   /** First message carries `header` (VM, disk, offset); the rest carry data appended in order. */
   writeDisk: {
     path: "/vmferry.v1.StorageNode/WriteDisk" as const,
@@ -5228,6 +5401,8 @@ export interface StorageNodeServer extends UntypedServiceImplementation {
   listVms: handleUnaryCall<Empty, ListVmsResponse>;
   getVm: handleUnaryCall<VmRequest, Vm>;
   deleteVm: handleUnaryCall<VmRequest, Empty>;
+  /** Replaces the VM's hypervisor config (a template is checked first; see Vm.hypervisor_config). */
+  setVmConfig: handleUnaryCall<SetVmConfigRequest, Vm>;
   /** First message carries `header` (VM, disk, offset); the rest carry data appended in order. */
   writeDisk: handleClientStreamingCall<WriteDiskRequest, WriteDiskResponse>;
   /** Reads a live vDisk (ref = VM) or a snapshot's (ref = VM@SNAPSHOT) as extents in order. */
@@ -5330,6 +5505,22 @@ export interface StorageNodeClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  /** Replaces the VM's hypervisor config (a template is checked first; see Vm.hypervisor_config). */
+  setVmConfig(
+    request: SetVmConfigRequest,
+    callback: (error: ServiceError | null, response: Vm) => void,
+  ): ClientUnaryCall;
+  setVmConfig(
+    request: SetVmConfigRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Vm) => void,
+  ): ClientUnaryCall;
+  setVmConfig(
+    request: SetVmConfigRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Vm) => void,
   ): ClientUnaryCall;
   /** First message carries `header` (VM, disk, offset); the rest carry data appended in order. */
   writeDisk(
