@@ -11,15 +11,18 @@
  *    laid over its base and ingested as a chunk (snapshot-fold.ts), and the frozen live writes
  *    are applied to the frozen roots by path copying (cost ∝ dirty blocks × tree height,
  *    never disk size).
- * 3. Commit, under the VM's exclusive lock: the new chunks and nodes, the snapshot record and
- *    the VM's new live roots in one batch, which also drops the live writes and pages of
- *    every frozen block not written since the freeze (its version is still at most the
- *    frozen counter): the new root holds them. A block written since keeps its live entries,
- *    which read the same over the new root as over the old. The WAL is synced before the
- *    snapshot is reported. A crash before that leaves no trace of it; after it, it is whole.
+ * 3. Commit, under the VM's exclusive lock: the new nodes, the snapshot record and the VM's
+ *    new live roots in one batch. The WAL is synced before the snapshot is reported. A crash
+ *    before that leaves no trace of it; after it, it is whole.
+ * 4. Settle, in groups under the vDisk's exclusive gate (live-state.ts): the live writes and
+ *    pages of every frozen block not written since the freeze (its version is still at most
+ *    the frozen counter) are dropped, since the new root holds them. Until then, and for a
+ *    block written since, the live entries read the same over the new root as over the old,
+ *    so this step only frees space, and a crash before it loses nothing (the next snapshot
+ *    folds those entries again, to the same bytes).
  *
  * The fold lock keeps other snapshots, the background fold and restores out from step 1 to
- * step 3. GC: all three steps run in one barrier section (gc.ts, case a): what the freeze
+ * step 4. GC: steps 1 to 3 run in one barrier section (gc.ts, case a): what the freeze
  * references stays, and the new chunks and nodes are recorded as they are staged.
  */
 import {
@@ -38,6 +41,8 @@ import {
 import type { EngineContext } from './context.js';
 import { buildVm, diskOf, resolveVm } from './vms.js';
 import { assertNotBase } from './replication-bases.js';
+import type { ReadView } from '@vmferry/store-rocksdb';
+import type { LiveDisk } from './live-state.js';
 import { foldFrozen, type FrozenFold } from './snapshot-fold.js';
 
 export interface SnapshotOptions {
@@ -78,28 +83,73 @@ export async function createSnapshot(ctx: EngineContext, vmNameOrId: string, opt
   const started = performance.now();
   const vm0 = resolveVm(ctx, vmNameOrId);
   if (vm0.importing) throw new FailedPreconditionError(`VM '${vm0.name}' is still importing`);
-  const snapshot = await ctx.foldLock(vm0.id).run(() =>
-    ctx.chunks.barrier.referencing(async () => {
-      const frozen = await ctx.vmLock(vm0.id).exclusive(() => {
-        const vm = resolveVm(ctx, vm0.id);
-        checkRoom(ctx, vm, options);
-        const lives = vm.disks.map((d) => ctx.live.disk(vm.id, d.index));
-        for (const live of lives) live.freezes++;
-        return Promise.resolve({ vm, lives, version: ctx.live.version, view: ctx.db.snapshot() });
+  const snapshot = await ctx.foldLock(vm0.id).run(async () => {
+    let frozen: Frozen | undefined;
+    try {
+      const { record, folded } = await ctx.chunks.barrier.referencing(async () => {
+        frozen = await ctx.vmLock(vm0.id).exclusive(() => Promise.resolve(freeze(ctx, vm0.id, options)));
+        const fold = await foldFrozen(ctx, frozen.vm, frozen.view);
+        const committed = await ctx.vmLock(vm0.id).exclusive(() => commitSnapshot(ctx, frozen as Frozen, fold, options));
+        return { record: committed, folded: fold };
       });
-      try {
-        const folded = await foldFrozen(ctx, frozen.vm, frozen.view);
-        return await ctx.vmLock(vm0.id).exclusive(() => commitSnapshot(ctx, frozen, folded, options));
-      } finally {
+      await ctx.db.commit(() => undefined, { durable: true });
+      await settleFrozen(ctx, frozen as Frozen, folded);
+      return record;
+    } finally {
+      if (frozen) {
         for (const live of frozen.lives) live.thawed();
         await frozen.view.release();
       }
-    }),
-  );
-  // Durable before it is reported; outside the VM's lock, so writers do not wait for the sync.
-  await ctx.db.commit(() => undefined, { durable: true });
+    }
+  });
   ctx.metrics.snapshotDuration.record(performance.now() - started);
   return snapshot;
+}
+
+/** What a snapshot froze (step 1). */
+interface Frozen {
+  readonly vm: VmRecord;
+  readonly lives: readonly LiveDisk[];
+  readonly version: number;
+  readonly view: ReadView;
+}
+
+/** Step 1, under the VM's exclusive lock: no write is mid-commit. */
+function freeze(ctx: EngineContext, vmId: string, options: SnapshotOptions): Frozen {
+  const vm = resolveVm(ctx, vmId);
+  checkRoom(ctx, vm, options);
+  const lives = vm.disks.map((d) => ctx.live.disk(vm.id, d.index));
+  for (const live of lives) live.freezes++;
+  return { vm, lives, version: ctx.live.version, view: ctx.db.snapshot() };
+}
+
+/** Frozen blocks settled per batch (one short exclusive gate each). */
+const SETTLE_GROUP_BLOCKS = 256;
+
+/** Step 4: drops the live entries of frozen blocks not written since the freeze. */
+async function settleFrozen(ctx: EngineContext, frozen: Frozen, folded: FrozenFold): Promise<void> {
+  const table = ctx.catalog.liveWrites;
+  const vmId = frozen.vm.id;
+  for (const d of folded.disks) {
+    const live = ctx.live.disk(vmId, d.index);
+    for (let i = 0; i < d.blocks.length; i += SETTLE_GROUP_BLOCKS) {
+      const group = d.blocks.slice(i, i + SETTLE_GROUP_BLOCKS);
+      await ctx.vmLock(vmId).shared(() =>
+        live.gate.exclusive(async () => {
+          if (!ctx.catalog.vmById(vmId)) return;
+          const unchanged = group.filter((b) => live.versionOf(b.block) <= frozen.version);
+          if (unchanged.length === 0) return;
+          await ctx.db.commit((batch) => {
+            for (const b of unchanged) {
+              if (b.hadEntry) table.stageDelete(batch, vmId, d.index, b.block);
+              for (const page of b.pages) table.stageDeletePage(batch, vmId, d.index, b.block, page);
+            }
+          });
+          for (const b of unchanged) live.settled(b.block);
+        }),
+      );
+    }
+  }
 }
 
 /** Refuses a snapshot past the VM's cap or with a label already taken. */
@@ -133,24 +183,11 @@ async function commitSnapshot(
     disks: frozen.vm.disks.map((d) => ({ ...d, root: rootOf(d.index) })),
     dirtyBlocks: folded.disks.reduce((n, d) => n + d.blocks.length, 0),
   };
-  // Frozen blocks not written since the freeze: the new root holds them (header, step 3).
-  const settled = folded.disks.map((d) => {
-    const live = ctx.live.disk(vm.id, d.index);
-    return { disk: d, live, blocks: d.blocks.filter((b) => live.versionOf(b.block) <= frozen.version) };
-  });
-  const table = ctx.catalog.liveWrites;
   await ctx.catalog.commit((tx) => {
     ctx.chunks.stageNodes(tx.batch, folded.created);
     tx.putSnapshot(record);
     tx.putVm({ ...vm, disks: vm.disks.map((d) => ({ ...d, root: rootOf(d.index) })) });
-    for (const { disk, blocks } of settled) {
-      for (const b of blocks) {
-        if (b.hadEntry) table.stageDelete(tx.batch, vm.id, disk.index, b.block);
-        for (const page of b.pages) table.stageDeletePage(tx.batch, vm.id, disk.index, b.block, page);
-      }
-    }
   });
-  for (const { live, blocks } of settled) for (const b of blocks) live.settled(b.block);
   return record;
 }
 
