@@ -1,6 +1,7 @@
 export * from './errors.js';
 export * from './fingerprint.js';
 export * from './zero.js';
+export * from './pages.js';
 export * from './size.js';
 export * from './names.js';
 export * from './ids.js';

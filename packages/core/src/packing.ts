@@ -12,8 +12,8 @@
 import { verifyChunk } from './chunk-check.js';
 import { ChunkCorruptError } from './errors.js';
 import { fingerprint, toHex, type Fingerprint } from './fingerprint.js';
+import { PAGE_SIZE } from './pages.js';
 
-export const PAGE_SIZE = 4096;
 export const PAGE_HASH_BYTES = 8;
 const NO_REF = Buffer.alloc(PAGE_HASH_BYTES);
 

@@ -3,7 +3,7 @@ import type { ChunkIndexEntry } from './chunk-index.js';
 import { verifiedBytes, type ChunkCodec } from './codec-ops.js';
 import type { WriteBatch } from './database.js';
 import { GcBarrier } from './gc-barrier.js';
-import { ingestBlocks, type IngestCommit, type IngestDeps, type IngestResult } from './ingest.js';
+import { ingestBlocks, prepareWithinSection, type IngestCommit, type IngestDeps, type IngestResult, type PreparedIngest } from './ingest.js';
 import { lackingPinned, receivePeerChunks, type ReceiveDeps } from './peer-records.js';
 import { nodeChunk, type StoredChunk } from './stored-chunk.js';
 
@@ -54,6 +54,14 @@ export abstract class ChunkPipeline {
    */
   ingest(blocks: readonly Buffer[], commit: IngestCommit): Promise<IngestResult> {
     return ingestBlocks(this.pipeline(), blocks, commit);
+  }
+
+  /**
+   * The pipeline without its own section or commit, for a caller inside `barrier.referencing`
+   * (ingest.ts, prepareWithinSection): the caller's commit must stage the result.
+   */
+  prepareIngest(blocks: readonly Buffer[]): Promise<PreparedIngest> {
+    return prepareWithinSection(this.pipeline(), blocks);
   }
 
   /**

@@ -2,7 +2,7 @@ import type { EncodedNode, Fingerprint, IncomingChunk, NodeSource, PutResult, Tr
 import type { ChunkIndexEntry } from './chunk-index.js';
 import type { WriteBatch } from './database.js';
 import type { GcBarrier } from './gc-barrier.js';
-import type { IngestCommit, IngestResult } from './ingest.js';
+import type { IngestCommit, IngestResult, PreparedIngest } from './ingest.js';
 
 /**
  * What the storage engine asks of a chunk store: content-addressed chunks, verified on every
@@ -23,6 +23,8 @@ export interface ChunkStorePort extends NodeSource {
   readonly barrier: GcBarrier;
   /** Hash, dedup, encode, then `commit` (which calls its `stage`) in one barrier section. */
   ingest(blocks: readonly Buffer[], commit: IngestCommit): Promise<IngestResult>;
+  /** The pipeline inside a section the caller holds; the caller's commit stages the result. */
+  prepareIngest(blocks: readonly Buffer[]): Promise<PreparedIngest>;
   /** Verifies and stores a peer's chunks in one batch, pinning them until `pinUntilMs`. */
   receive(chunks: readonly IncomingChunk[], pinUntilMs: number): Promise<PutResult>;
   /** The ids the store lacks (never holes); the ones it holds are pinned until `pinUntilMs`. */

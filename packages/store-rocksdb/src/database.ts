@@ -17,6 +17,36 @@ export interface OpenMode {
   readonly readOnly?: boolean;
 }
 
+/** [gte, lt) of keys. */
+export interface KeyRange {
+  readonly gte: Buffer;
+  readonly lt: Buffer;
+}
+
+/** What reads key ranges: the database itself, or a snapshot of it (Database.snapshot). */
+export interface RangeReader {
+  entries(range: KeyRange, values?: boolean, capacity?: number): AsyncGenerator<{ key: Buffer; value: Buffer }>;
+}
+
+/** A snapshot of the database: reads see it as it was when taken. */
+export interface ReadView extends RangeReader {
+  release(): Promise<void>;
+}
+
+async function* iterate(
+  db: RocksDB,
+  range: KeyRange,
+  values: boolean,
+  capacity: number,
+  damaged: (e: unknown) => unknown,
+): AsyncGenerator<{ key: Buffer; value: Buffer }> {
+  try {
+    for await (const e of db.iterator(range, { values, capacity })) yield e;
+  } catch (e) {
+    throw damaged(e);
+  }
+}
+
 /** The writes a commit may stage (a subset of rocksdb-native's batch, typed here for callers). */
 export interface WriteBatch {
   tryPut(key: Buffer, value: Buffer): void;
@@ -69,19 +99,40 @@ export class Database {
   static async open(path: string, mode: OpenMode = {}): Promise<Database> {
     const db = await openRocks(path, mode);
     const d = new Database(path, db, mode);
-    const version = await db.get(metaKey('format'));
-    if (version === null && mode.readOnly !== true) {
-      await d.commit((b) => b.tryPut(metaKey('format'), Buffer.from(String(FORMAT_VERSION))), { durable: true });
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- true today: the in-place upgrade exists for version 1 → 2 only
-    } else if (version !== null && Number(version.toString()) === 1 && FORMAT_VERSION === 2 && mode.readOnly !== true) {
+    const stored = await db.get(metaKey('format'));
+    const version = stored === null ? undefined : Number(stored.toString());
+    const writable = mode.readOnly !== true;
+    if (version === undefined && writable) {
+      await d.markFormat();
+    } else if (version === 1 && writable) {
       await upgradeV1ToV2(d);
-    } else if (version !== null && Number(version.toString()) === 1 && mode.readOnly === true) {
-      // A read-only open (WAL recovery's first look) reads only records, the same in both versions.
-    } else if (version !== null && Number(version.toString()) !== FORMAT_VERSION) {
+      await d.markFormat();
+    } else if (version === 2 && writable) {
+      // Version 3 only adds the page overlay, which a version-2 folder does not have.
+      await d.markFormat();
+    } else if ((version === 1 || version === 2) && !writable) {
+      // A read-only open (WAL recovery's first look) reads only records, the same in every version.
+    } else if (version !== undefined && version !== FORMAT_VERSION) {
       await db.close();
-      throw new FailedPreconditionError(`data folder ${path} has format version ${version.toString()}; this build reads version ${FORMAT_VERSION}`);
+      throw new FailedPreconditionError(`data folder ${path} has format version ${String(stored)}; this build reads version ${FORMAT_VERSION}`);
     }
     return d;
+  }
+
+  private markFormat(): Promise<void> {
+    return this.commit((b) => b.tryPut(metaKey('format'), Buffer.from(String(FORMAT_VERSION))), { durable: true });
+  }
+
+  /**
+   * A read view of the database at this instant (a RocksDB snapshot): reads through it see
+   * every commit that returned before and none that starts after. Release it when done.
+   */
+  snapshot(): ReadView {
+    const session = this.db.snapshot();
+    return {
+      entries: (range, values = true, capacity = 256) => iterate(session, range, values, capacity, (e) => this.damaged(e)),
+      release: () => session.close(),
+    };
   }
 
   /** Builds a batch with `fill` and writes it atomically; `durable` also syncs the WAL. */
@@ -152,12 +203,8 @@ export class Database {
   }
 
   /** Entries of `range` in key order; `capacity` entries are read per native call. */
-  async *entries(range: { gte: Buffer; lt: Buffer }, values = true, capacity = 256): AsyncGenerator<{ key: Buffer; value: Buffer }> {
-    try {
-      for await (const e of this.db.iterator(range, { values, capacity })) yield e;
-    } catch (e) {
-      throw this.damaged(e);
-    }
+  entries(range: KeyRange, values = true, capacity = 256): AsyncGenerator<{ key: Buffer; value: Buffer }> {
+    return iterate(this.db, range, values, capacity, (e) => this.damaged(e));
   }
 
   /**

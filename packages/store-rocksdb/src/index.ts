@@ -1,14 +1,14 @@
-export { Database, WalRecovery, type OpenMode, type WriteBatch } from './database.js';
+export { Database, WalRecovery, type KeyRange, type OpenMode, type RangeReader, type ReadView, type WriteBatch } from './database.js';
 export { recoverWal, type WalRecoveryReport } from './wal-recovery.js';
 export { ChunkStore, type ChunkIndexEntry } from './chunk-store.js';
 export type { ChunkStorePort } from './chunk-store-port.js';
 export { MemoryChunkStore } from './memory-chunk-store.js';
 export type { CodecPoolOptions } from './codec-pool.js';
-export type { IngestCommit, IngestResult, StageChunks } from './ingest.js';
+export type { IngestCommit, IngestResult, PreparedIngest, StageChunks } from './ingest.js';
 export { Catalog, type CatalogTx } from './catalog.js';
 export * as keys from './keys.js';
 export { LruCache } from './lru.js';
 export { GcBarrier } from './gc-barrier.js';
-export type { LiveWriteTable, LiveWriteRange } from './tables/live-writes.js';
+export type { LiveWriteTable, LiveWriteRange, StoredPage } from './tables/live-writes.js';
 export type { SiteTable } from './tables/sites.js';
 export type { ReplicationStateTable, PendingReplication, ReplicationBase } from './tables/replication-state.js';

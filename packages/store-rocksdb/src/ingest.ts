@@ -52,28 +52,56 @@ async function hashBlocks(pool: ChunkCodec, blocks: readonly Buffer[]): Promise<
 /** Runs the pipeline for `blocks`; rejects with whatever `commit` or the store rejects with. */
 export async function ingestBlocks(deps: IngestDeps, blocks: readonly Buffer[], commit: IngestCommit): Promise<IngestResult> {
   const ids = await hashBlocks(deps.pool, blocks);
+  const prepared = await deps.barrier.referencing(async () => {
+    const p = await encodeMissing(deps, blocks, ids);
+    await commit(ids, p.stage);
+    return p;
+  });
+  return prepared.result;
+}
+
+/** Blocks ingested inside a section the caller holds: their ids, and the chunks to stage. */
+export interface PreparedIngest {
+  readonly ids: readonly Fingerprint[];
+  /** Stages the new chunks: the caller's commit, in the same section, must call it. */
+  readonly stage: StageChunks;
+  readonly result: IngestResult;
+}
+
+/**
+ * The pipeline for a caller already inside `barrier.referencing` (a snapshot folding pages,
+ * which must check, stage and commit in the one section it holds): hash, dedup check and
+ * encode, with nothing committed. The caller's batch must call `stage` and reference the
+ * ids, and land before the section ends.
+ */
+export async function prepareWithinSection(deps: IngestDeps, blocks: readonly Buffer[]): Promise<PreparedIngest> {
+  return encodeMissing(deps, blocks, await hashBlocks(deps.pool, blocks));
+}
+
+/** The dedup check and the encoding of what the store lacks (inside a section). */
+async function encodeMissing(deps: IngestDeps, blocks: readonly Buffer[], ids: readonly Fingerprint[]): Promise<PreparedIngest> {
   // The first block of each distinct non-hole id.
   const unique = new Map<string, number>();
   ids.forEach((id, i) => {
     if (!isHole(id) && !unique.has(toHex(id))) unique.set(toHex(id), i);
   });
   const candidates = [...unique.values()];
-  const stored = await deps.barrier.referencing(async () => {
-    const present = await deps.has(candidates.map((i) => ids[i] as Fingerprint));
-    const fresh = candidates.filter((_, k) => !present[k]);
-    const records = await deps.pool.encode(fresh.map((i) => blocks[i] as Buffer));
-    const chunks: StoredChunk[] = fresh.map((i, k) => ({
-      id: ids[i] as Fingerprint,
-      record: records[k] as Buffer,
-      rawLength: (blocks[i] as Buffer).length,
-    }));
-    await commit(ids, (batch) => deps.addPuts(batch, chunks));
-    return chunks;
-  });
+  const present = await deps.has(candidates.map((i) => ids[i] as Fingerprint));
+  const fresh = candidates.filter((_, k) => !present[k]);
+  const records = await deps.pool.encode(fresh.map((i) => blocks[i] as Buffer));
+  const chunks: StoredChunk[] = fresh.map((i, k) => ({
+    id: ids[i] as Fingerprint,
+    record: records[k] as Buffer,
+    rawLength: (blocks[i] as Buffer).length,
+  }));
   return {
     ids,
-    newChunks: stored.length,
-    newRawBytes: stored.reduce((n, c) => n + c.rawLength, 0),
-    newStoredBytes: stored.reduce((n, c) => n + c.record.length, 0),
+    stage: (batch) => deps.addPuts(batch, chunks),
+    result: {
+      ids,
+      newChunks: chunks.length,
+      newRawBytes: chunks.reduce((n, c) => n + c.rawLength, 0),
+      newStoredBytes: chunks.reduce((n, c) => n + c.record.length, 0),
+    },
   };
 }

@@ -2,7 +2,9 @@
  * Every RocksDB key this node writes, in one place. One column family; the first byte is the
  * record kind. DO NOT CHANGE the prefixes or layouts: they are on disk. Format version 2 (the
  * 'M' "format" record) adds the level byte to tree nodes' 'i' entries; a version-1 folder is
- * upgraded in place on open (format-upgrade.ts).
+ * upgraded in place on open (format-upgrade.ts). Version 3 adds the page overlay ('w'): a
+ * version-2 build would not read it, so the version record keeps such a build out; a version-2
+ * folder has no 'w' keys and becomes version 3 by its version record alone.
  *
  *   'M' name                               meta (format version)
  *   'c' fp[32]                             chunk: codec byte + stored bytes
@@ -11,6 +13,10 @@
  *   'v' vmId[26]                           VM record (JSON)
  *   's' vmId[26] snapId[26]                snapshot record (JSON)
  *   'd' vmId[26] disk u16 BE block u64 BE  live write since the last snapshot: fp[32]
+ *   'w' vmId[26] disk u16 BE block u64 BE page u16 BE
+ *                                          page overlay: the raw bytes of one page (4 KiB from
+ *                                          the block's start) written since the block was last
+ *                                          folded; empty for a page of zeros. Pages win over 'd'
  *   'p' fp[32]                             pin: u64 BE expiry (ms) of a chunk received by an
  *                                          uncommitted replication, or reported present to a
  *                                          replicator; GC keeps it (and a node's subtree) until then
@@ -25,7 +31,7 @@
  */
 import { InvalidArgumentError, isId } from '@vmferry/core';
 
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 
 const ID_BYTES = 26;
 
@@ -101,6 +107,16 @@ export const dirtyVmPrefix = (vm: string): Buffer => key('d', vmId(vm));
 export const DIRTY_PREFIX = key('d');
 export const blockOfDirtyKey = (k: Buffer): number => Number(k.readBigUInt64BE(1 + ID_BYTES + 2));
 export const diskOfDirtyKey = (k: Buffer): number => k.readUInt16BE(1 + ID_BYTES);
+
+export const pageKey = (vm: string, disk: number, block: number, page: number): Buffer => key('w', vmId(vm), u16(disk), u64(block), u16(page));
+export const pageBlockPrefix = (vm: string, disk: number, block: number): Buffer => key('w', vmId(vm), u16(disk), u64(block));
+export const pageDiskPrefix = (vm: string, disk: number): Buffer => key('w', vmId(vm), u16(disk));
+export const pageVmPrefix = (vm: string): Buffer => key('w', vmId(vm));
+export const PAGE_PREFIX = key('w');
+export const vmOfPageKey = (k: Buffer): string => k.toString('latin1', 1, 1 + ID_BYTES);
+export const diskOfPageKey = (k: Buffer): number => k.readUInt16BE(1 + ID_BYTES);
+export const blockOfPageKey = (k: Buffer): number => Number(k.readBigUInt64BE(1 + ID_BYTES + 2));
+export const pageOfPageKey = (k: Buffer): number => k.readUInt16BE(1 + ID_BYTES + 2 + 8);
 
 export const pinKey = (fp: Buffer): Buffer => key('p', fp);
 export const PIN_PREFIX = key('p');

@@ -50,6 +50,8 @@ declare module 'rocksdb-native' {
     constructor(path: string, opts?: RocksDB.Options);
     static ColumnFamily: new (name: string, opts?: RocksDB.ColumnFamilyOptions) => unknown;
     ready(): Promise<void>;
+    /** A session reading from a snapshot taken now; close() releases it. */
+    snapshot(): RocksDB;
     close(): Promise<void>;
     get(key: Buffer): Promise<Buffer | null>;
     read(opts?: { capacity?: number }): RocksDB.ReadBatch;

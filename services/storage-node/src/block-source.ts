@@ -1,4 +1,6 @@
+import type { StoredPage } from '@vmferry/store-rocksdb';
 import {
+  applyPages,
   blockCount,
   blockRange,
   fromHex,
@@ -54,19 +56,82 @@ export async function* viewLeaves(ctx: EngineContext, view: DiskView, from = 0, 
   }
 }
 
-/** The fingerprint of one block in the view. */
-export async function blockFingerprint(ctx: EngineContext, view: DiskView, block: number): Promise<Fingerprint> {
-  for await (const leaf of viewLeaves(ctx, view, block, block + 1)) return leaf.fp;
-  return HOLE;
+/** A block with content: its base chunk (HOLE when only pages are there) and overlay pages. */
+export interface ViewLeaf extends LeafUpdate {
+  readonly pages?: readonly StoredPage[];
 }
 
-/** The bytes of one block (zeros for a hole), full block length. */
+/**
+ * The view's blocks with content in [from, to), in order: tree leaves merged with live writes
+ * (as viewLeaves) and, for live state, each block's overlay pages. Call under the VM's shared
+ * lock (the root cannot change meanwhile).
+ *
+ * Pages are read BEFORE the live writes. A fold commits a block's new live write (which holds
+ * its pages) and deletes those pages in one batch; reading pages first, a read sees the old
+ * entry with the pages, the new entry with the pages (the same bytes) or the new entry alone,
+ * never the old entry without its pages.
+ */
+export async function viewLeavesWithPages(ctx: EngineContext, view: DiskView, from: number, to: number): Promise<ViewLeaf[]> {
+  const pages = new Map<number, StoredPage[]>();
+  if (view.live && mayHavePages(ctx, view, from, to)) {
+    for await (const p of ctx.catalog.liveWrites.pages(view.vmId, view.diskIndex, { from, to })) {
+      const list = pages.get(p.block);
+      if (list) list.push(p);
+      else pages.set(p.block, [p]);
+    }
+  }
+  const out: ViewLeaf[] = [];
+  const paged = [...pages.keys()]; // key order is block order
+  let k = 0;
+  const pagedBefore = (block: number): void => {
+    for (; k < paged.length && (paged[k] as number) < block; k++)
+      out.push({ block: paged[k] as number, fp: HOLE, pages: pages.get(paged[k] as number) as StoredPage[] });
+  };
+  for await (const leaf of viewLeaves(ctx, view, from, to)) {
+    pagedBefore(leaf.block);
+    const own = pages.get(leaf.block);
+    if (own) k++;
+    out.push(own ? { ...leaf, pages: own } : leaf);
+  }
+  pagedBefore(Number.MAX_SAFE_INTEGER);
+  return out;
+}
+
+/**
+ * Whether any block of [from, to) may have overlay pages: the paged-block set holds every
+ * block with pages (a page writer adds its block before its batch is issued; live-state.ts),
+ * so a range with none has none, and a read skips the page scan.
+ */
+function mayHavePages(ctx: EngineContext, view: DiskView, from: number, to: number): boolean {
+  const paged = ctx.live.disk(view.vmId, view.diskIndex).pagedBlocks;
+  if (paged.size === 0) return false;
+  if (paged.size < to - from) {
+    for (const b of paged) if (b >= from && b < to) return true;
+    return false;
+  }
+  for (let b = from; b < to; b++) if (paged.has(b)) return true;
+  return false;
+}
+
+/** A block's bytes from its base chunk (or zeros) and its pages; `chunk` is not modified. */
+export function blockBytes(layout: BlockLayout, leaf: ViewLeaf, chunk: Buffer | undefined): Buffer {
+  if (!leaf.pages) return chunk ?? Buffer.alloc(blockRange(layout, leaf.block).length);
+  const base = chunk ? Buffer.from(chunk) : Buffer.alloc(blockRange(layout, leaf.block).length);
+  return applyPages(base, leaf.pages);
+}
+
+/** The bytes of one block (zeros for a hole), full block length. Live state: under the VM's shared lock. */
 export async function readBlock(ctx: EngineContext, view: DiskView, block: number): Promise<Buffer> {
-  const fp = await blockFingerprint(ctx, view, block);
-  const length = blockRange(view.layout, block).length;
-  if (isHole(fp)) return Buffer.alloc(length);
-  const [data] = await ctx.chunks.get([fp]);
-  return data as Buffer;
+  const [leaf] = await viewLeavesWithPages(ctx, view, block, block + 1);
+  if (!leaf) return Buffer.alloc(blockRange(view.layout, block).length);
+  const [chunk] = isHole(leaf.fp) ? [undefined] : await ctx.chunks.get([leaf.fp]);
+  return blockBytes(view.layout, leaf, chunk);
+}
+
+/** The base of one block (its live write or tree leaf, without pages). Live state: under the VM's shared lock. */
+export async function baseFingerprint(ctx: EngineContext, view: DiskView, block: number): Promise<Fingerprint> {
+  for await (const leaf of viewLeaves(ctx, view, block, block + 1)) return leaf.fp;
+  return HOLE;
 }
 
 export function liveView(

@@ -1,5 +1,6 @@
 import type { Catalog, ChunkStore, Database } from '@vmferry/store-rocksdb';
 import { AlreadyExistsError, IdSource, Mutex, RwLock } from '@vmferry/core';
+import { LiveDisks } from './live-state.js';
 import type { NodeMetrics } from './metrics.js';
 
 export interface EngineOptions {
@@ -14,11 +15,13 @@ export const DEFAULT_MAX_SNAPSHOTS_PER_VM = 1024;
 /** What every engine module shares: storage, catalog, locks, metrics. */
 export class EngineContext {
   private readonly vmLocks = new Map<string, RwLock>();
-  private readonly diskEdges = new Map<string, Mutex>();
+  private readonly foldLocks = new Map<string, Mutex>();
   /** VM names claimed by a create, clone or replica commit that has not committed yet. */
   private readonly claimedNames = new Set<string>();
   /** VM and snapshot ids: one source per engine, so its ids sort in creation order. */
   readonly ids = new IdSource();
+  /** The live write path's per-vDisk state (live-state.ts). */
+  readonly live = new LiveDisks();
 
   constructor(
     readonly db: Database,
@@ -58,11 +61,14 @@ export class EngineContext {
     }
   }
 
-  /** Serialises read-modify-write of partial blocks on one vDisk. */
-  diskEdgeLock(vmId: string, disk: number): Mutex {
-    const key = `${vmId}/${disk}`;
-    let m = this.diskEdges.get(key);
-    if (!m) this.diskEdges.set(key, (m = new Mutex()));
+  /**
+   * Serialises what rewrites a VM's live entries wholesale: snapshots (freeze, fold, clean-up),
+   * the background fold, and restore. Each holds it throughout, so a snapshot's clean-up sees
+   * the live state its freeze saw, less only what writers changed (live-state.ts).
+   */
+  foldLock(vmId: string): Mutex {
+    let m = this.foldLocks.get(vmId);
+    if (!m) this.foldLocks.set(vmId, (m = new Mutex()));
     return m;
   }
 }

@@ -3,10 +3,11 @@
  * keeps sparse. Block fingerprints are collected a window at a time, then chunks are fetched
  * (verified against their fingerprints by the codec workers) a batch ahead of the consumer.
  * Live state is read window by window under the VM's shared lock with the then-current root,
- * so a snapshot taken meanwhile (same content, new root) never tears a read.
+ * so a snapshot taken meanwhile (same content, new root) never tears a read; a block with
+ * overlay pages reads as its base chunk with the pages over it (block-source.ts).
  */
-import { blockCount, blockIndexAt, blockRange, checkExtent, fromHex, type BlockLayout, type DiskExtent, type LeafUpdate, type VmRecord } from '@vmferry/core';
-import { liveView, viewLeaves, type DiskView } from './block-source.js';
+import { blockCount, blockIndexAt, blockRange, checkExtent, fromHex, isHole, type BlockLayout, type DiskExtent, type VmRecord } from '@vmferry/core';
+import { blockBytes, liveView, viewLeaves, viewLeavesWithPages, type DiskView, type ViewLeaf } from './block-source.js';
 import type { EngineContext } from './context.js';
 import { diskOf } from './vms.js';
 
@@ -26,16 +27,10 @@ const MAX_EXTENT_BYTES = 1024 * 1024;
 
 export type ViewSource = { kind: 'snapshot'; view: DiskView } | { kind: 'live'; vm: VmRecord; diskIndex: number };
 
-async function collect(gen: AsyncIterable<LeafUpdate>): Promise<LeafUpdate[]> {
-  const out: LeafUpdate[] = [];
-  for await (const l of gen) out.push(l);
-  return out;
-}
-
 /** Leaves of [from, to) in windows: arrays of non-hole blocks in order. */
-async function* leafWindows(ctx: EngineContext, source: ViewSource, from: number, to: number): AsyncGenerator<LeafUpdate[]> {
+async function* leafWindows(ctx: EngineContext, source: ViewSource, from: number, to: number): AsyncGenerator<ViewLeaf[]> {
   if (source.kind === 'snapshot') {
-    let window: LeafUpdate[] = [];
+    let window: ViewLeaf[] = [];
     for await (const leaf of viewLeaves(ctx, source.view, from, to)) {
       window.push(leaf);
       if (window.length >= WINDOW_BLOCKS) {
@@ -50,7 +45,7 @@ async function* leafWindows(ctx: EngineContext, source: ViewSource, from: number
     const end = Math.min(to, w + WINDOW_BLOCKS);
     const leaves = await ctx.vmLock(source.vm.id).shared(async () => {
       const current = ctx.catalog.vmById(source.vm.id) ?? source.vm;
-      return collect(viewLeaves(ctx, liveView(current, source.diskIndex), w, end));
+      return viewLeavesWithPages(ctx, liveView(current, source.diskIndex), w, end);
     });
     if (leaves.length > 0) yield leaves;
   }
@@ -94,7 +89,7 @@ export async function* readExtents(ctx: EngineContext, source: ViewSource, offse
   // Prefetch: the next PREFETCH_BATCHES batches load (and decode on the workers) while the
   // current one is consumed.
   const batches = chunkBatches(leafWindows(ctx, source, fromBlock, toBlock));
-  const queue: Promise<{ leaves: LeafUpdate[]; data: Buffer[] } | undefined>[] = [];
+  const queue: Promise<{ leaves: ViewLeaf[]; data: Buffer[] } | undefined>[] = [];
   let exhausted = false;
   const fill = (): void => {
     while (!exhausted && queue.length < PREFETCH_BATCHES) {
@@ -103,7 +98,7 @@ export async function* readExtents(ctx: EngineContext, source: ViewSource, offse
           exhausted = true;
           return undefined;
         }
-        return { leaves: n.value, data: await ctx.chunks.get(n.value.map((l) => l.fp)) };
+        return { leaves: n.value, data: await blocksOf(ctx, layout, n.value) };
       });
       f.catch(() => undefined); // surfaced when awaited; never unhandled if the reader stops early
       queue.push(f);
@@ -116,7 +111,7 @@ export async function* readExtents(ctx: EngineContext, source: ViewSource, offse
     fill();
     const { leaves: batchLeaves, data } = batch;
     for (let i = 0; i < batchLeaves.length; i++) {
-      const leaf = batchLeaves[i] as LeafUpdate;
+      const leaf = batchLeaves[i] as ViewLeaf;
       const br = blockRange(layout, leaf.block);
       const lo = Math.max(br.start, offset);
       const hi = Math.min(br.start + br.length, end);
@@ -133,7 +128,15 @@ export async function* readExtents(ctx: EngineContext, source: ViewSource, offse
   yield* flushData();
 }
 
-async function* chunkBatches(windows: AsyncIterable<LeafUpdate[]>): AsyncGenerator<LeafUpdate[]> {
+/** Each leaf's block bytes: its chunk, with overlay pages applied where it has them. */
+async function blocksOf(ctx: EngineContext, layout: BlockLayout, leaves: readonly ViewLeaf[]): Promise<Buffer[]> {
+  const withChunk = leaves.filter((l) => !isHole(l.fp));
+  const chunks = await ctx.chunks.get(withChunk.map((l) => l.fp));
+  let k = 0;
+  return leaves.map((l) => blockBytes(layout, l, isHole(l.fp) ? undefined : chunks[k++]));
+}
+
+async function* chunkBatches(windows: AsyncIterable<ViewLeaf[]>): AsyncGenerator<ViewLeaf[]> {
   for await (const w of windows) {
     for (let i = 0; i < w.length; i += FETCH_CHUNKS) yield w.slice(i, i + FETCH_CHUNKS);
   }

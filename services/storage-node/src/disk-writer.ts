@@ -3,10 +3,11 @@
  *
  * A write stream is cut into batches on block boundaries (of the disk's grid), so batches in
  * flight touch disjoint blocks and can be hashed and compressed in parallel by the codec
- * workers. Only a batch's first and last block can be partial; those are read, merged and
- * written under the disk's edge lock (read-modify-write). Each batch commits its new chunks
- * and its dirty-block entries in one RocksDB batch, under the VM's shared lock, so a snapshot
- * (exclusive) sees a batch entirely or not at all.
+ * workers. Only a batch's first and last block can be partial; those go to the page overlay
+ * (page-writer.ts), with no read of the block. Whole blocks commit their new chunks and their
+ * live-write entries in one RocksDB batch, which also drops any overlay pages of those
+ * blocks, under the VM's shared lock and the vDisk's shared gate (live-state.ts), so a
+ * snapshot (exclusive) sees a batch entirely or not at all.
  */
 import {
   blockIndexAt,
@@ -22,8 +23,9 @@ import {
   type VmRecord,
   type WriteResult,
 } from '@vmferry/core';
-import { liveView, readBlock, type DiskView } from './block-source.js';
+import { liveView, type DiskView } from './block-source.js';
 import type { EngineContext } from './context.js';
+import { writePages } from './page-writer.js';
 import { diskOf } from './vms.js';
 
 /** Bytes buffered before a batch is dispatched to the codec workers. */
@@ -148,47 +150,30 @@ export class ExtentWriter {
   }
 
   private async writeBatch(start: number, data: Buffer): Promise<void> {
-    const layout = this.view.layout;
-    const blocks = [...blocksOfExtent(layout, start, data.length)];
-    const first = blocks[0];
-    const last = blocks[blocks.length - 1];
-    const partial = (b: (typeof blocks)[number] | undefined): boolean => !!b && (b.from > 0 || b.to < b.length);
-    const run = async (): Promise<void> => {
-      const contents = await Promise.all(
-        blocks.map(async (b) => {
-          const slice = data.subarray(b.start + b.from - start, b.start + b.to - start);
-          if (b.from === 0 && b.to === b.length) return slice;
-          const old = await this.readLiveBlock(b.index);
-          slice.copy(old, b.from);
-          return old;
-        }),
-      );
-      await this.commitBlocks(
-        blocks.map((b) => b.index),
-        contents,
-      );
-    };
-    if (partial(first) || partial(last)) await this.ctx.diskEdgeLock(this.vm.id, this.diskIndex).run(run);
-    else await run();
-    this.ctx.metrics.ingestBytes.add(data.length);
-  }
-
-  /**
-   * Reads a block of the current live state under the VM's shared lock: a snapshot folding
-   * the dirty blocks into a new root cannot run between choosing the root and reading it.
-   */
-  private readLiveBlock(block: number): Promise<Buffer> {
-    return this.ctx.vmLock(this.vm.id).shared(async () => {
-      const current = this.ctx.catalog.vmById(this.vm.id);
-      if (!current) throw new FailedPreconditionError(`VM '${this.vm.name}' was deleted during the write`);
-      return readBlock(this.ctx, liveView(current, this.diskIndex), block);
-    });
+    const blocks = [...blocksOfExtent(this.view.layout, start, data.length)];
+    const isWhole = (b: (typeof blocks)[number]): boolean => b.from === 0 && b.to === b.length;
+    const slice = (b: (typeof blocks)[number]): Buffer => data.subarray(b.start + b.from - start, b.start + b.to - start);
+    const whole = blocks.filter(isWhole);
+    // Every part settles before the batch does: a part that fails must not leave another
+    // still to land after the caller has been answered.
+    const parts = await Promise.allSettled([
+      whole.length > 0
+        ? this.commitBlocks(
+            whole.map((b) => b.index),
+            whole.map(slice),
+          )
+        : undefined,
+      ...blocks.filter((b) => !isWhole(b)).map((b) => writePages(this.ctx, this.vm, this.diskIndex, b.index, b.from, slice(b))),
+    ]);
+    for (const p of parts) if (p.status === 'rejected') throw p.reason;
+    this.ctx.metrics.ingestBytes.add(whole.reduce((n, b) => n + b.length, 0));
   }
 
   /**
    * Stores one batch of whole blocks through the store's pipeline (hash, dedup, encode): the
-   * new chunks and the `d` entries are one batch, committed under the VM's shared lock inside
-   * the pipeline's GC barrier section (gc.ts, case c).
+   * new chunks, the `d` entries and the clearing of those blocks' overlay pages are one batch,
+   * committed under the VM's shared lock and the vDisk's shared gate inside the pipeline's GC
+   * barrier section (gc.ts, case c).
    */
   private async commitBlocks(indexes: readonly number[], contents: readonly Buffer[]): Promise<void> {
     const { chunks, metrics } = this.ctx;
@@ -197,12 +182,18 @@ export class ExtentWriter {
         if (!this.ctx.catalog.vmById(this.vm.id)) {
           throw new FailedPreconditionError(`VM '${this.vm.name}' was deleted during the write`);
         }
-        await this.ctx.db.commit((batch) => {
-          stageChunks(batch);
-          indexes.forEach((block, i) => {
-            const fp = fps[i] as Fingerprint;
-            if (!(this.onEmptyDisk && isHole(fp))) this.ctx.catalog.liveWrites.stagePut(batch, this.vm.id, this.diskIndex, block, fp);
+        const live = this.ctx.live.disk(this.vm.id, this.diskIndex);
+        await live.gate.shared(async () => {
+          const table = this.ctx.catalog.liveWrites;
+          await this.ctx.db.commit((batch) => {
+            stageChunks(batch);
+            indexes.forEach((block, i) => {
+              const fp = fps[i] as Fingerprint;
+              if (!(this.onEmptyDisk && isHole(fp))) table.stagePut(batch, this.vm.id, this.diskIndex, block, fp);
+              if (live.pagedBlocks.has(block)) table.stageClearPages(batch, this.vm.id, this.diskIndex, block);
+            });
           });
+          live.changed(indexes);
         });
       }),
     );

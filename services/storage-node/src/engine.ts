@@ -20,6 +20,7 @@ import { Catalog, ChunkStore, Database } from '@vmferry/store-rocksdb';
 import { EngineContext, type EngineOptions } from './context.js';
 import { readExtents, snapshotView } from './disk-reader.js';
 import { ExtentWriter } from './disk-writer.js';
+import { LiveFolder, type LiveFolderOptions } from './live-fold.js';
 import { collectGarbage } from './gc.js';
 import { createNodeMetrics } from './metrics.js';
 import { cloneVm, createSnapshot, deleteSnapshot, labelSnapshot, resolveSnapshotRef, restore, type SnapshotOptions } from './snapshots.js';
@@ -34,6 +35,8 @@ export interface OpenOptions extends Partial<EngineOptions> {
   readonly dataDir: string;
   readonly codecThreads?: number;
   readonly zstdLevel?: number;
+  /** The background fold of the page overlay (live-fold.ts); `false` turns it off (tests). */
+  readonly liveFold?: LiveFolderOptions | false;
 }
 
 /**
@@ -43,6 +46,8 @@ export interface OpenOptions extends Partial<EngineOptions> {
 export class StorageEngine {
   /** The collection running now, which a second `gc()` call joins. */
   private gcRun: Promise<GcReport> | undefined;
+
+  private folder: LiveFolder | undefined;
 
   private constructor(readonly ctx: EngineContext) {}
 
@@ -72,15 +77,29 @@ export class StorageEngine {
       await engine.close().catch(() => undefined);
       throw e;
     });
+    if (options.liveFold !== false) {
+      engine.folder = new LiveFolder(ctx, options.liveFold);
+      engine.folder.start();
+    }
     return engine;
   }
 
-  /** Removes VMs whose import never finished (the node stopped mid-import). */
+  /**
+   * Removes VMs whose import never finished (the node stopped mid-import), and finds the
+   * blocks that still have overlay pages (a whole-block write must clear them; live-state.ts).
+   */
   private async recover(): Promise<void> {
     for (const vm of this.ctx.catalog.vms()) if (vm.importing) await deleteVm(this.ctx, vm.id);
+    for await (const p of this.ctx.catalog.liveWrites.pagedBlocks()) this.ctx.live.disk(p.vmId, p.disk).pagedBlocks.add(p.block);
+  }
+
+  /** Folds every vDisk's overlay pages now (the background folder does it when a vDisk is quiet). */
+  async foldLive(): Promise<void> {
+    await new LiveFolder(this.ctx).foldAll();
   }
 
   async close(): Promise<void> {
+    await this.folder?.stop();
     await this.ctx.chunks.close();
     await this.ctx.db.close();
   }

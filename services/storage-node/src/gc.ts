@@ -22,9 +22,10 @@
  * is one of:
  *   (a) a chunk the same batch writes: recorded by addPuts; if it is a node, its children are
  *       one of (a)-(d), recursively;
- *   (b) a chunk of the current live state or of an existing snapshot (a snapshot fold reads
- *       the live tree and dirty blocks under the VM's exclusive lock; a clone holds the source
- *       VM's lock so its snapshot stays): every such chunk was reachable from a root that
+ *   (b) a chunk of the current live state or of an existing snapshot (a snapshot holds one
+ *       barrier section from its freeze to its commit, so nothing it froze is swept before
+ *       its new nodes reference it, and those are recorded as they are staged; a clone holds
+ *       the source VM's lock so its snapshot stays): every such chunk was reachable from a root that
  *       existed when GC began (marked) or from a root committed since (recorded, so its
  *       subtree is kept at the next drain). Unsnapshotted writes folded away before the walk
  *       reached them are reachable from the fold's new nodes, which are recorded;

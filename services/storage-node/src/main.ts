@@ -28,6 +28,7 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
     site: config.site,
     maxSnapshotsPerVm: config.maxSnapshotsPerVm,
     zstdLevel: config.zstdLevel,
+    liveFold: { onError: (e: unknown) => log(`background fold failed (the pages stay; reads are unaffected): ${e instanceof Error ? e.message : String(e)}`) },
     ...(config.codecThreads === undefined ? {} : { codecThreads: config.codecThreads }),
   });
   let server;

@@ -8,9 +8,10 @@
  * on every request: once the VM or snapshot is deleted every request fails with not-found,
  * which the NBD server answers with ESHUTDOWN and then closes the connection.
  *
- * Durability: a live write goes through the engine's live-write path (disk-writer.ts), which
- * commits each batch to RocksDB before it returns — visible to every reader and every
- * connection, and surviving a process kill, but not fsynced (rocksdb-native has no per-write
+ * Durability: a live write goes through the engine's live-write path (disk-writer.ts: whole
+ * blocks as chunks, the rest as overlay pages, page-writer.ts), which commits each batch to
+ * RocksDB before it returns — visible to every reader and every connection, and surviving a
+ * process kill, but not fsynced (rocksdb-native has no per-write
  * sync; store-rocksdb/src/database.ts). FLUSH and FUA therefore commit an empty durable
  * batch, which fdatasyncs the WAL: WAL writes are sequential, so every write acknowledged
  * before it, on any connection, is on disk once it returns. That is also why the server may
@@ -29,7 +30,7 @@ import {
   type ReadPiece,
   type WriteOptions,
 } from '@vmferry/core';
-import { liveView, viewLeaves, type DiskView } from './block-source.js';
+import { liveView, viewLeaves, viewLeavesWithPages, type DiskView } from './block-source.js';
 import { snapshotView } from './disk-reader.js';
 import type { StorageEngine } from './engine.js';
 
@@ -142,7 +143,6 @@ class VdiskExport implements BlockExport {
   }
 
   async write(offset: number, data: Buffer, options: WriteOptions): Promise<void> {
-    // The live-write path for now; the page-overlay write log (issue 9, item 2) plugs in here.
     await this.writeParts(offset, data.length, [data]);
     if (options.fua) await this.flush();
   }
@@ -194,6 +194,7 @@ class VdiskExport implements BlockExport {
     const window = async (view: DiskView): Promise<{ layout: BlockLayout; leaves: number[] }> => {
       const from = blockIndexAt(view.layout, offset);
       const to = Math.min(blockIndexAt(view.layout, offset + length - 1) + 1, from + MAX_STATUS_BLOCKS);
+      if (view.live) return { layout: view.layout, leaves: (await viewLeavesWithPages(this.engine.ctx, view, from, to)).map((l) => l.block) };
       const leaves: number[] = [];
       for await (const l of viewLeaves(this.engine.ctx, view, from, to)) leaves.push(l.block);
       return { layout: view.layout, leaves };

@@ -1,37 +1,49 @@
 /*
  * Snapshots: freezing live state, and what stands on snapshots (clones, restore).
  *
- * Taking a snapshot runs under the VM's exclusive lock: for each vDisk, the blocks written
- * since the last snapshot are applied to the live base tree by path copying (cost ∝ dirty
- * blocks × tree height, never disk size); the new nodes, the snapshot record, the VM's new
- * live roots and the deletion of its dirty blocks go into one RocksDB batch, and the WAL is
- * synced before the snapshot is reported. A crash before that leaves no trace of it; after
- * it, the snapshot is whole.
+ * A snapshot pauses the VM's I/O twice, briefly, and folds in between while I/O goes on:
+ *
+ * 1. Freeze, under the VM's exclusive lock (no write is mid-commit): a RocksDB snapshot of
+ *    the database, the VM record (its live roots) and the live version counter
+ *    (live-state.ts). Every write acknowledged before the call is in the RocksDB snapshot,
+ *    on every vDisk; none that starts after it is. The lock is released at once.
+ * 2. Fold, without the VM's lock: from the RocksDB snapshot, each block with overlay pages is
+ *    laid over its base and ingested as a chunk (snapshot-fold.ts), and the frozen live writes
+ *    are applied to the frozen roots by path copying (cost ∝ dirty blocks × tree height,
+ *    never disk size).
+ * 3. Commit, under the VM's exclusive lock: the new nodes, the snapshot record and the VM's
+ *    new live roots in one batch. The WAL is synced before the snapshot is reported. A crash
+ *    before that leaves no trace of it; after it, it is whole.
+ * 4. Settle, in groups under the vDisk's exclusive gate (live-state.ts): the live writes and
+ *    pages of every frozen block not written since the freeze (its version is still at most
+ *    the frozen counter) are dropped, since the new root holds them. Until then, and for a
+ *    block written since, the live entries read the same over the new root as over the old,
+ *    so this step only frees space, and a crash before it loses nothing (the next snapshot
+ *    folds those entries again, to the same bytes).
+ *
+ * The fold lock keeps other snapshots, the background fold and restores out from step 1 to
+ * step 4. GC: steps 1 to 3 run in one barrier section (gc.ts, case a): what the freeze
+ * references stays, and the new chunks and nodes are recorded as they are staged.
  */
 import {
   AlreadyExistsError,
-  blockCount,
   FailedPreconditionError,
-  fromHex,
   InvalidArgumentError,
   LimitExceededError,
   NotFoundError,
   parseRef,
-  toHex,
-  treeGeometry,
-  applyUpdates,
   validateLabel,
   validateVmName,
   type Consistency,
-  type EncodedNode,
-  type LeafUpdate,
-  type SnapshotDisk,
   type SnapshotRecord,
   type VmRecord,
 } from '@vmferry/core';
 import type { EngineContext } from './context.js';
 import { buildVm, diskOf, resolveVm } from './vms.js';
 import { assertNotBase } from './replication-bases.js';
+import type { ReadView } from '@vmferry/store-rocksdb';
+import type { LiveDisk } from './live-state.js';
+import { foldFrozen, type FrozenFold } from './snapshot-fold.js';
 
 export interface SnapshotOptions {
   readonly label?: string;
@@ -39,12 +51,6 @@ export interface SnapshotOptions {
   /** 'vm' when the caller quiesced the guest around this call. */
   readonly consistency?: Consistency;
   readonly consistencyNote?: string;
-}
-
-async function dirtyUpdates(ctx: EngineContext, vmId: string, disk: number): Promise<LeafUpdate[]> {
-  const out: LeafUpdate[] = [];
-  for await (const u of ctx.catalog.liveWrites.entries(vmId, disk, { capacity: 4096 })) out.push(u);
-  return out;
 }
 
 export function findSnapshot(ctx: EngineContext, vm: VmRecord, idOrLabel: string): SnapshotRecord {
@@ -77,54 +83,112 @@ export async function createSnapshot(ctx: EngineContext, vmNameOrId: string, opt
   const started = performance.now();
   const vm0 = resolveVm(ctx, vmNameOrId);
   if (vm0.importing) throw new FailedPreconditionError(`VM '${vm0.name}' is still importing`);
-  // The new nodes are recorded for GC as they are staged and exist once the batch lands: a
-  // sweep batch must not run in between (gc.ts, case a), hence the barrier, taken before the
-  // VM's lock like every writer's.
-  const snapshot = await ctx.chunks.barrier.referencing(() =>
-    ctx.vmLock(vm0.id).exclusive(async () => {
-      const vm = resolveVm(ctx, vm0.id);
-      const count = ctx.catalog.snapshotCount(vm.id);
-      if (count >= ctx.options.maxSnapshotsPerVm) {
-        throw new LimitExceededError(
-          `VM '${vm.name}' has ${count} snapshots, the most allowed (maxSnapshotsPerVm); delete some first. Nothing was deleted automatically.`,
-        );
-      }
-      if (options.label !== undefined) checkLabelFree(ctx, vm, options.label);
-      let dirtyBlocks = 0;
-      const created: EncodedNode[] = [];
-      const disks: SnapshotDisk[] = [];
-      for (const d of vm.disks) {
-        const updates = await dirtyUpdates(ctx, vm.id, d.index);
-        dirtyBlocks += updates.length;
-        const result = await applyUpdates(fromHex(d.root), treeGeometry(blockCount(d)), updates, ctx.chunks);
-        created.push(...result.created);
-        disks.push({ ...d, root: toHex(result.root) });
-      }
-      const record: SnapshotRecord = {
-        id: ctx.ids.next(),
-        vmId: vm.id,
-        createdAtMs: Date.now(),
-        ...(options.label === undefined ? {} : { label: options.label }),
-        consistency: options.consistency ?? 'crash',
-        ...(options.consistencyNote ? { consistencyNote: options.consistencyNote } : {}),
-        origin: options.origin ?? 'manual',
-        disks,
-        dirtyBlocks,
-      };
-      await ctx.catalog.commit(
-        (tx) => {
-          ctx.chunks.stageNodes(tx.batch, created);
-          tx.putSnapshot(record);
-          tx.putVm({ ...vm, disks });
-          if (dirtyBlocks > 0) tx.clearLiveWrites(vm.id);
-        },
-        { durable: true },
-      );
+  const snapshot = await ctx.foldLock(vm0.id).run(async () => {
+    let frozen: Frozen | undefined;
+    try {
+      const { record, folded } = await ctx.chunks.barrier.referencing(async () => {
+        frozen = await ctx.vmLock(vm0.id).exclusive(() => Promise.resolve(freeze(ctx, vm0.id, options)));
+        const fold = await foldFrozen(ctx, frozen.vm, frozen.view);
+        const committed = await ctx.vmLock(vm0.id).exclusive(() => commitSnapshot(ctx, frozen as Frozen, fold, options));
+        return { record: committed, folded: fold };
+      });
+      await ctx.db.commit(() => undefined, { durable: true });
+      await settleFrozen(ctx, frozen as Frozen, folded);
       return record;
-    }),
-  );
+    } finally {
+      if (frozen) {
+        for (const live of frozen.lives) live.thawed();
+        await frozen.view.release();
+      }
+    }
+  });
   ctx.metrics.snapshotDuration.record(performance.now() - started);
   return snapshot;
+}
+
+/** What a snapshot froze (step 1). */
+interface Frozen {
+  readonly vm: VmRecord;
+  readonly lives: readonly LiveDisk[];
+  readonly version: number;
+  readonly view: ReadView;
+}
+
+/** Step 1, under the VM's exclusive lock: no write is mid-commit. */
+function freeze(ctx: EngineContext, vmId: string, options: SnapshotOptions): Frozen {
+  const vm = resolveVm(ctx, vmId);
+  checkRoom(ctx, vm, options);
+  const lives = vm.disks.map((d) => ctx.live.disk(vm.id, d.index));
+  for (const live of lives) live.freezes++;
+  return { vm, lives, version: ctx.live.version, view: ctx.db.snapshot() };
+}
+
+/** Frozen blocks settled per batch (one short exclusive gate each). */
+const SETTLE_GROUP_BLOCKS = 256;
+
+/** Step 4: drops the live entries of frozen blocks not written since the freeze. */
+async function settleFrozen(ctx: EngineContext, frozen: Frozen, folded: FrozenFold): Promise<void> {
+  const table = ctx.catalog.liveWrites;
+  const vmId = frozen.vm.id;
+  for (const d of folded.disks) {
+    const live = ctx.live.disk(vmId, d.index);
+    for (let i = 0; i < d.blocks.length; i += SETTLE_GROUP_BLOCKS) {
+      const group = d.blocks.slice(i, i + SETTLE_GROUP_BLOCKS);
+      await ctx.vmLock(vmId).shared(() =>
+        live.gate.exclusive(async () => {
+          if (!ctx.catalog.vmById(vmId)) return;
+          const unchanged = group.filter((b) => live.versionOf(b.block) <= frozen.version);
+          if (unchanged.length === 0) return;
+          await ctx.db.commit((batch) => {
+            for (const b of unchanged) {
+              if (b.hadEntry) table.stageDelete(batch, vmId, d.index, b.block);
+              for (const page of b.pages) table.stageDeletePage(batch, vmId, d.index, b.block, page);
+            }
+          });
+          for (const b of unchanged) live.settled(b.block);
+        }),
+      );
+    }
+  }
+}
+
+/** Refuses a snapshot past the VM's cap or with a label already taken. */
+function checkRoom(ctx: EngineContext, vm: VmRecord, options: SnapshotOptions): void {
+  const count = ctx.catalog.snapshotCount(vm.id);
+  if (count >= ctx.options.maxSnapshotsPerVm) {
+    throw new LimitExceededError(
+      `VM '${vm.name}' has ${count} snapshots, the most allowed (maxSnapshotsPerVm); delete some first. Nothing was deleted automatically.`,
+    );
+  }
+  if (options.label !== undefined) checkLabelFree(ctx, vm, options.label);
+}
+
+async function commitSnapshot(
+  ctx: EngineContext,
+  frozen: { readonly vm: VmRecord; readonly version: number },
+  folded: FrozenFold,
+  options: SnapshotOptions,
+): Promise<SnapshotRecord> {
+  const vm = resolveVm(ctx, frozen.vm.id);
+  checkRoom(ctx, vm, options);
+  const rootOf = (index: number): string => folded.disks[index]?.root ?? diskOf(vm, index).root;
+  const record: SnapshotRecord = {
+    id: ctx.ids.next(),
+    vmId: vm.id,
+    createdAtMs: Date.now(),
+    ...(options.label === undefined ? {} : { label: options.label }),
+    consistency: options.consistency ?? 'crash',
+    ...(options.consistencyNote ? { consistencyNote: options.consistencyNote } : {}),
+    origin: options.origin ?? 'manual',
+    disks: frozen.vm.disks.map((d) => ({ ...d, root: rootOf(d.index) })),
+    dirtyBlocks: folded.disks.reduce((n, d) => n + d.blocks.length, 0),
+  };
+  await ctx.catalog.commit((tx) => {
+    ctx.chunks.stageNodes(tx.batch, folded.created);
+    tx.putSnapshot(record);
+    tx.putVm({ ...vm, disks: vm.disks.map((d) => ({ ...d, root: rootOf(d.index) })) });
+  });
+  return record;
 }
 
 export async function deleteSnapshot(ctx: EngineContext, ref: string): Promise<SnapshotRecord> {
@@ -188,22 +252,25 @@ export async function cloneVm(ctx: EngineContext, ref: string, name: string, cou
 export async function restore(ctx: EngineContext, ref: string, diskIndex?: number): Promise<VmRecord> {
   const { vm } = resolveSnapshotRef(ctx, ref);
   if (diskIndex !== undefined) diskOf(vm, diskIndex);
-  return ctx.vmLock(vm.id).exclusive(async () => {
-    // Resolved again under the lock: a snapshot deleted meanwhile is not restored from.
-    const { snapshot } = resolveSnapshotRef(ctx, ref);
-    const current = resolveVm(ctx, vm.id);
-    const disks = current.disks.map((d) => (diskIndex === undefined || d.index === diskIndex ? (snapshot.disks[d.index] ?? d) : d));
-    const updated = { ...current, disks };
-    await ctx.catalog.commit(
-      (tx) => {
-        tx.putVm(updated);
-        for (const d of current.disks) {
-          if (diskIndex !== undefined && d.index !== diskIndex) continue;
-          tx.clearLiveWrites(vm.id, d.index);
-        }
-      },
-      { durable: true },
-    );
-    return updated;
-  });
+  return ctx.foldLock(vm.id).run(() =>
+    ctx.vmLock(vm.id).exclusive(async () => {
+      // Resolved again under the lock: a snapshot deleted meanwhile is not restored from.
+      const { snapshot } = resolveSnapshotRef(ctx, ref);
+      const current = resolveVm(ctx, vm.id);
+      const disks = current.disks.map((d) => (diskIndex === undefined || d.index === diskIndex ? (snapshot.disks[d.index] ?? d) : d));
+      const updated = { ...current, disks };
+      await ctx.catalog.commit(
+        (tx) => {
+          tx.putVm(updated);
+          for (const d of current.disks) {
+            if (diskIndex !== undefined && d.index !== diskIndex) continue;
+            tx.clearLiveWrites(vm.id, d.index);
+          }
+        },
+        { durable: true },
+      );
+      for (const d of current.disks) if (diskIndex === undefined || d.index === diskIndex) ctx.live.disk(vm.id, d.index).reset();
+      return updated;
+    }),
+  );
 }

@@ -97,13 +97,21 @@ export async function computeStats(ctx: EngineContext, vmFilter?: string): Promi
   };
 }
 
-/** Live writes change the count: +1 for a new non-hole block, -1 for a block zeroed. */
+/** Live writes change the count: +1 for a new non-hole block, -1 for a block zeroed; a block with only pages over a hole, +1. */
 async function liveAdjustment(ctx: EngineContext, vmId: string, disk: number, root: Fingerprint, g: ReturnType<typeof treeGeometry>): Promise<number> {
   let delta = 0;
+  const withEntry = new Set<number>();
   for await (const { block, fp } of ctx.catalog.liveWrites.entries(vmId, disk)) {
+    withEntry.add(block);
     const before = isHole(await leafAt(root, g, block, ctx.chunks)) ? 0 : 1;
     const after = isHole(fp) ? 0 : 1;
     delta += after - before;
+  }
+  let last = -1;
+  for await (const { block } of ctx.catalog.liveWrites.pages(vmId, disk)) {
+    if (block === last || withEntry.has(block)) continue;
+    last = block;
+    if (isHole(await leafAt(root, g, block, ctx.chunks))) delta += 1;
   }
   return delta;
 }

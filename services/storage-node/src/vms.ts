@@ -91,6 +91,7 @@ export async function deleteVm(ctx: EngineContext, nameOrId: string): Promise<Vm
       },
       { durable: true },
     );
+    ctx.live.forget(vm.id);
   });
   return vm;
 }

@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cliJson, runCli, startNodeProcess, type NodeProcess } from '@vmferry/testkit';
 import { exportDisk, MiB, random, removeDir, sha256, tempDir, type SnapshotJson } from './helpers.js';
-import { mustRun, tool } from './nbd-helpers.js';
+import { mustRun, QemuIoSession, tool } from './nbd-helpers.js';
 
 const DISK0 = 64 * MiB;
 const DISK1 = 16 * MiB;
@@ -160,14 +160,16 @@ describe('NBD with real clients', () => {
 
   test('deleting a VM ends its open export cleanly; other exports and the node go on', async () => {
     await cliJson(node.address, ['vm', 'create', 'doomed', '--disk', '16M']);
-    // A qemu-io session that reads, waits while the VM is deleted, then reads and writes again.
-    const session = tool('qemu-io', ['-f', 'raw', '-c', 'read 0 4096', '-c', 'sleep 1500', '-c', 'read 0 4096', '-c', 'write -P 1 0 4096', url('doomed/0')]);
-    await new Promise((r) => setTimeout(r, 700));
+    // One qemu-io connection: a read, then the VM is deleted, then a read and a write.
+    const session = new QemuIoSession(url('doomed/0'));
+    await session.run('read 0 4096', /read 4096\/4096 bytes at offset 0/);
     const del = await runCli(node.address, ['vm', 'delete', 'doomed']);
     assert.equal(del.code, 0, del.stderr);
-    const r = await session;
-    assert.match(r.stdout, /read 4096\/4096 bytes at offset 0/, 'the first read worked');
-    assert.match(r.stdout + r.stderr, /(read|write) failed/, 'later requests fail');
+    const after = await session.run('read 0 4096', /read failed|read 4096/);
+    assert.match(after, /read failed/, 'a read after the delete fails');
+    await session.run('write -P 1 0 4096', /write failed|wrote 4096|qemu-io>/).catch(() => undefined);
+    await session.quit();
+    assert.doesNotMatch(session.output, /wrote 4096/, 'no write lands after the delete');
     assert.match(node.log(), /export 'doomed\/0' is gone/);
     assert.equal((await mustRun('nbdinfo', ['--size', url('web/0')])).trim(), String(DISK0));
     assert.equal(node.child.exitCode, null, 'the node is still running');

@@ -3,7 +3,7 @@
  * qemu-io, nbdinfo, nbdcopy, fio) and, for the malformed-input cases only, a tiny raw-socket
  * client that speaks just enough of the protocol (GO, simple replies) to send bad requests.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { ByteQueue, IHAVEOPT, OPT, REQUEST_MAGIC, SIMPLE_REPLY_MAGIC } from '@vmferry/nbd';
 
@@ -27,6 +27,44 @@ export async function mustRun(cmd: string, args: readonly string[]): Promise<str
   const r = await tool(cmd, args);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
+}
+
+/**
+ * An interactive qemu-io session over one NBD connection: commands go to its stdin one at a
+ * time, so a test can act between them (no sleeps racing the client).
+ */
+export class QemuIoSession {
+  private out = '';
+  private readonly child;
+  private readonly exited: Promise<number>;
+
+  constructor(url: string) {
+    this.child = spawn('qemu-io', ['-f', 'raw', url], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stdout.on('data', (d: Buffer) => (this.out += d.toString()));
+    this.child.stderr.on('data', (d: Buffer) => (this.out += d.toString()));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code ?? 1)));
+  }
+
+  get output(): string {
+    return this.out;
+  }
+
+  /** Sends one command and resolves with the output it produced, once `done` matches it. */
+  async run(command: string, done: RegExp, timeoutMs = 30_000): Promise<string> {
+    const from = this.out.length;
+    this.child.stdin.write(`${command}\n`);
+    const deadline = Date.now() + timeoutMs;
+    while (!done.test(this.out.slice(from))) {
+      if (Date.now() > deadline || this.child.exitCode !== null) throw new Error(`qemu-io: no ${String(done)} after '${command}':\n${this.out}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return this.out.slice(from);
+  }
+
+  async quit(): Promise<number> {
+    this.child.stdin.end('quit\n');
+    return this.exited;
+  }
 }
 
 export interface SimpleReply {

@@ -1,11 +1,34 @@
 /*
- * Live writes since a VM's last snapshot ('d' keys, keys.ts): per vDisk and block, the chunk
- * id now there (HOLE for a block written with zeros over data). Big-endian block numbers make
- * key order block order, so a range read is a block range.
+ * A VM's live state since its last snapshot, over the snapshot's tree:
+ *
+ * - live writes ('d' keys, keys.ts): per vDisk and block, the chunk id now there (HOLE for a
+ *   block written with zeros over data);
+ * - the page overlay ('w' keys): raw 4 KiB pages written into a block since it was last
+ *   folded. A page wins over the block's 'd' entry or tree leaf; the rest of the block reads
+ *   from those. Small guest writes land here, cheaply; folding turns a block's pages into a
+ *   new chunk and a 'd' entry (storage-node live-fold.ts).
+ *
+ * Big-endian numbers make key order block order, so a range read is a block range. The table
+ * reads through the database or through a snapshot of it (`at`), so a fold reads one instant.
  */
 import type { Fingerprint, LeafUpdate } from '@vmferry/core';
-import type { Database, WriteBatch } from '../database.js';
-import { blockOfDirtyKey, dirtyDiskPrefix, dirtyKey, dirtyVmPrefix, prefixRange } from '../keys.js';
+import type { RangeReader, WriteBatch } from '../database.js';
+import {
+  blockOfDirtyKey,
+  blockOfPageKey,
+  dirtyDiskPrefix,
+  dirtyKey,
+  dirtyVmPrefix,
+  diskOfPageKey,
+  PAGE_PREFIX,
+  pageBlockPrefix,
+  pageDiskPrefix,
+  pageKey,
+  pageOfPageKey,
+  pageVmPrefix,
+  prefixRange,
+  vmOfPageKey,
+} from '../keys.js';
 
 /** Read options: the block range [from, to) and how many entries per native read. */
 export interface LiveWriteRange {
@@ -14,12 +37,40 @@ export interface LiveWriteRange {
   readonly capacity?: number;
 }
 
+/** One overlay page: page `page` (4 KiB units from the block's start) of block `block`. */
+export interface StoredPage {
+  readonly block: number;
+  readonly page: number;
+  /** The page's bytes; empty for a page of zeros. */
+  readonly data: Buffer;
+}
+
+/** Point reads, where the reader has them (the database; not a snapshot view). */
+interface PointReader {
+  getMany(keys: readonly Buffer[]): Promise<(Buffer | null)[]>;
+}
+
+/** Ranges of at most this many blocks are read by key, not by iterator (a guest's small read). */
+const POINT_READ_BLOCKS = 4;
+
 /** The live-write table. Key builders throw InvalidArgumentError for a malformed VM id. */
 export class LiveWriteTable {
-  constructor(private readonly db: Database) {}
+  constructor(private readonly db: RangeReader & Partial<PointReader>) {}
+
+  /** The same table read through `view` (a snapshot of the database). */
+  at(view: RangeReader): LiveWriteTable {
+    return new LiveWriteTable(view);
+  }
 
   /** The live writes of one vDisk in block order (all of them, or those of a block range). */
   async *entries(vmId: string, disk: number, range: LiveWriteRange = {}): AsyncGenerator<LeafUpdate> {
+    // An iterator costs three native calls (open, read, close); a few keys cost one.
+    if (this.db.getMany && range.from !== undefined && range.to !== undefined && range.to - range.from <= POINT_READ_BLOCKS) {
+      const blocks = Array.from({ length: Math.max(0, range.to - range.from) }, (_, i) => (range.from as number) + i);
+      const values = await this.db.getMany(blocks.map((b) => dirtyKey(vmId, disk, b)));
+      for (const [i, v] of values.entries()) if (v) yield { block: blocks[i] as number, fp: Buffer.from(v) };
+      return;
+    }
     const all = prefixRange(dirtyDiskPrefix(vmId, disk));
     const bounds = {
       gte: range.from === undefined ? all.gte : dirtyKey(vmId, disk, range.from),
@@ -30,15 +81,40 @@ export class LiveWriteTable {
     }
   }
 
+  /** The overlay pages of one vDisk in (block, page) order (all, or those of a block range). */
+  async *pages(vmId: string, disk: number, range: LiveWriteRange = {}): AsyncGenerator<StoredPage> {
+    const all = prefixRange(pageDiskPrefix(vmId, disk));
+    const bounds = {
+      gte: range.from === undefined ? all.gte : pageBlockPrefix(vmId, disk, range.from),
+      lt: range.to === undefined ? all.lt : pageBlockPrefix(vmId, disk, range.to),
+    };
+    for await (const { key, value } of this.db.entries(bounds, true, range.capacity)) {
+      yield { block: blockOfPageKey(key), page: pageOfPageKey(key), data: Buffer.from(value) };
+    }
+  }
+
   /** The chunk ids of every live write of a VM (all vDisks; holes included). */
   async *ids(vmId: string): AsyncGenerator<Fingerprint> {
     for await (const { value } of this.db.entries(prefixRange(dirtyVmPrefix(vmId)))) yield Buffer.from(value);
   }
 
-  /** Whether one vDisk has any live write. */
+  /** Whether one vDisk has any live write or overlay page. */
   async any(vmId: string, disk: number): Promise<boolean> {
-    for await (const _ of this.db.entries(prefixRange(dirtyDiskPrefix(vmId, disk)), false, 1)) return true;
+    for (const prefix of [dirtyDiskPrefix(vmId, disk), pageDiskPrefix(vmId, disk)]) {
+      for await (const _ of this.db.entries(prefixRange(prefix), false, 1)) return true;
+    }
     return false;
+  }
+
+  /** Every block holding overlay pages, once each, in key order (at start-up: what is left to fold). */
+  async *pagedBlocks(): AsyncGenerator<{ vmId: string; disk: number; block: number }> {
+    let last: Buffer | undefined;
+    for await (const { key } of this.db.entries(prefixRange(PAGE_PREFIX), false, 1024)) {
+      const blockPart = key.subarray(0, key.length - 2);
+      if (last?.equals(blockPart)) continue;
+      last = Buffer.from(blockPart);
+      yield { vmId: vmOfPageKey(key), disk: diskOfPageKey(key), block: blockOfPageKey(key) };
+    }
   }
 
   /** Stages "block `block` of vDisk `disk` now holds `fp`". */
@@ -46,9 +122,32 @@ export class LiveWriteTable {
     batch.tryPut(dirtyKey(vmId, disk, block), fp);
   }
 
-  /** Stages dropping the live writes of one vDisk, or of every vDisk of the VM. */
-  stageClear(batch: WriteBatch, vmId: string, disk?: number): void {
-    const r = prefixRange(disk === undefined ? dirtyVmPrefix(vmId) : dirtyDiskPrefix(vmId, disk));
+  /** Stages dropping a block's live write (its content is in the tree now). */
+  stageDelete(batch: WriteBatch, vmId: string, disk: number, block: number): void {
+    batch.tryDelete(dirtyKey(vmId, disk, block));
+  }
+
+  /** Stages "page `page` of block `block` now holds `data`" (an empty buffer: zeros). */
+  stagePutPage(batch: WriteBatch, vmId: string, disk: number, block: number, page: number, data: Buffer): void {
+    batch.tryPut(pageKey(vmId, disk, block, page), data);
+  }
+
+  /** Stages dropping one overlay page. */
+  stageDeletePage(batch: WriteBatch, vmId: string, disk: number, block: number, page: number): void {
+    batch.tryDelete(pageKey(vmId, disk, block, page));
+  }
+
+  /** Stages dropping every overlay page of one block. */
+  stageClearPages(batch: WriteBatch, vmId: string, disk: number, block: number): void {
+    const r = prefixRange(pageBlockPrefix(vmId, disk, block));
     batch.tryDeleteRange(r.gte, r.lt);
+  }
+
+  /** Stages dropping the live writes and pages of one vDisk, or of every vDisk of the VM. */
+  stageClear(batch: WriteBatch, vmId: string, disk?: number): void {
+    for (const prefix of disk === undefined ? [dirtyVmPrefix(vmId), pageVmPrefix(vmId)] : [dirtyDiskPrefix(vmId, disk), pageDiskPrefix(vmId, disk)]) {
+      const r = prefixRange(prefix);
+      batch.tryDeleteRange(r.gte, r.lt);
+    }
   }
 }
