@@ -27,7 +27,15 @@ const tools = {
     // vm run-config --libvirt / clone --libvirt (tests use libvirtd when it runs, else virsh's built-in test:///default).
     virsh: 'libvirt-clients',
   },
-  demo: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', 'nats-server': 'nats-server', openssl: 'openssl' },
+  demo: {
+    sfdisk: 'fdisk',
+    'mkfs.ext4': 'e2fsprogs',
+    'nats-server': 'nats-server',
+    openssl: 'openssl',
+    'qemu-img': 'qemu-utils',
+    'qemu-io': 'qemu-utils',
+    nbdcopy: 'libnbd-bin',
+  },
   soak: {},
   nbd: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', 'qemu-img': 'qemu-utils', 'qemu-nbd': 'qemu-utils', fio: 'fio' },
   bench: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', zstd: 'zstd', b3sum: 'b3sum', restic: 'restic' },
