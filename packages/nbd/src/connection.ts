@@ -117,11 +117,23 @@ export class NbdConnection {
     this.closeExport = undefined;
   }
 
+  private corked = false;
+
+  /**
+   * Writes one whole reply. The socket stays corked until the end of the tick, so the replies
+   * of requests that finish together leave in one write (one syscall, fewer packets).
+   */
   private send(parts: readonly Buffer[]): void {
     if (this.socket.destroyed) return;
-    this.socket.cork();
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     for (const p of parts) this.socket.write(p);
-    this.socket.uncork();
   }
 
   private resumeIfReady(): void {

@@ -1,8 +1,9 @@
-import type { EncodedNode, Fingerprint, IncomingChunk, PutResult, TreeNode } from '@vmferry/core';
+import { toHex, type EncodedNode, type Fingerprint, type IncomingChunk, type PutResult, type TreeNode } from '@vmferry/core';
 import type { ChunkIndexEntry } from './chunk-index.js';
 import { verifiedBytes, type ChunkCodec } from './codec-ops.js';
 import type { WriteBatch } from './database.js';
 import { GcBarrier } from './gc-barrier.js';
+import { ReadCache } from './read-cache.js';
 import { ingestBlocks, prepareWithinSection, type IngestCommit, type IngestDeps, type IngestResult, type PreparedIngest } from './ingest.js';
 import { lackingPinned, receivePeerChunks, type ReceiveDeps } from './peer-records.js';
 import { nodeChunk, type StoredChunk } from './stored-chunk.js';
@@ -13,11 +14,22 @@ import { nodeChunk, type StoredChunk } from './stored-chunk.js';
  * (ChunkStore on RocksDB, MemoryChunkStore) supplies where chunks, index entries and pins are
  * kept and how a batch is written.
  */
+/** Bytes of verified chunks kept for reads again (read-cache.ts). */
+export const DEFAULT_READ_CACHE_BYTES = 256 * 1024 * 1024;
+
 export abstract class ChunkPipeline {
   /** The write barrier GC and writers share. */
   readonly barrier = new GcBarrier();
 
-  constructor(protected readonly codec: ChunkCodec) {}
+  /** Recently read chunks (read-cache.ts). */
+  private readonly cache: ReadCache;
+
+  constructor(
+    protected readonly codec: ChunkCodec,
+    readCacheBytes = DEFAULT_READ_CACHE_BYTES,
+  ) {
+    this.cache = new ReadCache(readCacheBytes);
+  }
 
   /** For each id, whether the store holds it. Call inside `barrier.referencing` to rely on the answer. */
   abstract has(ids: readonly Fingerprint[]): Promise<boolean[]>;
@@ -104,9 +116,20 @@ export abstract class ChunkPipeline {
     return decoded.map((d) => (d.ok ? undefined : d.reason));
   }
 
-  /** Raw, verified bytes of `ids`, in order. */
+  /** Raw, verified bytes of `ids`, in order. The buffers may be shared: do not modify them. */
   async get(ids: readonly Fingerprint[]): Promise<Buffer[]> {
-    return verifiedBytes(this.codec, await this.records(ids), ids);
+    const keys = ids.map((id) => toHex(id));
+    const out = keys.map((k) => this.cache.get(k));
+    const missing = ids.filter((_, i) => out[i] === undefined);
+    if (missing.length === 0) return out as Buffer[];
+    const fetched = await verifiedBytes(this.codec, await this.records(missing), missing);
+    let k = 0;
+    return out.map((hit, i) => {
+      if (hit) return hit;
+      const data = fetched[k++] as Buffer;
+      this.cache.set(keys[i] as string, data);
+      return data;
+    });
   }
 
   /** Tells a running GC that `ids` (tree roots, or any chunk) just gained a reference. */

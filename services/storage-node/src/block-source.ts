@@ -113,19 +113,22 @@ function mayHavePages(ctx: EngineContext, view: DiskView, from: number, to: numb
   return false;
 }
 
-/** A block's bytes from its base chunk (or zeros) and its pages; `chunk` is not modified. */
+/** A block's bytes from its base chunk (or zeros) and its pages; `chunk` is not modified (without pages it is returned as is). */
 export function blockBytes(layout: BlockLayout, leaf: ViewLeaf, chunk: Buffer | undefined): Buffer {
   if (!leaf.pages) return chunk ?? Buffer.alloc(blockRange(layout, leaf.block).length);
   const base = chunk ? Buffer.from(chunk) : Buffer.alloc(blockRange(layout, leaf.block).length);
   return applyPages(base, leaf.pages);
 }
 
-/** The bytes of one block (zeros for a hole), full block length. Live state: under the VM's shared lock. */
+/**
+ * The bytes of one block (zeros for a hole), full block length, in a buffer the caller owns
+ * (chunks from the store are shared: read-cache.ts). Live state: under the VM's shared lock.
+ */
 export async function readBlock(ctx: EngineContext, view: DiskView, block: number): Promise<Buffer> {
   const [leaf] = await viewLeavesWithPages(ctx, view, block, block + 1);
   if (!leaf) return Buffer.alloc(blockRange(view.layout, block).length);
   const [chunk] = isHole(leaf.fp) ? [undefined] : await ctx.chunks.get([leaf.fp]);
-  return blockBytes(view.layout, leaf, chunk);
+  return leaf.pages || !chunk ? blockBytes(view.layout, leaf, chunk) : Buffer.from(chunk);
 }
 
 /** The base of one block (its live write or tree leaf, without pages). Live state: under the VM's shared lock. */
