@@ -10,6 +10,8 @@ import { decodeChecked, split, type ChunkCodec, type Decoded } from './codec-ops
 type Job = { resolve: (r: CodecResponse) => void; reject: (e: Error) => void };
 type Payload = { op: 'hash' } | { op: 'encode'; level: number } | { op: 'decode'; fps: ArrayBuffer };
 
+/** Batches are sent to the workers in slices of about this many bytes (sliced). */
+const SLICE_BYTES = 1024 * 1024;
 /** Batches of stored bytes up to this size are decoded on the calling thread (decode). */
 const INLINE_DECODE_BYTES = 160 * 1024;
 
@@ -51,7 +53,8 @@ export class CodecPool implements ChunkCodec {
 
   private run(parts: readonly Uint8Array[], payload: Payload): Promise<CodecResponse> {
     const total = parts.reduce((n, p) => n + p.length, 0);
-    const buf = new ArrayBuffer(total);
+    // Not zero-filled (every byte is copied over), and its own ArrayBuffer, so it can be transferred.
+    const buf = Buffer.allocUnsafeSlow(total).buffer;
     const view = new Uint8Array(buf);
     let at = 0;
     for (const p of parts) {
@@ -67,19 +70,39 @@ export class CodecPool implements ChunkCodec {
     });
   }
 
+  /**
+   * Runs `fn` on slices of `parts` of about SLICE_BYTES each, all in flight at once (spread over
+   * the workers), and yields to the event loop between slices: copying a 16 MiB batch into
+   * one message in one go held the event loop for tens of milliseconds, and so every guest I/O
+   * waiting behind a snapshot's fold.
+   */
+  private async sliced<T>(parts: readonly Uint8Array[], fn: (slice: readonly Uint8Array[], from: number) => Promise<T[]>): Promise<T[]> {
+    const pending: Promise<T[]>[] = [];
+    for (let from = 0; from < parts.length;) {
+      let to = from;
+      for (let bytes = 0; to < parts.length && (to === from || bytes + (parts[to] as Uint8Array).length <= SLICE_BYTES); to++)
+        bytes += (parts[to] as Uint8Array).length;
+      if (pending.length > 0) await new Promise((r) => setImmediate(r));
+      pending.push(fn(parts.slice(from, to), from));
+      from = to;
+    }
+    return (await Promise.all(pending)).flat();
+  }
+
   /** Fingerprints of `blocks`, HOLE for all-zero blocks. */
-  async hash(blocks: readonly Uint8Array[]): Promise<Fingerprint[]> {
-    if (blocks.length === 0) return [];
-    const res = expect(await this.run(blocks, { op: 'hash' }), 'hashed');
-    const fps = Buffer.from(res.fps);
-    return blocks.map((_, i) => fps.subarray(i * FINGERPRINT_BYTES, (i + 1) * FINGERPRINT_BYTES));
+  hash(blocks: readonly Uint8Array[]): Promise<Fingerprint[]> {
+    return this.sliced(blocks, async (slice) => {
+      const fps = Buffer.from(expect(await this.run(slice, { op: 'hash' }), 'hashed').fps);
+      return slice.map((_, i) => fps.subarray(i * FINGERPRINT_BYTES, (i + 1) * FINGERPRINT_BYTES));
+    });
   }
 
   /** Stored records (codec byte + payload) for `blocks`. */
-  async encode(blocks: readonly Uint8Array[]): Promise<Buffer[]> {
-    if (blocks.length === 0) return [];
-    const res = expect(await this.run(blocks, { op: 'encode', level: this.zstdLevel }), 'encoded');
-    return split(res.buf, res.lens);
+  encode(blocks: readonly Uint8Array[]): Promise<Buffer[]> {
+    return this.sliced(blocks, async (slice) => {
+      const res = expect(await this.run(slice, { op: 'encode', level: this.zstdLevel }), 'encoded');
+      return split(res.buf, res.lens);
+    });
   }
 
   /**
@@ -94,13 +117,15 @@ export class CodecPool implements ChunkCodec {
       const dctx = this.dctx;
       return records.map((r, i) => decodeChecked(dctx, Buffer.from(r.buffer, r.byteOffset, r.byteLength), fps[i] as Fingerprint));
     }
-    const fpBuf = Buffer.concat(fps);
-    const fpCopy = fpBuf.buffer.slice(fpBuf.byteOffset, fpBuf.byteOffset + fpBuf.byteLength);
-    const res = expect(await this.run(records, { op: 'decode', fps: fpCopy }), 'decoded');
-    const raws = split(res.buf, res.lens);
-    return raws.map((data, i) => {
-      const err = res.errors[i];
-      return err ? { ok: false, reason: err } : { ok: true, data };
+    return this.sliced(records, async (slice, from) => {
+      const fpBuf = Buffer.concat(fps.slice(from, from + slice.length));
+      const fpCopy = fpBuf.buffer.slice(fpBuf.byteOffset, fpBuf.byteOffset + fpBuf.byteLength);
+      const res = expect(await this.run(slice, { op: 'decode', fps: fpCopy }), 'decoded');
+      const raws = split(res.buf, res.lens);
+      return raws.map((data, i): Decoded => {
+        const err = res.errors[i];
+        return err ? { ok: false, reason: err } : { ok: true, data };
+      });
     });
   }
 
