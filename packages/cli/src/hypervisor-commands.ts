@@ -21,7 +21,9 @@ export interface RunOptions {
 /** The node's NBD endpoint the filled config points at. */
 export function nbdEndpoint(info: NodeInfoView, via?: string): NbdEndpoint {
   if (via !== undefined && via !== 'tcp' && via !== 'unix') throw new InvalidArgumentError(`--nbd ${via}: use tcp or unix`);
-  const useUnix = via === 'unix' || (via === undefined && info.nbdAddress === '');
+  // The Unix socket first when the node serves one: it needs no TLS, while a node with the
+  // site's TLS files requires TLS on TCP, which the filled drives do not carry (README).
+  const useUnix = via === 'unix' || (via === undefined && info.nbdSocket !== '');
   if (useUnix && info.nbdSocket !== '') return { socket: info.nbdSocket };
   if (!useUnix && info.nbdAddress !== '') {
     const i = info.nbdAddress.lastIndexOf(':');
@@ -85,7 +87,7 @@ export function registerHypervisorCommands(vm: Command): void {
     );
   vm.command('run-config <vm>')
     .description("print the VM's hypervisor config template filled in (name, UUID, NBD URIs); --libvirt: virsh define it")
-    .option('--nbd <tcp|unix>', "how the hypervisor reaches the node's NBD server (default: TCP when the node serves it)")
+    .option('--nbd <tcp|unix>', "how the hypervisor reaches the node's NBD server (default: the Unix socket when the node serves one)")
     .option('--libvirt', 'define the domain in libvirt (virsh define) instead of printing it')
     .option('--libvirt-uri <uri>', 'libvirt connection URI for virsh -c (qemu:///system, …)')
     .action(

@@ -69,6 +69,11 @@ describe('fillTemplate', () => {
 
   test('malformed braces, control characters, bad UTF-8 and oversize templates are refused', () => {
     assert.throws(() => fill('a\n{{name'), /'\{\{' on line 2 opens no placeholder/);
+    // A template made to backtrack: an unclosed '{{' before 1 MiB of spaces is refused at once
+    // (the old pattern took seconds for 2,000 spaces, blocking the node meanwhile).
+    const started = performance.now();
+    assert.throws(() => checkTemplate(Buffer.from('{{' + ' '.repeat(MAX_HYPERVISOR_CONFIG_BYTES - 8))), /opens no placeholder/);
+    assert.ok(performance.now() - started < 2000, `checking took ${Math.round(performance.now() - started)} ms`);
     assert.throws(() => fill('{{ {{name}}'), /opens no placeholder/);
     assert.throws(() => fill('x\u0000y'), /control character \(0x0\) on line 1/);
     assert.throws(() => checkTemplate(Buffer.from([0x3c, 0xff, 0xfe])), /not UTF-8/);

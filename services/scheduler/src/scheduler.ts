@@ -134,13 +134,18 @@ export class Scheduler {
             if (r.duplicate) duplicates++;
             this.published.set(d.key, d.job.slot);
             if (d.missed > 0) {
-              await publishEvent(this.c, 'schedule.missed', {
-                site: d.job.site,
-                vmId: d.job.vmId,
-                vmName: d.job.vmName,
-                schedule: d.job.schedule,
-                missedSlots: d.missed,
-              });
+              await publishEvent(
+                this.c,
+                'schedule.missed',
+                {
+                  site: d.job.site,
+                  vmId: d.job.vmId,
+                  vmName: d.job.vmName,
+                  schedule: d.job.schedule,
+                  missedSlots: d.missed,
+                },
+                `schedule.missed.${d.job.vmId}.${d.job.schedule}.${d.job.slot}`,
+              ); // one event per gap, however many leaders saw it
             }
           }),
         );
@@ -170,8 +175,14 @@ export class Scheduler {
   private async readProgress(): Promise<number | undefined> {
     const e = await this.c.state.get(SCHEDULER_PROGRESS_KEY);
     if (!e || e.operation !== 'PUT') return undefined;
-    const p = e.json<Partial<SchedulerProgress>>();
-    return typeof p.tickMs === 'number' && Number.isFinite(p.tickMs) ? p.tickMs : undefined;
+    // A damaged value must not stop scheduling: it counts as no record (no missed slots reported).
+    let p: Partial<SchedulerProgress> | null;
+    try {
+      p = e.json<Partial<SchedulerProgress> | null>();
+    } catch {
+      return undefined;
+    }
+    return typeof p?.tickMs === 'number' && Number.isFinite(p.tickMs) ? p.tickMs : undefined;
   }
 }
 
