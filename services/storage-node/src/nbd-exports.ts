@@ -81,7 +81,14 @@ export class EngineExports implements BlockExports {
         const disk = vm.disks[diskIndex];
         if (vm.importing) throw unknown(`VM '${vm.name}' is still importing`);
         if (!disk) throw unknown(`VM '${vm.name}' has ${vm.disks.length} vDisks`);
-        return new VdiskExport(this.engine, { name, vmId: vm.id, diskIndex, size: disk.size, blockSize: disk.blockSize, readOnly: writeRefusal(vm) !== undefined });
+        return new VdiskExport(this.engine, {
+          name,
+          vmId: vm.id,
+          diskIndex,
+          size: disk.size,
+          blockSize: disk.blockSize,
+          readOnly: writeRefusal(vm) !== undefined,
+        });
       }
       const { vm, snapshot } = this.engine.getSnapshot(refText);
       const disk = snapshot.disks[diskIndex];
