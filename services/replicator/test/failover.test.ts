@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,6 +49,31 @@ function qemuIo(url: string, command: string): Promise<{ code: number; out: stri
       resolve({ code: err ? 1 : 0, out: `${stdout}${stderr}` });
     });
   });
+}
+
+/** One qemu-io process over one NBD connection, fed a command at a time (the guest's open disk). */
+function qemuIoSession(url: string): { run(command: string, done: RegExp): Promise<string>; quit(): Promise<void> } {
+  const child = spawn('qemu-io', ['-f', 'raw', url], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  return {
+    async run(command, done) {
+      const from = out.length;
+      child.stdin.write(`${command}\n`);
+      const deadline = Date.now() + 30_000;
+      while (!done.test(out.slice(from))) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`qemu-io: no ${String(done)} after '${command}':\n${out}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return out.slice(from);
+    },
+    async quit() {
+      child.stdin.end('quit\n');
+      await exited;
+    },
+  };
 }
 
 describe('failover and failback between two sites', () => {
@@ -99,6 +124,10 @@ describe('failover and failback between two sites', () => {
   let changedAtB = 0;
 
   test('planned failover A→B: zero loss, B writable over NBD at once, A fenced (writes refused)', async () => {
+    // The guest at A has its disk open over NBD across the failover.
+    const guestA = qemuIoSession(nbdUrl(sockA(), 'vm1/0'));
+    await guestA.run('write -P 0x33 28M 4k', /wrote 4096\/4096 bytes/);
+    Buffer.alloc(4096, 0x33).copy(image, 28 * MiB);
     assert.equal(await exportSha(a.api, 'vm1'), sha(image));
     const t0 = performance.now();
     const h = await cliJson<Handover>(b.api, ['failover', 'vm1', '--to', 'siteB', '--planned', '--certs', certs]);
@@ -128,6 +157,10 @@ describe('failover and failback between two sites', () => {
     const dw = await runCli(a.api, ['disk', 'write', 'vm1', '0', join(certs, 'ca.crt')]);
     assert.notEqual(dw.code, 0);
     assert.match(dw.stderr, /fenced here: site siteB owns it since epoch 1/);
+    // On the connection opened before the fence: refused (EPERM) by the per-batch check.
+    assert.match(await guestA.run('write -P 0x44 28M 4k', /write failed|wrote/), /write failed: Operation not permitted/);
+    await guestA.quit();
+    // On a connection opened after it: the export is read-only.
     const nw = await qemuIo(nbdUrl(sockA(), 'vm1/0'), 'write -P 0x11 0 4k');
     assert.ok(nw.code !== 0 || /failed|not permitted|read-only/i.test(nw.out), nw.out);
     const snap = await runCli(a.api, ['snapshot', 'create', 'vm1']);
