@@ -82,8 +82,9 @@ async function calling<T>(n: SiteNode, what: string, fn: () => Promise<T>): Prom
 
 const exportName = async (n: SiteNode, vm: string): Promise<string> => {
   const info = await n.client.getNodeInfo();
-  const at = info.nbdAddress || info.nbdSocket;
-  return at ? `nbd://${at}/${vm}/0` : `${vm}/0 (the node serves no NBD)`;
+  if (info.nbdAddress) return `nbd://${info.nbdAddress}/${vm}/0`;
+  if (info.nbdSocket) return `nbd+unix:///${vm}/0?socket=${info.nbdSocket}`;
+  return `${vm}/0 (the node serves no NBD)`;
 };
 
 /** Steps 1–3 of the header: fence at `from`, pull the fenced snapshot into `to`, promote it there. */

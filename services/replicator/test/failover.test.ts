@@ -145,6 +145,7 @@ describe('failover and failback between two sites', () => {
     assert.equal(h.epoch, 1);
     assert.equal(h.fencedAtSource, true);
     assert.equal(h.snapshot, 'vm1@fenced-1');
+    assert.equal(h.nbdExport, nbdUrl(sockB(), 'vm1/0'), 'the export the guest at B opens');
     // Zero loss: B's live disk is A's last state (with the 1 MiB never in a replicated snapshot) plus B's write.
     assert.equal(await exportSha(b.api, 'vm1'), sha(image));
     const atB = await vmAt(b, 'vm1');
@@ -279,9 +280,17 @@ describe('failover and failback between two sites', () => {
     assert.match(dw.stderr, /fenced here: site siteB owns it since epoch 1/);
     assert.equal(await exportSha(a.api, 'vm2'), sha(lost), 'fencing changed nothing at A');
 
-    const back = await cliJson<Handover>(a.api, ['failback', 'vm2', '--certs', certs]);
-    process.stdout.write(`# unplanned case: failback moved ${back.bytesMoved} bytes\n`);
-    assert.equal(back.epoch, 2);
+    // For people: progress lines on stderr, a result table on stdout.
+    const back = await runCli(a.api, ['failback', 'vm2', '--certs', certs]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.match(
+      back.stderr,
+      /1\/3 fencing vm2 at siteB \(owner from now: siteA, epoch 2\)[^]*2\/3 replicating vm2@fenced-2 siteB → siteA[^]*3\/3 promoting vm2 at siteA/,
+    );
+    assert.match(back.stdout, /^VM\s+FROM\s+TO\s+KIND\s+EPOCH\s+SNAPSHOT\s+MOVED/m);
+    assert.match(back.stdout, /^vm2\s+siteB\s+siteA\s+planned\s+2\s+vm2@fenced-2\s/m);
+    process.stdout.write(`# unplanned case, failback:\n${back.stdout.replace(/^/gm, '#   ')}\n`);
+    assert.deepEqual(await vmAt(a, 'vm2').then((v) => [v.epoch, v.fencedBy]), [2, '']);
     assert.equal(await exportSha(a.api, 'vm2'), sha(atB));
     // A's writes that B never had are kept as a snapshot, not silently dropped.
     assert.equal(await exportSha(a.api, 'vm2@superseded-1'), sha(lost));
