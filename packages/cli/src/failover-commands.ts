@@ -34,6 +34,12 @@ interface SiteNode {
   readonly client: StorageNodeClient;
 }
 
+interface LibvirtFlags {
+  libvirt?: boolean;
+  libvirtUri?: string;
+  nbd?: string;
+}
+
 interface Handover {
   readonly vm: string;
   readonly from: string;
@@ -47,6 +53,8 @@ interface Handover {
   readonly fencedAtSource: boolean;
   readonly nbdExport: string;
   readonly note: string;
+  /** With --libvirt: the domain defined at the new owner. */
+  readonly domain?: string;
 }
 
 /** Progress lines on stderr for people (not with --json). */
@@ -197,6 +205,29 @@ async function unplannedFailover(
   };
 }
 
+/** With --libvirt: defines the VM at `at` from its domain XML template (the old site's domain is left alone). */
+async function defineAt(at: SiteNode, h: Handover, o: LibvirtFlags, step: (l: string) => void): Promise<Handover> {
+  if (!o.libvirt) return h;
+  const { defineVms, nbdEndpoint } = await import('./hypervisor-commands.js');
+  step(`defining ${h.vm} in libvirt at ${at.site}`);
+  try {
+    const [d] = await defineVms([await at.client.getVm(h.vm)], nbdEndpoint(await at.client.getNodeInfo(), o.nbd), o.libvirtUri);
+    return d ? { ...h, domain: d.domain } : h;
+  } catch (e) {
+    // The handover itself is done: say so, so nobody reruns it for a libvirt problem.
+    throw reworded(
+      e,
+      `${h.vm} is owned by ${at.site} now (epoch ${h.epoch}, served at ${h.nbdExport}), but defining it in libvirt failed: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+}
+
+const withLibvirtFlags = (cmd: Command): Command =>
+  cmd
+    .option('--libvirt', 'define the VM in libvirt at the new owner (virsh define of its domain XML template, filled in)')
+    .option('--libvirt-uri <uri>', 'libvirt connection URI for virsh -c (qemu:///system, …)')
+    .option('--nbd <tcp|unix>', "with --libvirt: how the hypervisor reaches the node's NBD server");
+
 function print(g: Globals, h: Handover): void {
   if (g.json) {
     printJson(h);
@@ -213,6 +244,7 @@ function print(g: Globals, h: Handover): void {
       moved: formatBytes(h.bytesMoved),
       'source fenced': h.fencedAtSource ? 'yes' : 'not yet',
       export: h.nbdExport,
+      ...(h.domain === undefined ? {} : { domain: h.domain }),
       seconds: h.seconds.toFixed(2),
     },
   ]);
@@ -233,14 +265,13 @@ async function withVia<T>(g: Globals, fn: (via: StorageNodeClient) => Promise<T>
 
 export function registerFailoverCommands(program: Command): void {
   withTlsFlags(
-    program
-      .command('failover <vm>')
+    withLibvirtFlags(program.command('failover <vm>'))
       .description('make SITE own VM: planned (fence, final snapshot, replicate, promote: zero loss) or, the source lost, promote its newest replica')
       .option('--to <site>', 'the site that takes the VM over (required)')
       .option('--planned', 'the source is up: hand over with zero data loss', false)
       .option('--snapshot <s>', 'unplanned: the replicated snapshot to promote (default: the newest)'),
     'folder with ca.crt and SITE.crt/SITE.key of the target site (planned: it pulls the final snapshot)',
-  ).action(async (vm: string, o: TlsFlags & { to?: string; planned: boolean; snapshot?: string }, cmd: Command) => {
+  ).action(async (vm: string, o: TlsFlags & LibvirtFlags & { to?: string; planned: boolean; snapshot?: string }, cmd: Command) => {
     const g = cmd.optsWithGlobals<Globals>();
     if (!o.to) throw new InvalidArgumentError('failover needs --to SITE');
     if (o.planned && o.snapshot) throw new InvalidArgumentError('--snapshot is for an unplanned failover; a planned one promotes the final snapshot');
@@ -252,11 +283,11 @@ export function registerFailoverCommands(program: Command): void {
         const target = await calling(to, `VM '${vm}'`, () => to.client.getVm(vm));
         const source = target.replicaOf || target.fencedBy;
         if (!source) throw new FailedPreconditionError(`VM '${vm}' is owned by site ${toSite} already (epoch ${target.epoch}); nothing to fail over`);
-        if (!o.planned) return await unplannedFailover(vm, target, to, via, g.node, o.snapshot, step);
+        if (!o.planned) return await defineAt(to, await unplannedFailover(vm, target, to, via, g.node, o.snapshot, step), o, step);
         tlsFor(toSite, o);
         const from = await siteNode(via, g.node, source);
         try {
-          return await plannedHandover(vm, from, to, o, step);
+          return await defineAt(to, await plannedHandover(vm, from, to, o, step), o, step);
         } finally {
           from.client.close();
         }
@@ -268,14 +299,13 @@ export function registerFailoverCommands(program: Command): void {
   });
 
   withTlsFlags(
-    program
-      .command('failback <vm>')
+    withLibvirtFlags(program.command('failback <vm>'))
       .description(
         'return VM to its home site (--node): fence the home copy, then a planned failover back; only what changed since the newest common snapshot moves',
       )
       .option('--from <site>', 'the site owning the VM now (default: the one the home copy is fenced by)'),
     'folder with ca.crt and SITE.crt/SITE.key of the home site (it pulls)',
-  ).action(async (vm: string, o: TlsFlags & { from?: string }, cmd: Command) => {
+  ).action(async (vm: string, o: TlsFlags & LibvirtFlags & { from?: string }, cmd: Command) => {
     const g = cmd.optsWithGlobals<Globals>();
     const step = stepper(g);
     const h = await withVia(g, async (via) => {
@@ -307,7 +337,7 @@ export function registerFailoverCommands(program: Command): void {
             step(`0/3 fencing the stale copy of ${vm} at ${home.site} (owner ${ownerSite}, epoch ${atOwner.epoch})`);
             await calling(home, `fencing VM '${vm}'`, () => home.client.fenceVm({ vm, ownerSite, ownerEpoch: atOwner.epoch }));
           }
-          return await plannedHandover(vm, owner, home, o, step);
+          return await defineAt(home, await plannedHandover(vm, owner, home, o, step), o, step);
         } finally {
           owner.client.close();
         }
