@@ -238,6 +238,27 @@ describe('failover and failback between two sites', () => {
     assert.deepEqual(await vmAt(b, 'vm1').then((v) => [v.epoch, v.fencedBy, v.fencedEpoch]), [1, 'siteA', 2]);
   });
 
+  test('a planned failover stopped after the fence (both copies read-only) is finished by running it again: same epoch, zero loss', async () => {
+    const shaA = await exportSha(a.api, 'vm1');
+    // Step 1 only, as if the command died after it: A fenced for B at epoch 3, B not promoted.
+    const node = connectStorageNode(a.api);
+    try {
+      const f = await node.fenceVm({ vm: 'vm1', ownerSite: 'siteB', ownerEpoch: 3 });
+      assert.equal(f.snapshot?.label, 'fenced-3');
+    } finally {
+      node.close();
+    }
+    const w = await runCli(b.api, ['disk', 'write', 'vm1', '0', join(certs, 'ca.crt')]);
+    assert.match(w.stderr, /fenced here: site siteA owns it since epoch 2/, 'B is still fenced: no copy is writable');
+    const h = await cliJson<Handover>(b.api, ['failover', 'vm1', '--to', 'siteB', '--planned', '--certs', certs]);
+    assert.deepEqual([h.epoch, h.snapshot], [3, 'vm1@fenced-3']);
+    assert.equal(await exportSha(b.api, 'vm1'), shaA);
+    assert.deepEqual(await vmAt(b, 'vm1').then((v) => [v.epoch, v.fencedBy]), [3, '']);
+    // B's own copy (fenced since epoch 2, unwritten) needed no superseded snapshot.
+    const labels = (await cliJson<SnapJson[]>(b.api, ['snapshot', 'list', 'vm1'])).map((x) => x.label);
+    assert.ok(!labels.some((l) => l.startsWith('superseded-')), labels.join(','));
+  });
+
   test('unplanned failover (A stopped): B promotes its newest replica; A, back, learns it is stale and is fenced; its lost writes are kept', async () => {
     const img2 = Buffer.alloc(DISK);
     const put2 = async (s: Site, data: Buffer, offset: number): Promise<void> => {
