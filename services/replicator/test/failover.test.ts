@@ -296,6 +296,11 @@ describe('failover and failback between two sites', () => {
     // Replication from the new owner into A: A learns epoch 1 and fences its copy.
     await replicate(a, 'vm2@b1', 'siteB', 'siteA');
     assert.deepEqual(await vmAt(a, 'vm2').then((v) => [v.epoch, v.fencedBy, v.fencedEpoch]), [0, 'siteB', 1]);
+    // The fence is durable: it survives a restart of A.
+    await a.proc.stop();
+    restarts++;
+    a = await startSite('siteA', a.dataDir, certs, ['--nbd-socket', sockA()]);
+    await register();
     const dw = await runCli(a.api, ['disk', 'write', 'vm2', '0', join(certs, 'ca.crt')]);
     assert.notEqual(dw.code, 0);
     assert.match(dw.stderr, /fenced here: site siteB owns it since epoch 1/);
