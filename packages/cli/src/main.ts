@@ -7,6 +7,7 @@ import { Command, Option } from 'commander';
 import { registerCommands } from './commands.js';
 import { registerReplicationCommands } from './replicate-commands.js';
 import { registerCoordinationCommands } from './coordination-commands.js';
+import { registerFailoverCommands } from './failover-commands.js';
 
 const program = new Command();
 program
@@ -19,6 +20,7 @@ program
 registerCommands(program);
 registerReplicationCommands(program);
 registerCoordinationCommands(program);
+registerFailoverCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`vmferry: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -11,6 +11,7 @@ export * from './tree.js';
 export * from './partition.js';
 export * from './model.js';
 export * from './replica-record.js';
+export * from './ownership.js';
 export * from './rate.js';
 export * from './policy.js';
 export * from './policy-schema.js';

@@ -18,6 +18,12 @@ export interface Lineage {
   readonly snapshotId: string;
 }
 
+/** Who superseded a fenced copy: the owning site and its epoch. */
+export interface Fence {
+  readonly site: string;
+  readonly epoch: number;
+}
+
 export interface VmRecord {
   readonly id: string;
   readonly name: string;
@@ -30,6 +36,13 @@ export interface VmRecord {
   readonly disks: readonly SnapshotDisk[];
   /** Set on a replica VM: the site it replicates from. Replicas take no live writes. */
   readonly replicaOf?: string;
+  /**
+   * Ownership epoch (absent: 0). Every failover promotes a copy at epoch + 1; a copy that learns
+   * of a higher epoch for its VM is fenced (ownership.ts). A replica holds its source's epoch.
+   */
+  readonly epoch?: number;
+  /** Set on a fenced copy: the site that owns the VM now, at that epoch. Fenced copies take no writes. */
+  readonly fencedBy?: Fence;
   /** Set while an import streams in; a node restarting finds such a VM half-made and removes it. */
   readonly importing?: boolean;
 }

@@ -133,6 +133,10 @@ export interface StorageNodeApi {
   labelSnapshot(ref: string, label: string): Promise<SnapshotRecord>;
   clone(ref: string, name: string, count: number): Promise<{ readonly source: SnapshotRecord; readonly vms: readonly VmRecord[] }>;
   restore(ref: string, diskIndex?: number): Promise<VmRecord>;
+  /** Fences this site's copy of `vm`: `ownerSite` owns it at `ownerEpoch` (core/ownership.ts). */
+  fenceVm(vm: string, ownerSite: string, ownerEpoch: number): Promise<{ vm: VmRecord; snapshot: SnapshotRecord }>;
+  /** Promotes a replica or fenced copy to the writable VM here; `epoch` 0: the known one + 1. */
+  promoteVm(vm: string, snapshot: string | undefined, epoch: number): Promise<VmRecord>;
 
   stats(vm?: string): Promise<NodeStats>;
   gc(): Promise<GcReport>;

@@ -12,6 +12,7 @@
 import { validateLayout } from './block-grid.js';
 import { InvalidArgumentError } from './errors.js';
 import { isId } from './ids.js';
+import { validateEpoch } from './ownership.js';
 import type { DiskRecord, SnapshotRecord, VmRecord } from './model.js';
 import { VM_NAME, validateLabel, validateVmName } from './names.js';
 
@@ -96,6 +97,7 @@ export function validateReplicaRecord(vm: VmRecord, snapshot: SnapshotRecord): v
     if (!VM_NAME.test(vm.clonedFrom.vmName)) fail(`${v} clone source name`, `'${vm.clonedFrom.vmName.slice(0, 70)}' is not a valid VM name`);
   }
   validateDisks(vm.disks, v);
+  if (vm.epoch !== undefined) validateEpoch(vm.epoch, `${v} ownership epoch`);
 
   validateId(snapshot.id, `${v} snapshot id`);
   const s = `snapshot ${snapshot.id} of ${v}`;

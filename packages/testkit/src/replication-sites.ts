@@ -30,8 +30,8 @@ export interface Site {
   readonly proc: NodeProcess;
 }
 
-/** Starts a site: a storage node named `name` serving replication with DIR/<name>.crt. */
-export async function startSite(name: string, dataDir: string, certDir: string): Promise<Site> {
+/** Starts a site: a storage node named `name` serving replication with DIR/<name>.crt (plus `extraArgs`, e.g. --nbd-socket). */
+export async function startSite(name: string, dataDir: string, certDir: string, extraArgs: readonly string[] = []): Promise<Site> {
   const proc = await startNodeProcess({
     dataDir,
     extraArgs: [
@@ -45,6 +45,7 @@ export async function startSite(name: string, dataDir: string, certDir: string):
       join(certDir, `${name}.key`),
       '--tls-ca',
       join(certDir, 'ca.crt'),
+      ...extraArgs,
     ],
   });
   const repl = proc.replicationAddress ?? /replication endpoint \(mTLS, read-only\) on (\S+)/.exec(proc.log())?.[1];

@@ -41,6 +41,8 @@ export function storageNodeApi(engine: StorageEngine): StorageNodeApi {
     labelSnapshot: (ref, label) => engine.labelSnapshot(ref, label),
     clone: (ref, name, count) => engine.clone(ref, name, count),
     restore: (ref, diskIndex) => engine.restore(ref, diskIndex),
+    fenceVm: (vm, ownerSite, ownerEpoch) => engine.fenceVm(vm, ownerSite, ownerEpoch),
+    promoteVm: (vm, snapshot, epoch) => engine.promoteVm(vm, snapshot, epoch),
     stats: (vm) => engine.stats(vm),
     gc: () => engine.gc(),
     verify: (onProgress) => engine.verify(onProgress),

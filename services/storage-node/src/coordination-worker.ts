@@ -80,8 +80,11 @@ export class NodeCoordinator {
     for (const vm of this.engine.listVms()) {
       const key = registryVmKey(this.o.site, vm.id);
       seen.add(key);
-      const entry: VmEntry = { vmId: vm.id, name: vm.name, site: this.o.site, ...(vm.replicaOf ? { replicaOf: vm.replicaOf } : {}), updatedAtMs: Date.now() };
-      const signature = `${vm.name}|${vm.replicaOf ?? ''}`;
+      // A fenced copy is published like a replica of its new owner: the scheduler runs its
+      // policy where the VM is owned (a promoted replica loses the mark and is scheduled there).
+      const follows = vm.replicaOf ?? vm.fencedBy?.site;
+      const entry: VmEntry = { vmId: vm.id, name: vm.name, site: this.o.site, ...(follows ? { replicaOf: follows } : {}), updatedAtMs: Date.now() };
+      const signature = `${vm.name}|${follows ?? ''}`;
       if (this.synced.get(key) === signature) continue;
       await this.c.registry.put(key, JSON.stringify(entry));
       this.synced.set(key, signature);
@@ -113,7 +116,7 @@ export class NodeCoordinator {
         } catch {
           return; // deleted since the job was queued: nothing to protect
         }
-        if (vm.replicaOf || vm.importing) return;
+        if (vm.replicaOf || vm.fencedBy || vm.importing) return; // a fenced copy takes no snapshots
         const origin = scheduleOrigin(job.schedule, job.slot);
         let snapshot = this.engine.listSnapshots(vm.id).find((s) => s.origin === origin);
         if (!snapshot) {

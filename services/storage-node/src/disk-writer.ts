@@ -14,6 +14,7 @@ import {
   blockRange,
   blocksOfExtent,
   checkExtent,
+  assertOwned,
   FailedPreconditionError,
   gridOffsetFor,
   InvalidArgumentError,
@@ -179,9 +180,10 @@ export class ExtentWriter {
     const { chunks, metrics } = this.ctx;
     const result = await chunks.ingest(contents, (fps, stageChunks) =>
       this.ctx.vmLock(this.vm.id).shared(async () => {
-        if (!this.ctx.catalog.vmById(this.vm.id)) {
-          throw new FailedPreconditionError(`VM '${this.vm.name}' was deleted during the write`);
-        }
+        const current = this.ctx.catalog.vmById(this.vm.id);
+        if (!current) throw new FailedPreconditionError(`VM '${this.vm.name}' was deleted during the write`);
+        // Re-read under the shared lock: no batch lands after a fence commits (core/ownership.ts, 2).
+        assertOwned(current);
         const live = this.ctx.live.disk(this.vm.id, this.diskIndex);
         await live.gate.shared(async () => {
           const table = this.ctx.catalog.liveWrites;

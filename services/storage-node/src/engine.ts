@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import {
+  assertOwned,
   checkExtent,
   FailedPreconditionError,
   InvalidArgumentError,
@@ -30,6 +31,7 @@ import { commitReplica, missingChunks, putChunks } from './replication-target.js
 import { deleteSite, listSites, putSite } from './sites.js';
 import { recordBase, recordPending } from './replication-bases.js';
 import { createVm, deleteVm, diskOf, resolveVm, setVmConfig } from './vms.js';
+import { fenceVm, promoteVm, type FenceResult } from './failover.js';
 
 export interface OpenOptions extends Partial<EngineOptions> {
   readonly dataDir: string;
@@ -195,6 +197,16 @@ export class StorageEngine {
     return restore(this.ctx, ref, diskIndex);
   }
 
+  /** Fences this site's copy of `vm`: `ownerSite` owns it at `ownerEpoch` now (failover.ts). */
+  fenceVm(vm: string, ownerSite: string, ownerEpoch: number): Promise<FenceResult> {
+    return fenceVm(this.ctx, vm, ownerSite, ownerEpoch);
+  }
+
+  /** Promotes a replica or fenced copy of `vm` to the writable VM, owned here (failover.ts). */
+  promoteVm(vm: string, snapshot: string | undefined, epoch: number): Promise<VmRecord> {
+    return promoteVm(this.ctx, vm, snapshot, epoch);
+  }
+
   get site(): string {
     return this.ctx.options.site;
   }
@@ -283,11 +295,9 @@ async function loadCatalog(db: Database, dataDir: string, referenced: (roots: Bu
   }
 }
 
-/** Replica VMs take no live writes, snapshots or restores: clone one for a writable copy. */
+/** Replica VMs and fenced copies take no live writes, snapshots or restores (core/ownership.ts). */
 function assertWritable(vm: VmRecord): void {
-  if (vm.replicaOf) {
-    throw new FailedPreconditionError(`VM '${vm.name}' is a read-only replica of site ${vm.replicaOf}; clone it to get a writable copy`);
-  }
+  assertOwned(vm);
 }
 
 export class ImportSession {

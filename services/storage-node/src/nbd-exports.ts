@@ -1,7 +1,7 @@
 /*
  * The node's vDisks as block exports (core/block-export.ts), served over NBD by
  * @vmferry/nbd. Export names: `VM/DISK` is a live vDisk (read-write; read-only for a replica
- * VM), `VM@SNAPSHOT/DISK` a snapshot's vDisk (read-only; SNAPSHOT is an id or a label, as in
+ * VM or a fenced copy, core/ownership.ts), `VM@SNAPSHOT/DISK` a snapshot's vDisk (read-only; SNAPSHOT is an id or a label, as in
  * every other ref). DISK counts from 0.
  *
  * An opened export holds the VM's (and snapshot's) id, not its name, and resolves it again
@@ -23,6 +23,7 @@ import {
   NotFoundError,
   parseRef,
   isVmferryError,
+  writeRefusal,
   type AllocationRun,
   type BlockExport,
   type BlockExports,
@@ -80,7 +81,14 @@ export class EngineExports implements BlockExports {
         const disk = vm.disks[diskIndex];
         if (vm.importing) throw unknown(`VM '${vm.name}' is still importing`);
         if (!disk) throw unknown(`VM '${vm.name}' has ${vm.disks.length} vDisks`);
-        return new VdiskExport(this.engine, { name, vmId: vm.id, diskIndex, size: disk.size, blockSize: disk.blockSize, readOnly: vm.replicaOf !== undefined });
+        return new VdiskExport(this.engine, {
+          name,
+          vmId: vm.id,
+          diskIndex,
+          size: disk.size,
+          blockSize: disk.blockSize,
+          readOnly: writeRefusal(vm) !== undefined,
+        });
       }
       const { vm, snapshot } = this.engine.getSnapshot(refText);
       const disk = snapshot.disks[diskIndex];

@@ -9,7 +9,7 @@
  * batch is committed before the write returns: visible to every reader, surviving a process
  * kill, and on disk at the next FLUSH or FUA (nbd-exports.ts).
  */
-import { blockRange, FailedPreconditionError, pagesTouched, storedPage, type PageData, type VmRecord } from '@vmferry/core';
+import { assertOwned, blockRange, FailedPreconditionError, pagesTouched, storedPage, type PageData, type VmRecord } from '@vmferry/core';
 import { liveView, readBlock } from './block-source.js';
 import type { EngineContext } from './context.js';
 import { diskOf } from './vms.js';
@@ -23,6 +23,8 @@ export async function writePages(ctx: EngineContext, vm: VmRecord, diskIndex: nu
   const run = async (): Promise<void> => {
     const current = ctx.catalog.vmById(vm.id);
     if (!current) throw new FailedPreconditionError(`VM '${vm.name}' was deleted during the write`);
+    // Re-read under the shared lock: no page lands after a fence commits (core/ownership.ts, 2).
+    assertOwned(current);
     let pages: PageData[];
     if (wholePages) {
       pages = touched.map((p) => ({ page: p.page, data: storedPage(data.subarray(p.start - from, p.start - from + p.length)) }));

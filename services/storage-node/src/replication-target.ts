@@ -18,6 +18,7 @@ import {
   type IncomingChunk,
   type PutResult,
   type SnapshotRecord,
+  epochOf,
   type VmRecord,
 } from '@vmferry/core';
 import type { EngineContext } from './context.js';
@@ -69,8 +70,13 @@ async function commitChecked(ctx: EngineContext, sourceSite: string, vm: VmRecor
   await checkTreeShapes(ctx, sourceSite, snapshot);
   return ctx.vmLock(vm.id).exclusive(async () => {
     const existing = ctx.catalog.vmById(vm.id);
+    // Epochs first (core/ownership.ts): a stale source changes nothing; a newer owner fences an owned copy.
+    const learned = existing ? epochRule(existing, sourceSite, epochOf(vm)) : undefined;
     const done = existing ? ctx.catalog.snapshot(vm.id, snapshot.id) : undefined;
-    if (done) return done;
+    if (done) {
+      if (learned) await ctx.catalog.commit((tx) => tx.putVm(learned), { durable: true });
+      return done;
+    }
     const byName = ctx.catalog.vmByName(vm.name);
     if (byName && byName.id !== vm.id) {
       throw new AlreadyExistsError(`a different VM named '${vm.name}' exists here; rename or delete it to receive the replica from ${sourceSite}`);
@@ -96,8 +102,13 @@ async function commitChecked(ctx: EngineContext, sourceSite: string, vm: VmRecor
       ...(vm.clonedFrom ? { clonedFrom: vm.clonedFrom } : {}),
       replicaOf: sourceSite,
       disks: snapshot.disks,
+      ...(epochOf(vm) > 0 ? { epoch: epochOf(vm) } : {}),
     };
-    const updated: VmRecord = base.replicaOf && newest ? { ...base, disks: snapshot.disks, hypervisorConfig: vm.hypervisorConfig } : base;
+    const owned = learned ?? base;
+    const updated: VmRecord =
+      owned.replicaOf && newest
+        ? { ...owned, disks: snapshot.disks, hypervisorConfig: vm.hypervisorConfig, ...(epochOf(vm) > 0 ? { epoch: epochOf(vm) } : {}) }
+        : owned;
     const commit = (): Promise<void> =>
       ctx.catalog.commit(
         (tx) => {
@@ -109,4 +120,23 @@ async function commitChecked(ctx: EngineContext, sourceSite: string, vm: VmRecor
     await (existing ? commit() : ctx.withVmNames([vm.name], commit));
     return record;
   });
+}
+
+/**
+ * The epoch rule for a snapshot of `existing` arriving from `sourceSite` at `peerEpoch`:
+ * - a replica or fenced copy takes nothing older than the epoch it knows (a stale source);
+ * - a copy owned here takes nothing older than its epoch, and on a newer one learns that the
+ *   source owns the VM now: the returned record is the copy fenced (committed with the snapshot).
+ * @throws FailedPreconditionError naming both epochs when the source is stale.
+ */
+function epochRule(existing: VmRecord, sourceSite: string, peerEpoch: number): VmRecord | undefined {
+  const known = existing.fencedBy?.epoch ?? epochOf(existing);
+  if (peerEpoch < known) {
+    throw new FailedPreconditionError(
+      `site ${sourceSite} sent VM '${existing.name}' at ownership epoch ${peerEpoch}, but this site knows epoch ${known}: ` +
+        `${sourceSite}'s copy is stale (superseded by a failover); nothing was changed`,
+    );
+  }
+  if (existing.replicaOf || existing.fencedBy || peerEpoch === epochOf(existing)) return undefined;
+  return { ...existing, fencedBy: { site: sourceSite, epoch: peerEpoch } };
 }

@@ -1,5 +1,6 @@
 import {
   AlreadyExistsError,
+  assertOwned,
   type CreateVmInput,
   DEFAULT_BLOCK_SIZE,
   HOLE,
@@ -70,6 +71,7 @@ export async function setVmConfig(ctx: EngineContext, nameOrId: string, config: 
     const vm = resolveVm(ctx, vm0.id);
     if (vm.replicaOf) throw new FailedPreconditionError(`VM '${vm.name}' is a read-only replica of site ${vm.replicaOf}: its config comes from there`);
     if (vm.importing) throw new FailedPreconditionError(`VM '${vm.name}' is still importing`);
+    assertOwned(vm);
     validateHypervisorConfig(config, vm.disks.length);
     const updated = { ...vm, hypervisorConfig: Buffer.from(config).toString('base64') };
     await ctx.catalog.commit((tx) => tx.putVm(updated), { durable: true });

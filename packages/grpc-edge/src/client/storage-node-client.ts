@@ -28,6 +28,9 @@ import {
   type PutChunksResult,
   type ReadDiskRequest,
   type RestoreRequest,
+  type FenceVmRequest,
+  type FenceVmResponse,
+  type PromoteVmRequest,
   type SetVmConfigRequest,
   type Site,
   type Snapshot,
@@ -80,6 +83,8 @@ export interface StorageNodeClient {
   labelSnapshot(req: LabelSnapshotRequest): Promise<Snapshot>;
   cloneVm(req: CloneVmRequest): Promise<CloneVmResponse>;
   restore(req: RestoreRequest): Promise<Vm>;
+  fenceVm(req: FenceVmRequest): Promise<FenceVmResponse>;
+  promoteVm(req: PromoteVmRequest): Promise<Vm>;
   getStats(vm: string): Promise<Stats>;
   runGc(): Promise<GcReport>;
   getNodeInfo(): Promise<NodeInfo>;
@@ -124,6 +129,8 @@ export function connectStorageNode(address: string): StorageNodeClient {
     labelSnapshot: (req) => unaryCall((r, cb) => c.labelSnapshot(r, cb), req),
     cloneVm: (req) => unaryCall((r, cb) => c.cloneVm(r, cb), req),
     restore: (req) => unaryCall((r, cb) => c.restore(r, cb), req),
+    fenceVm: (req) => unaryCall((r, cb) => c.fenceVm(r, cb), req),
+    promoteVm: (req) => unaryCall((r, cb) => c.promoteVm(r, cb), req),
     getStats: (vm) => unaryCall((r, cb) => c.getStats(r, cb), { vm }),
     runGc: () => unaryCall((r, cb) => c.runGc(r, cb), {}),
     getNodeInfo: () => unaryCall((r, cb) => c.getNodeInfo(r, cb), {}),

@@ -32,6 +32,9 @@ export function vmToWire(vm: VmRecord, snapshotCount: number, replicaOf: string 
     homeSite: vm.homeSite,
     replicaOf,
     uuid: vmUuid(vm.id),
+    epoch: vm.epoch ?? 0,
+    fencedBy: vm.fencedBy?.site ?? '',
+    fencedEpoch: vm.fencedBy?.epoch ?? 0,
   };
 }
 
@@ -49,6 +52,8 @@ export function vmFromWire(vm: Vm): VmRecord {
     hypervisorConfig: vm.hypervisorConfig.toString('base64'),
     ...(vm.clonedFrom ? { clonedFrom: { vmId: vm.clonedFrom.vmId, vmName: vm.clonedFrom.vmName, snapshotId: vm.clonedFrom.snapshotId } } : {}),
     disks: vm.disks.map((d) => ({ ...layout(d), root: toHex(HOLE) })),
+    // The source's ownership epoch (validateReplicaRecord checks it); its fence is its own business.
+    ...(vm.epoch === 0 ? {} : { epoch: vm.epoch }),
   };
 }
 

@@ -89,6 +89,11 @@ export function storageNodeHandlers(api: StorageNodeApi, info: NodeInfoOptions =
       return { vms: vms.map(vmOut), source: snapshotToWire(source, vmName(source.vmId)) };
     }),
     restore: serveUnary(async ({ request: req }) => vmOut(await api.restore(req.ref, req.diskIndex))),
+    fenceVm: serveUnary(async ({ request: req }) => {
+      const { vm, snapshot } = await api.fenceVm(req.vm, req.ownerSite, req.ownerEpoch);
+      return { vm: vmOut(vm), snapshot: snapshotToWire(snapshot, vm.name) };
+    }),
+    promoteVm: serveUnary(async ({ request: req }) => vmOut(await api.promoteVm(req.vm, req.snapshot === '' ? undefined : req.snapshot, req.epoch))),
 
     getStats: serveUnary(async ({ request }) => statsToWire(await api.stats(request.vm === '' ? undefined : request.vm))),
     getNodeInfo: serveUnary(() => {

@@ -168,6 +168,11 @@ export interface Vm {
   replicaOf: string;
   /** The UUID hypervisors know the VM by: derived from `id` (version 5), so each clone has its own. */
   uuid: string;
+  /** Ownership epoch: bumped by every failover; the copy with the highest epoch is the VM. */
+  epoch: number;
+  /** Set on a fenced copy: the site owning the VM now, and its epoch. Fenced copies are read-only. */
+  fencedBy: string;
+  fencedEpoch: number;
 }
 
 export interface ListVmsResponse {
@@ -264,6 +269,29 @@ export interface CloneVmRequest {
 export interface CloneVmResponse {
   vms: Vm[];
   source?: Snapshot | undefined;
+}
+
+export interface FenceVmRequest {
+  vm: string;
+  /** The site that owns the VM from now on, and its ownership epoch (above this copy's). */
+  ownerSite: string;
+  ownerEpoch: number;
+}
+
+export interface FenceVmResponse {
+  vm?:
+    | Vm
+    | undefined;
+  /** The snapshot of the live state at the fence (the last one this site made of it). */
+  snapshot?: Snapshot | undefined;
+}
+
+export interface PromoteVmRequest {
+  vm: string;
+  /** A snapshot id or label; empty: the newest replicated snapshot. */
+  snapshot: string;
+  /** The new ownership epoch; 0: the epoch this copy knows + 1. */
+  epoch: number;
 }
 
 export interface RestoreRequest {
@@ -2132,6 +2160,9 @@ function createBaseVm(): Vm {
     homeSite: "",
     replicaOf: "",
     uuid: "",
+    epoch: 0,
+    fencedBy: "",
+    fencedEpoch: 0,
   };
 }
 
@@ -2166,6 +2197,15 @@ export const Vm: MessageFns<Vm> = {
     }
     if (message.uuid !== "") {
       writer.uint32(82).string(message.uuid);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(88).uint64(message.epoch);
+    }
+    if (message.fencedBy !== "") {
+      writer.uint32(98).string(message.fencedBy);
+    }
+    if (message.fencedEpoch !== 0) {
+      writer.uint32(104).uint64(message.fencedEpoch);
     }
     return writer;
   },
@@ -2263,6 +2303,30 @@ export const Vm: MessageFns<Vm> = {
             message.uuid = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.fencedBy = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.fencedEpoch = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2311,6 +2375,17 @@ export const Vm: MessageFns<Vm> = {
         ? globalThis.String(object.replica_of)
         : "",
       uuid: isSet(object.uuid) ? globalThis.String(object.uuid) : "",
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      fencedBy: isSet(object.fencedBy)
+        ? globalThis.String(object.fencedBy)
+        : isSet(object.fenced_by)
+        ? globalThis.String(object.fenced_by)
+        : "",
+      fencedEpoch: isSet(object.fencedEpoch)
+        ? globalThis.Number(object.fencedEpoch)
+        : isSet(object.fenced_epoch)
+        ? globalThis.Number(object.fenced_epoch)
+        : 0,
     };
   },
 
@@ -2346,6 +2421,15 @@ export const Vm: MessageFns<Vm> = {
     if (message.uuid !== "") {
       obj.uuid = message.uuid;
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.fencedBy !== "") {
+      obj.fencedBy = message.fencedBy;
+    }
+    if (message.fencedEpoch !== 0) {
+      obj.fencedEpoch = Math.round(message.fencedEpoch);
+    }
     return obj;
   },
 
@@ -2366,6 +2450,9 @@ export const Vm: MessageFns<Vm> = {
     message.homeSite = object.homeSite ?? "";
     message.replicaOf = object.replicaOf ?? "";
     message.uuid = object.uuid ?? "";
+    message.epoch = object.epoch ?? 0;
+    message.fencedBy = object.fencedBy ?? "";
+    message.fencedEpoch = object.fencedEpoch ?? 0;
     return message;
   },
 };
@@ -3881,6 +3968,303 @@ export const CloneVmResponse: MessageFns<CloneVmResponse> = {
   },
 };
 
+function createBaseFenceVmRequest(): FenceVmRequest {
+  return { vm: "", ownerSite: "", ownerEpoch: 0 };
+}
+
+export const FenceVmRequest: MessageFns<FenceVmRequest> = {
+  encode(message: FenceVmRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vm !== "") {
+      writer.uint32(10).string(message.vm);
+    }
+    if (message.ownerSite !== "") {
+      writer.uint32(18).string(message.ownerSite);
+    }
+    if (message.ownerEpoch !== 0) {
+      writer.uint32(24).uint64(message.ownerEpoch);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FenceVmRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFenceVmRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vm = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ownerSite = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.ownerEpoch = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FenceVmRequest {
+    return {
+      vm: isSet(object.vm) ? globalThis.String(object.vm) : "",
+      ownerSite: isSet(object.ownerSite)
+        ? globalThis.String(object.ownerSite)
+        : isSet(object.owner_site)
+        ? globalThis.String(object.owner_site)
+        : "",
+      ownerEpoch: isSet(object.ownerEpoch)
+        ? globalThis.Number(object.ownerEpoch)
+        : isSet(object.owner_epoch)
+        ? globalThis.Number(object.owner_epoch)
+        : 0,
+    };
+  },
+
+  toJSON(message: FenceVmRequest): unknown {
+    const obj: any = {};
+    if (message.vm !== "") {
+      obj.vm = message.vm;
+    }
+    if (message.ownerSite !== "") {
+      obj.ownerSite = message.ownerSite;
+    }
+    if (message.ownerEpoch !== 0) {
+      obj.ownerEpoch = Math.round(message.ownerEpoch);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FenceVmRequest>): FenceVmRequest {
+    return FenceVmRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FenceVmRequest>): FenceVmRequest {
+    const message = createBaseFenceVmRequest();
+    message.vm = object.vm ?? "";
+    message.ownerSite = object.ownerSite ?? "";
+    message.ownerEpoch = object.ownerEpoch ?? 0;
+    return message;
+  },
+};
+
+function createBaseFenceVmResponse(): FenceVmResponse {
+  return { vm: undefined, snapshot: undefined };
+}
+
+export const FenceVmResponse: MessageFns<FenceVmResponse> = {
+  encode(message: FenceVmResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vm !== undefined) {
+      Vm.encode(message.vm, writer.uint32(10).fork()).join();
+    }
+    if (message.snapshot !== undefined) {
+      Snapshot.encode(message.snapshot, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FenceVmResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFenceVmResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vm = Vm.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.snapshot = Snapshot.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FenceVmResponse {
+    return {
+      vm: isSet(object.vm) ? Vm.fromJSON(object.vm) : undefined,
+      snapshot: isSet(object.snapshot) ? Snapshot.fromJSON(object.snapshot) : undefined,
+    };
+  },
+
+  toJSON(message: FenceVmResponse): unknown {
+    const obj: any = {};
+    if (message.vm !== undefined) {
+      obj.vm = Vm.toJSON(message.vm);
+    }
+    if (message.snapshot !== undefined) {
+      obj.snapshot = Snapshot.toJSON(message.snapshot);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FenceVmResponse>): FenceVmResponse {
+    return FenceVmResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FenceVmResponse>): FenceVmResponse {
+    const message = createBaseFenceVmResponse();
+    message.vm = (object.vm !== undefined && object.vm !== null) ? Vm.fromPartial(object.vm) : undefined;
+    message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
+      ? Snapshot.fromPartial(object.snapshot)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePromoteVmRequest(): PromoteVmRequest {
+  return { vm: "", snapshot: "", epoch: 0 };
+}
+
+export const PromoteVmRequest: MessageFns<PromoteVmRequest> = {
+  encode(message: PromoteVmRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vm !== "") {
+      writer.uint32(10).string(message.vm);
+    }
+    if (message.snapshot !== "") {
+      writer.uint32(18).string(message.snapshot);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(24).uint64(message.epoch);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PromoteVmRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePromoteVmRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vm = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.snapshot = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PromoteVmRequest {
+    return {
+      vm: isSet(object.vm) ? globalThis.String(object.vm) : "",
+      snapshot: isSet(object.snapshot) ? globalThis.String(object.snapshot) : "",
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+    };
+  },
+
+  toJSON(message: PromoteVmRequest): unknown {
+    const obj: any = {};
+    if (message.vm !== "") {
+      obj.vm = message.vm;
+    }
+    if (message.snapshot !== "") {
+      obj.snapshot = message.snapshot;
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PromoteVmRequest>): PromoteVmRequest {
+    return PromoteVmRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PromoteVmRequest>): PromoteVmRequest {
+    const message = createBasePromoteVmRequest();
+    message.vm = object.vm ?? "";
+    message.snapshot = object.snapshot ?? "";
+    message.epoch = object.epoch ?? 0;
+    return message;
+  },
+};
+
 function createBaseRestoreRequest(): RestoreRequest {
   return { ref: "", diskIndex: undefined };
 }
@@ -5278,6 +5662,32 @@ export const StorageNodeService = {
     responseSerialize: (value: Vm): Buffer => Buffer.from(Vm.encode(value).finish()),
     responseDeserialize: (value: Buffer): Vm => Vm.decode(value),
   },
+  /**
+   * Failover (docs/design.md "Epochs and fencing"). Fences a VM this site owns: read-only from
+   * the commit on, its live state kept as a snapshot labelled fenced-EPOCH (returned).
+   */
+  fenceVm: {
+    path: "/vmferry.v1.StorageNode/FenceVm" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FenceVmRequest): Buffer => Buffer.from(FenceVmRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FenceVmRequest => FenceVmRequest.decode(value),
+    responseSerialize: (value: FenceVmResponse): Buffer => Buffer.from(FenceVmResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FenceVmResponse => FenceVmResponse.decode(value),
+  },
+  /**
+   * Promotes a replica (or a fenced copy) to the writable VM owned by this site: its live
+   * state becomes the snapshot, its epoch the one given (or the known one + 1).
+   */
+  promoteVm: {
+    path: "/vmferry.v1.StorageNode/PromoteVm" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PromoteVmRequest): Buffer => Buffer.from(PromoteVmRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PromoteVmRequest => PromoteVmRequest.decode(value),
+    responseSerialize: (value: Vm): Buffer => Buffer.from(Vm.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Vm => Vm.decode(value),
+  },
   getStats: {
     path: "/vmferry.v1.StorageNode/GetStats" as const,
     requestStream: false as const,
@@ -5414,6 +5824,16 @@ export interface StorageNodeServer extends UntypedServiceImplementation {
   labelSnapshot: handleUnaryCall<LabelSnapshotRequest, Snapshot>;
   cloneVm: handleUnaryCall<CloneVmRequest, CloneVmResponse>;
   restore: handleUnaryCall<RestoreRequest, Vm>;
+  /**
+   * Failover (docs/design.md "Epochs and fencing"). Fences a VM this site owns: read-only from
+   * the commit on, its live state kept as a snapshot labelled fenced-EPOCH (returned).
+   */
+  fenceVm: handleUnaryCall<FenceVmRequest, FenceVmResponse>;
+  /**
+   * Promotes a replica (or a fenced copy) to the writable VM owned by this site: its live
+   * state becomes the snapshot, its epoch the one given (or the known one + 1).
+   */
+  promoteVm: handleUnaryCall<PromoteVmRequest, Vm>;
   getStats: handleUnaryCall<StatsRequest, Stats>;
   getNodeInfo: handleUnaryCall<Empty, NodeInfo>;
   runGc: handleUnaryCall<Empty, GcReport>;
@@ -5644,6 +6064,41 @@ export interface StorageNodeClient extends Client {
   ): ClientUnaryCall;
   restore(
     request: RestoreRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Vm) => void,
+  ): ClientUnaryCall;
+  /**
+   * Failover (docs/design.md "Epochs and fencing"). Fences a VM this site owns: read-only from
+   * the commit on, its live state kept as a snapshot labelled fenced-EPOCH (returned).
+   */
+  fenceVm(
+    request: FenceVmRequest,
+    callback: (error: ServiceError | null, response: FenceVmResponse) => void,
+  ): ClientUnaryCall;
+  fenceVm(
+    request: FenceVmRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FenceVmResponse) => void,
+  ): ClientUnaryCall;
+  fenceVm(
+    request: FenceVmRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FenceVmResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Promotes a replica (or a fenced copy) to the writable VM owned by this site: its live
+   * state becomes the snapshot, its epoch the one given (or the known one + 1).
+   */
+  promoteVm(request: PromoteVmRequest, callback: (error: ServiceError | null, response: Vm) => void): ClientUnaryCall;
+  promoteVm(
+    request: PromoteVmRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Vm) => void,
+  ): ClientUnaryCall;
+  promoteVm(
+    request: PromoteVmRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Vm) => void,
