@@ -8,7 +8,9 @@
 //      nodes at A and B (mTLS replication endpoint at A), a scheduler and B's replicator; a VM
 //      at A protected by the default policy (a snapshot every 5 s, replicated to B); writes
 //      between snapshots; snapshots at A and replicas at B with the bytes each one sent; B's
-//      newest replica exported hash-equal to A's. Then everything shuts down.
+//      newest replica exported hash-equal to A's; then a planned failover of the VM to B (A
+//      fenced, B writable over NBD at once), a write at B, and a failback to A that moves only
+//      what changed. Then everything shuts down.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -139,14 +141,20 @@ try {
   const a = await startNodeProcess({
     dataDir: join(work, 'a'),
     env,
-    extraArgs: ['--site', 'siteA', '--nats', natsA.url, '--replication-listen', '127.0.0.1:0', ...tls('siteA')],
+    extraArgs: ['--site', 'siteA', '--nats', natsA.url, '--replication-listen', '127.0.0.1:0', ...tls('siteA'), '--nbd-socket', join(work, 'a.nbd')],
   });
   stoppers.push(() => a.stop());
-  const b = await startNodeProcess({ dataDir: join(work, 'b'), env, extraArgs: ['--site', 'siteB', '--nats', natsB.url] });
+  const b = await startNodeProcess({
+    dataDir: join(work, 'b'),
+    env,
+    extraArgs: ['--site', 'siteB', '--nats', natsB.url, '--replication-listen', '127.0.0.1:0', ...tls('siteB'), '--nbd-socket', join(work, 'b.nbd')],
+  });
   stoppers.push(() => b.stop());
-  console.log(`site A node ${a.address}, replication endpoint ${a.replicationAddress}; site B node ${b.address}`);
-  vmferry(a.address, 'site', 'add', 'siteB', '--identity', 'siteB');
-  vmferry(b.address, 'site', 'add', 'siteA', '--replication', a.replicationAddress, '--identity', 'siteA');
+  console.log(`site A node ${a.address}, replication endpoint ${a.replicationAddress}; site B node ${b.address}, replication endpoint ${b.replicationAddress}`);
+  // Each site knows the other: its replication endpoint (mTLS), its certificate name, and its
+  // API address (failover and failback drive both nodes).
+  vmferry(a.address, 'site', 'add', 'siteB', '--replication', b.replicationAddress, '--identity', 'siteB', '--node-address', b.address);
+  vmferry(b.address, 'site', 'add', 'siteA', '--replication', a.replicationAddress, '--identity', 'siteA', '--node-address', a.address);
 
   step('the default policy: a snapshot every 5 s (keep 4), replicated to site B (keep 3, RPO 30 s)');
   vmferry(
@@ -209,6 +217,39 @@ try {
   console.log(`site A sha256 ${ha}\nsite B sha256 ${hb}`);
   if (ha !== hb) throw new Error("B's replica differs from A's snapshot");
   console.log("B's replica is hash-equal to A's snapshot: OK");
+
+  step('planned failover of web to site B: a final snapshot at A, replicated, A fenced, B promoted');
+  const finalA = join(work, 'web-final-a.img');
+  writeFileSync(join(work, 'late.bin'), randomBytes(1024 * 1024));
+  vmferry(a.address, 'disk', 'write', 'web', '0', join(work, 'late.bin'), '--offset', String(100 * 1024 * 1024)); // not in any replica yet
+  vmferry(a.address, 'disk', 'export', 'web', '0', finalA);
+  const started = Date.now();
+  vmferry(b.address, 'failover', 'web', '--to', 'siteB', '--planned', '--certs', certs);
+  const io = spawnSync('qemu-io', ['-f', 'raw', '-c', 'write -P 0x5a 0 4096', `nbd+unix:///web/0?socket=${join(work, 'b.nbd')}`], { encoding: 'utf8' });
+  if (io.status !== 0) throw new Error(`web is not writable at B over NBD: ${io.stderr}`);
+  console.log(
+    `web is writable over NBD at site B ${((Date.now() - started) / 1000).toFixed(1)} s after the failover command started (a 4 KiB guest write acknowledged)`,
+  );
+  const atB = join(work, 'web-at-b.img');
+  vmferry(b.address, 'disk', 'export', 'web', '0', atB);
+  const expectedAtB = readFileSync(finalA);
+  expectedAtB.fill(0x5a, 0, 4096);
+  if ((await sha256File(atB)) !== createHash('sha256').update(expectedAtB).digest('hex')) throw new Error("B's promoted copy lost a write");
+  console.log("B's live disk is A's last state plus B's write: nothing acknowledged at A was lost: OK");
+  const refused = spawnSync(process.execPath, [VMFERRY_BIN, '--node', a.address, 'disk', 'write', 'web', '0', join(work, 'late.bin')], {
+    encoding: 'utf8',
+    env,
+  });
+  if (refused.status === 0) throw new Error("A's fenced copy accepted a write");
+  console.log(`$ vmferry disk write web … at site A\n${refused.stderr.trim()}`);
+  vmferry(a.address, 'vm', 'show', 'web');
+
+  step('failback: web returns to site A; only what changed at B crosses the link');
+  vmferry(a.address, 'failback', 'web', '--certs', certs);
+  const backA = join(work, 'web-back-a.img');
+  vmferry(a.address, 'disk', 'export', 'web', '0', backA);
+  if ((await sha256File(backA)) !== (await sha256File(atB))) throw new Error('after failback A differs from B');
+  console.log('web is back at site A, hash-equal to its state at B, writable at A again: OK');
 } finally {
   step('stopping everything');
   for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
