@@ -1,33 +1,83 @@
 /** Streaming a file into a vDisk (import, write) and a vDisk out to a sparse file (export). */
-import { open, stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { InvalidArgumentError, isZero, SECTOR } from '@vmferry/core';
 import type { StorageNodeClient, VmView, WriteResultView } from '@vmferry/grpc-edge';
+import { dataExtents, seekData, type Seek } from './file-extents.js';
 import type { Progress } from './progress.js';
 
-/** Size of each data message; well under the node's 8 MiB message limit. */
+/**
+ * Size of each data message, and the grid the file is cut on: 4 MiB-aligned pieces cover
+ * whole blocks for every block size (4 KiB to 4 MiB), so a hole skipped between pieces never
+ * leaves a partial block for the node to patch. Well under the node's 8 MiB message limit.
+ */
 const PIECE_BYTES = 4 * 1024 * 1024;
+/** What a hole reads as, shared: it is only ever read from. */
+const ZEROS = Buffer.alloc(PIECE_BYTES);
+
+export interface PieceOptions {
+  /** Pieces with no data extent are not yielded (import: a new disk already reads as zeros). */
+  readonly skipHoles: boolean;
+  /** All-zero pieces (zeros written as data, not holes) are not yielded either. */
+  readonly skipZero: boolean;
+  /** lseek for SEEK_DATA; undefined reads the whole file (the fallback). */
+  readonly seek?: Seek | undefined;
+  /** Counts the bytes read from the file. */
+  readonly onRead?: (bytes: number) => void;
+}
 
 /**
- * The file in PIECE_BYTES pieces with their offsets. With `skipZero`, all-zero pieces are
- * not yielded, and their buffer is reused for the next read (a fresh 4 MiB buffer costs a
- * thousand page faults; a sparse 16 GiB image is mostly zeros).
+ * The file in PIECE_BYTES-aligned pieces with their offsets. Only the file's data extents
+ * are read: the rest of a piece is zero-filled in memory, and a piece with no data at all
+ * is skipped or, when the receiver needs the bytes, is the shared ZEROS. A yielded buffer is
+ * not reused (the caller may still hold it); an all-zero one that was skipped is.
  */
-async function* pieces(file: string, skipZero = false): AsyncGenerator<{ offset: number; data: Buffer }> {
+export async function* pieces(file: string, o: PieceOptions): AsyncGenerator<{ offset: number; data: Buffer }> {
   const fh = await open(file, 'r');
   try {
+    const size = (await fh.stat()).size;
+    const extents = dataExtents(fh.fd, size, 'seek' in o ? o.seek : seekData());
+    let ext = extents.next();
     let buf = Buffer.allocUnsafe(PIECE_BYTES);
-    for (let position = 0; ;) {
-      const { bytesRead } = await fh.read(buf, 0, PIECE_BYTES, position);
-      if (bytesRead === 0) return;
-      const data = bytesRead === PIECE_BYTES ? buf : buf.subarray(0, bytesRead);
-      const offset = position;
-      position += bytesRead;
-      if (skipZero && isZero(data)) continue;
-      yield { offset, data };
+    for (let start = 0; start < size;) {
+      if (ext.done === true || ext.value.offset >= start + PIECE_BYTES) {
+        // No data from here to the piece holding the next extent.
+        const next = ext.done === true ? size : ext.value.offset - (ext.value.offset % PIECE_BYTES);
+        if (!o.skipHoles) {
+          for (let s = start; s < next; s += PIECE_BYTES) yield { offset: s, data: ZEROS.subarray(0, Math.min(PIECE_BYTES, size - s)) };
+        }
+        start = next;
+        continue;
+      }
+      const end = Math.min(start + PIECE_BYTES, size);
+      let filled = start;
+      while (ext.done !== true && ext.value.offset < end) {
+        const from = Math.max(ext.value.offset, start);
+        const to = Math.min(ext.value.offset + ext.value.length, end);
+        buf.fill(0, filled - start, from - start);
+        await readFully(fh, buf, from - start, to - from, from);
+        o.onRead?.(to - from);
+        filled = to;
+        // An extent running on into the next piece is kept for it.
+        if (ext.value.offset + ext.value.length > end) break;
+        ext = extents.next();
+      }
+      buf.fill(0, filled - start, end - start);
+      const data = buf.subarray(0, end - start);
+      start = end;
+      if (o.skipZero && isZero(data)) continue;
+      yield { offset: end - data.length, data };
       buf = Buffer.allocUnsafe(PIECE_BYTES);
     }
   } finally {
     await fh.close();
+  }
+}
+
+async function readFully(fh: FileHandle, buf: Buffer, at: number, length: number, position: number): Promise<void> {
+  for (let done = 0; done < length;) {
+    const { bytesRead } = await fh.read(buf, at + done, length - done, position + done);
+    if (bytesRead === 0) throw new Error(`the file ended at ${position + done} while it was read (it shrank)`);
+    done += bytesRead;
   }
 }
 
@@ -54,8 +104,9 @@ export async function importImages(
       },
     });
     for (const [diskIndex, file] of images.entries()) {
-      // A new disk reads as zeros: all-zero pieces need not cross the wire.
-      for await (const { offset, data } of pieces(file, true)) {
+      // A new disk reads as zeros: holes and all-zero pieces need not cross the wire (the
+      // node skips to the next offset sent).
+      for await (const { offset, data } of pieces(file, { skipHoles: true, skipZero: true })) {
         await stream.write({ kind: { $case: 'data', value: { diskIndex, offset, data } } });
         dataBytes += data.length;
         progress.update(done + offset + data.length);
@@ -83,7 +134,9 @@ export async function writeFile(
   let done = 0;
   try {
     await stream.write({ kind: { $case: 'header', value: { ...target, length: (await stat(file)).size } } });
-    for await (const { data } of pieces(file)) {
+    // The stream has no hole message and the disk may hold data there, so holes are sent as
+    // zeros, but from memory: the file's holes are not read.
+    for await (const { data } of pieces(file, { skipHoles: false, skipZero: false })) {
       await stream.write({ kind: { $case: 'data', value: data } });
       done += data.length;
       progress.update(done);
