@@ -9,7 +9,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildExtImage, makeContentTree, runCli, startNodeProcess } from '@vmferry/testkit';
 import { writeReport } from './report.js';
@@ -110,6 +110,8 @@ async function main(): Promise<void> {
     console.error('  restic: not installed');
   }
 
+  // The cores may be shared: a load above their count slows every tool above alike.
+  record('load average (1 min) at the end', loadavg()[0] ?? 0, '');
   const w = Math.max(...rows.map((r) => r[0].length));
   const v = Math.max(...rows.map((r) => r[1].length));
   console.log(`\n${'measure'.padEnd(w)}  ${'result'.padStart(v)}  note`);
