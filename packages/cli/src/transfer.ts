@@ -7,8 +7,9 @@ import type { Progress } from './progress.js';
 
 /**
  * Size of each data message, and the grid the file is cut on: 4 MiB-aligned pieces cover
- * whole blocks for every block size (4 KiB to 4 MiB), so a hole skipped between pieces never
- * leaves a partial block for the node to patch. Well under the node's 8 MiB message limit.
+ * whole blocks for every block size (4 KiB to 4 MiB) when the disk's grid starts at 0, so a
+ * hole skipped between pieces leaves no partial block for the node to patch (a grid shifted
+ * by auto-alignment gets two per skip, as before). Well under the node's 8 MiB message limit.
  */
 const PIECE_BYTES = 4 * 1024 * 1024;
 /** What a hole reads as, shared: it is only ever read from. */
@@ -19,7 +20,7 @@ export interface PieceOptions {
   readonly skipHoles: boolean;
   /** All-zero pieces (zeros written as data, not holes) are not yielded either. */
   readonly skipZero: boolean;
-  /** lseek for SEEK_DATA; undefined reads the whole file (the fallback). */
+  /** lseek for SEEK_DATA; absent: seekData(); undefined: the whole file is read (the fallback). */
   readonly seek?: Seek | undefined;
   /** Counts the bytes read from the file. */
   readonly onRead?: (bytes: number) => void;
