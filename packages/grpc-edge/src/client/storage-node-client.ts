@@ -6,7 +6,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import {
-  StorageNodeClient as GeneratedClient,
+  StorageNodeService,
+  type StorageNodeClient as GeneratedClientType,
   type ChunkBatch,
   type ChunkIdList,
   type Empty,
@@ -42,6 +43,17 @@ import {
   type WriteDiskResponse,
 } from '@vmferry/proto';
 import { readStream, unaryCall, upload, type Upload } from './calls.js';
+import { decodeExtent, encodeImportRequest } from './wire-transfer.js';
+
+/** The generated client with the transfer codecs (wire-transfer.ts) for import and export. */
+const GeneratedClient = grpc.makeGenericClientConstructor(
+  {
+    ...StorageNodeService,
+    importVm: { ...StorageNodeService.importVm, requestSerialize: encodeImportRequest },
+    readDisk: { ...StorageNodeService.readDisk, responseDeserialize: decodeExtent },
+  },
+  'vmferry.v1.StorageNode',
+) as unknown as new (address: string, credentials: grpc.ChannelCredentials, options?: Partial<grpc.ClientOptions>) => GeneratedClientType;
 
 export type {
   CloneVmResponse as CloneResultView,
