@@ -50,8 +50,10 @@ interface PointReader {
   getMany(keys: readonly Buffer[]): Promise<(Buffer | null)[]>;
 }
 
-/** Ranges of at most this many blocks are read by key, not by iterator (a guest's small read). */
-const POINT_READ_BLOCKS = 4;
+/** Ranges of at most this many blocks are first narrowed to the blocks that may have a live write (MaybeDirty). */
+const FILTERED_BLOCKS = 1024;
+/** At most this many such blocks are read by key, not by iterator (an iterator costs three native calls). */
+const POINT_READ_KEYS = 64;
 
 /**
  * Which blocks of a vDisk may have a live write, so a guest's small read of a block that has
@@ -124,14 +126,17 @@ export class LiveWriteTable {
 
   /** The live writes of one vDisk in block order (all of them, or those of a block range). */
   async *entries(vmId: string, disk: number, range: LiveWriteRange = {}): AsyncGenerator<LeafUpdate> {
-    // An iterator costs three native calls (open, read, close); a few keys cost one.
-    if (this.db.getMany && range.from !== undefined && range.to !== undefined && range.to - range.from <= POINT_READ_BLOCKS) {
+    // An iterator costs three native calls (open, read, close); a few keys cost one, and
+    // blocks with no live write (most of a clone's) cost none.
+    if (this.db.getMany && range.from !== undefined && range.to !== undefined && range.to - range.from <= FILTERED_BLOCKS) {
       const all = Array.from({ length: Math.max(0, range.to - range.from) }, (_, i) => (range.from as number) + i);
       const blocks = await this.maybeDirty.filter(this.db, vmId, disk, all);
-      if (blocks.length === 0) return;
-      const values = await this.db.getMany(blocks.map((b) => dirtyKey(vmId, disk, b)));
-      for (const [i, v] of values.entries()) if (v) yield { block: blocks[i] as number, fp: Buffer.from(v) };
-      return;
+      if (blocks.length <= POINT_READ_KEYS) {
+        if (blocks.length === 0) return;
+        const values = await this.db.getMany(blocks.map((b) => dirtyKey(vmId, disk, b)));
+        for (const [i, v] of values.entries()) if (v) yield { block: blocks[i] as number, fp: Buffer.from(v) };
+        return;
+      }
     }
     const all = prefixRange(dirtyDiskPrefix(vmId, disk));
     const bounds = {
