@@ -7,7 +7,7 @@
  * overlay pages reads as its base chunk with the pages over it (block-source.ts).
  */
 import { blockCount, blockIndexAt, blockRange, checkExtent, fromHex, isHole, type BlockLayout, type DiskExtent, type VmRecord } from '@vmferry/core';
-import { blockBytes, liveView, viewLeaves, viewLeavesWithPages, type DiskView, type ViewLeaf } from './block-source.js';
+import { blockBytes, liveView, viewLeafAt, viewLeaves, viewLeavesWithPages, type DiskView, type ViewLeaf } from './block-source.js';
 import type { EngineContext } from './context.js';
 import { diskOf } from './vms.js';
 
@@ -138,15 +138,10 @@ export async function* readExtents(ctx: EngineContext, source: ViewSource, offse
  * generators and prefetch queue, whose per-request cost showed in 4 KiB random-read profiles.
  */
 async function oneBlockExtent(ctx: EngineContext, source: ViewSource, layout: BlockLayout, block: number, offset: number, length: number): Promise<DiskExtent> {
-  let leaf: ViewLeaf | undefined;
-  if (source.kind === 'snapshot') {
-    for await (const l of viewLeaves(ctx, source.view, block, block + 1)) leaf = l;
-  } else {
-    [leaf] = await ctx.vmLock(source.vm.id).shared(() => {
-      const current = ctx.catalog.vmById(source.vm.id) ?? source.vm;
-      return viewLeavesWithPages(ctx, liveView(current, source.diskIndex), block, block + 1);
-    });
-  }
+  const leaf =
+    source.kind === 'snapshot'
+      ? await viewLeafAt(ctx, source.view, block)
+      : await ctx.vmLock(source.vm.id).shared(() => viewLeafAt(ctx, liveView(ctx.catalog.vmById(source.vm.id) ?? source.vm, source.diskIndex), block));
   if (!leaf) return { offset, length };
   const [data] = await blocksOf(ctx, layout, [leaf]);
   const at = offset - blockRange(layout, block).start;
