@@ -200,7 +200,8 @@ export class Database {
   }
 
   /**
-   * Values for `keys`, null where absent, in input order.
+   * Values for `keys` (small records: index entries, live writes, pins; chunks: getLarge),
+   * null where absent, in input order.
    *
    * Calls made in the same turn of the event loop are read in one native batch (one MultiGet),
    * issued from setImmediate once the turn's microtasks have run: rocksdb-native does part of
@@ -224,6 +225,17 @@ export class Database {
         });
       }
     });
+  }
+
+  /**
+   * Values of large records (chunks: tens of KiB each), null where absent, in input order. Each
+   * key is its own native batch, all issued at once: the thread pool then reads them in
+   * parallel, and no call holds the JS thread for a whole batch (measured: 16 one-key batches
+   * of 64 KiB chunks ~6,300–7,100 reads/s, one batch of 16 ~4,800–6,100, holding the JS thread
+   * ~200–370 µs). Rejects if any read fails.
+   */
+  getLarge(keys: readonly Buffer[]): Promise<(Buffer | null)[]> {
+    return Promise.all(keys.map(async (k) => (await this.readBatch([k]))[0] ?? null));
   }
 
   /** Issues the queued point reads as one batch (getMany). */
