@@ -73,7 +73,7 @@ export class ChunkStore extends ChunkPipeline implements ChunkStorePort {
   }
 
   async records(ids: readonly Fingerprint[]): Promise<Buffer[]> {
-    const values = await this.db.getMany(ids.map(chunkKey)).catch(() => this.recordsOneByOne(ids));
+    const values = await this.db.getLarge(ids.map(chunkKey)).catch(() => this.recordsOneByOne(ids));
     return values.map((v, i) => {
       if (v === null) throw new ChunkMissingError(toHex(ids[i] as Fingerprint));
       return v;

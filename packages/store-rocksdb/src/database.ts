@@ -47,6 +47,19 @@ async function* iterate(
   }
 }
 
+/** One getMany call waiting for its turn's merged batch. */
+interface QueuedRead {
+  readonly keys: readonly Buffer[];
+  readonly resolve: (values: (Buffer | null)[]) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+/**
+ * Keys past which a turn's queued point reads are issued at once: bounds the batch (and the
+ * time its native call holds the JS thread) when many 64 KiB chunk reads are queued together.
+ */
+const MAX_MERGED_KEYS = 128;
+
 /** The writes a commit may stage (a subset of rocksdb-native's batch, typed here for callers). */
 export interface WriteBatch {
   tryPut(key: Buffer, value: Buffer): void;
@@ -79,6 +92,11 @@ export class Database {
   /** A write failed on a full disk: reopen before the next one. */
   private full = false;
   private reopening: Promise<void> | undefined;
+
+  /** Point reads waiting for this turn's batch (getMany). */
+  private queuedReads: QueuedRead[] = [];
+  private queuedKeys = 0;
+  private readFlushScheduled = false;
 
   private constructor(
     readonly path: string,
@@ -181,9 +199,71 @@ export class Database {
     }
   }
 
-  /** Values for `keys`, null where absent, in input order. */
-  async getMany(keys: readonly Buffer[]): Promise<(Buffer | null)[]> {
-    if (keys.length === 0) return [];
+  /**
+   * Values for `keys` (small records: index entries, live writes, pins; chunks: getLarge),
+   * null where absent, in input order.
+   *
+   * Calls made in the same turn of the event loop are read in one native batch (one MultiGet),
+   * issued from setImmediate once the turn's microtasks have run: rocksdb-native does part of
+   * each batch's work on the JS thread, and under 16 concurrent guest reads the per-batch cost
+   * (about 10 µs for a one-key miss, 1 µs a key in a batch of 16) was a large share of the
+   * event loop. A caller waits no longer than the rest of the current turn. When the merged
+   * batch fails (a damaged record) every caller's keys are read again alone, so only the
+   * caller that asked for the damaged key sees the error.
+   */
+  getMany(keys: readonly Buffer[]): Promise<(Buffer | null)[]> {
+    if (keys.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      this.queuedReads.push({ keys, resolve, reject });
+      this.queuedKeys += keys.length;
+      if (this.queuedKeys >= MAX_MERGED_KEYS) this.flushReads();
+      else if (!this.readFlushScheduled) {
+        this.readFlushScheduled = true;
+        setImmediate(() => {
+          this.readFlushScheduled = false;
+          this.flushReads();
+        });
+      }
+    });
+  }
+
+  /**
+   * Values of large records (chunks: tens of KiB each), null where absent, in input order. Each
+   * key is its own native batch, all issued at once: the thread pool then reads them in
+   * parallel, and no call holds the JS thread for a whole batch (measured: 16 one-key batches
+   * of 64 KiB chunks ~6,300–7,100 reads/s, one batch of 16 ~4,800–6,100, holding the JS thread
+   * ~200–370 µs). Rejects if any read fails.
+   */
+  getLarge(keys: readonly Buffer[]): Promise<(Buffer | null)[]> {
+    return Promise.all(keys.map(async (k) => (await this.readBatch([k]))[0] ?? null));
+  }
+
+  /** Issues the queued point reads as one batch (getMany). */
+  private flushReads(): void {
+    const group = this.queuedReads;
+    this.queuedReads = [];
+    this.queuedKeys = 0;
+    const [only] = group;
+    if (only === undefined) return;
+    if (group.length === 1) {
+      this.readBatch(only.keys).then(only.resolve, only.reject);
+      return;
+    }
+    this.readBatch(group.flatMap((g) => g.keys)).then(
+      (values) => {
+        let at = 0;
+        for (const g of group) {
+          g.resolve(values.slice(at, at + g.keys.length));
+          at += g.keys.length;
+        }
+      },
+      () => {
+        for (const g of group) this.readBatch(g.keys).then(g.resolve, g.reject);
+      },
+    );
+  }
+
+  private async readBatch(keys: readonly Buffer[]): Promise<(Buffer | null)[]> {
     const batch = this.db.read({ capacity: keys.length });
     try {
       const promises = keys.map((k) => batch.get(k));
@@ -212,6 +292,8 @@ export class Database {
    * files (checksummed per block, verified on read) rather than only in the WAL.
    */
   async close(): Promise<void> {
+    // Reads queued this turn are issued before the close, as they were before merging.
+    this.flushReads();
     // A flush that fails (a full disk) loses nothing: the WAL still holds every write.
     if (!this.readOnly) await this.db.flush().catch(() => undefined);
     await this.db.close();

@@ -6,6 +6,7 @@ import {
   fromHex,
   HOLE,
   isHole,
+  leafAt,
   leaves,
   NotFoundError,
   treeGeometry,
@@ -95,6 +96,19 @@ export async function viewLeavesWithPages(ctx: EngineContext, view: DiskView, fr
   }
   pagedBefore(Number.MAX_SAFE_INTEGER);
   return out;
+}
+
+/**
+ * The view's block `block` if it has content, as viewLeavesWithPages(block, block + 1) gives
+ * it, but found by one descent of the tree (leafAt) instead of the merged leaf generators: a
+ * guest's 4 KiB read. Live state: under the VM's shared lock.
+ */
+export async function viewLeafAt(ctx: EngineContext, view: DiskView, block: number): Promise<ViewLeaf | undefined> {
+  if (view.live && mayHavePages(ctx, view, block, block + 1)) return (await viewLeavesWithPages(ctx, view, block, block + 1))[0];
+  let fp: Fingerprint | undefined;
+  if (view.live) for await (const d of dirtyEntries(ctx, view, block, block + 1)) fp = d.fp;
+  fp ??= await leafAt(view.root, treeGeometry(blockCount(view.layout)), block, ctx.chunks);
+  return isHole(fp) ? undefined : { block, fp };
 }
 
 /**

@@ -145,8 +145,17 @@ class VdiskExport implements BlockExport {
     if (length === 0) return;
     const { extents } = this.engine.read(this.ref, this.target.diskIndex, offset, length);
     for await (const x of extents) {
-      if (!x.parts) yield { offset: x.offset, length: x.length };
-      else yield { offset: x.offset, length: x.length, data: x.parts.length === 1 ? (x.parts[0] as Buffer) : Buffer.concat(x.parts, x.length) };
+      if (!x.parts) {
+        yield { offset: x.offset, length: x.length };
+        continue;
+      }
+      // One piece per part (a block's bytes, a view of the shared verified chunk): the server
+      // sends each as its own data chunk instead of concatenating a 1 MiB read into a copy.
+      let at = x.offset;
+      for (const part of x.parts) {
+        yield { offset: at, length: part.length, data: part };
+        at += part.length;
+      }
     }
   }
 
