@@ -52,6 +52,9 @@ interface PointReader {
 
 /** Ranges of at most this many blocks are first narrowed to the blocks that may have a live write (MaybeDirty). */
 const FILTERED_BLOCKS = 1024;
+/** Blocks listed per vDisk at most (MaybeDirty); past it the vDisk's reads do their point reads. */
+const MAX_LISTED_BLOCKS = 1 << 18;
+
 /** At most this many such blocks are read by key, not by iterator (an iterator costs three native calls). */
 const POINT_READ_KEYS = 64;
 
@@ -69,37 +72,60 @@ const POINT_READ_KEYS = 64;
  */
 class MaybeDirty {
   private readonly staged = new Map<string, Set<number>>();
-  private readonly scanned = new Map<string, Set<number> | Promise<Set<number>>>();
+  private readonly scanned = new Map<string, Set<number> | Promise<Set<number> | undefined>>();
+  /**
+   * vDisks with more listed blocks than MAX_LISTED_BLOCKS: no longer listed, every read of
+   * theirs does its point read. Keeps memory bounded (a 2 TiB import stages 32 M blocks, past
+   * a Set's 2^24 entries) at the cost of the shortcut, never of correctness.
+   */
+  private readonly unlisted = new Set<string>();
 
   note(vmId: string, disk: number, block: number): void {
     const k = `${vmId}/${disk}`;
+    if (this.unlisted.has(k)) return;
     let set = this.staged.get(k);
     if (!set) this.staged.set(k, (set = new Set()));
     set.add(block);
+    if (set.size > MAX_LISTED_BLOCKS) this.unlist(k);
+  }
+
+  private unlist(k: string): void {
+    this.unlisted.add(k);
+    this.staged.delete(k);
+    this.scanned.delete(k);
   }
 
   /** The blocks of `blocks` that may have a live write. */
   async filter(db: RangeReader, vmId: string, disk: number, blocks: readonly number[]): Promise<number[]> {
     const k = `${vmId}/${disk}`;
+    if (this.unlisted.has(k)) return [...blocks];
     let scanned = this.scanned.get(k);
     if (scanned === undefined) {
       const scan = scanDirty(db, vmId, disk);
       this.scanned.set(k, scan);
       scan.then(
-        (set) => this.scanned.set(k, set),
+        (set) => {
+          if (set && !this.unlisted.has(k)) this.scanned.set(k, set);
+          else this.unlist(k);
+        },
         () => this.scanned.delete(k),
       );
       scanned = scan;
     }
     const found = scanned instanceof Set ? scanned : await scanned;
+    if (!found || this.unlisted.has(k)) return [...blocks];
     const staged = this.staged.get(k);
     return blocks.filter((b) => found.has(b) || staged?.has(b) === true);
   }
 }
 
-async function scanDirty(db: RangeReader, vmId: string, disk: number): Promise<Set<number>> {
+/** The vDisk's blocks with a 'd' key, or undefined when there are more than MAX_LISTED_BLOCKS. */
+async function scanDirty(db: RangeReader, vmId: string, disk: number): Promise<Set<number> | undefined> {
   const set = new Set<number>();
-  for await (const { key } of db.entries(prefixRange(dirtyDiskPrefix(vmId, disk)), false, 1024)) set.add(blockOfDirtyKey(key));
+  for await (const { key } of db.entries(prefixRange(dirtyDiskPrefix(vmId, disk)), false, 1024)) {
+    set.add(blockOfDirtyKey(key));
+    if (set.size > MAX_LISTED_BLOCKS) return undefined;
+  }
   return set;
 }
 
