@@ -3,7 +3,7 @@
  * scheduler. Resolves once started (leading or following); `stop()` releases the lease
  * (another scheduler takes over at once), then closes NATS and telemetry.
  */
-import { startTelemetry } from '@vmferry/telemetry';
+import { metricsListenFrom, startTelemetry } from '@vmferry/telemetry';
 import { openCoordination } from '@vmferry/nats';
 import type { SchedulerConfig } from './config.js';
 import { Scheduler, type TickReport } from './scheduler.js';
@@ -24,11 +24,10 @@ export interface RunSchedulerOptions {
  * @throws what openCoordination throws (NATS unreachable); telemetry is shut down first.
  */
 export async function runScheduler(config: SchedulerConfig, o: RunSchedulerOptions = {}): Promise<RunningScheduler> {
-  const telemetry = startTelemetry({
-    serviceName: 'vmferry-scheduler',
-    ...(config.prometheusPort === undefined ? {} : { prometheusPort: config.prometheusPort }),
-  });
+  const metricsListen = metricsListenFrom(config);
+  const telemetry = await startTelemetry({ serviceName: 'vmferry-scheduler', ...(metricsListen === undefined ? {} : { metricsListen }) });
   const log = o.log ?? (() => undefined);
+  if (telemetry.metricsAddress) log(`prometheus metrics on http://${telemetry.metricsAddress}/metrics`);
   let c;
   try {
     c = await openCoordination(config.natsUrl, 'vmferry-scheduler', config.jsDomain);
