@@ -22,7 +22,7 @@ import { readExtents, snapshotView } from './disk-reader.js';
 import { ExtentWriter } from './disk-writer.js';
 import { LiveFolder, type LiveFolderOptions } from './live-fold.js';
 import { collectGarbage } from './gc.js';
-import { createNodeMetrics } from './metrics.js';
+import { createNodeMetrics, observeEngine } from './metrics.js';
 import { cloneVm, createSnapshot, deleteSnapshot, labelSnapshot, resolveSnapshotRef, restore, type SnapshotOptions } from './snapshots.js';
 import { computeStats } from './stats.js';
 import { verifyStore } from './verify.js';
@@ -49,6 +49,9 @@ export class StorageEngine {
 
   private folder: LiveFolder | undefined;
 
+  /** Removes the catalog gauges (metrics.ts). */
+  private unobserve: () => void = () => undefined;
+
   private constructor(readonly ctx: EngineContext) {}
 
   static async open(options: OpenOptions): Promise<StorageEngine> {
@@ -64,19 +67,15 @@ export class StorageEngine {
       await db.close();
       throw e;
     });
-    const ctx = new EngineContext(
-      db,
-      chunks,
-      catalog,
-      { maxSnapshotsPerVm: options.maxSnapshotsPerVm ?? 1024, site: options.site ?? 'local' },
-      createNodeMetrics(),
-    );
+    const site = options.site ?? 'local';
+    const ctx = new EngineContext(db, chunks, catalog, { maxSnapshotsPerVm: options.maxSnapshotsPerVm ?? 1024, site }, createNodeMetrics(site));
     const engine = new StorageEngine(ctx);
     // A failed start-up must release the codec threads and RocksDB, or the process never exits.
     await engine.recover().catch(async (e: unknown) => {
       await engine.close().catch(() => undefined);
       throw e;
     });
+    engine.unobserve = observeEngine(ctx);
     if (options.liveFold !== false) {
       engine.folder = new LiveFolder(ctx, options.liveFold);
       engine.folder.start();
@@ -99,6 +98,7 @@ export class StorageEngine {
   }
 
   async close(): Promise<void> {
+    this.unobserve();
     await this.folder?.stop();
     await this.ctx.chunks.close();
     await this.ctx.db.close();
