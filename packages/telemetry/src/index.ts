@@ -15,6 +15,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { metrics, type ObservableResult } from '@opentelemetry/api';
 import { NodeSDK, tracing } from '@opentelemetry/sdk-node';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
@@ -146,4 +147,23 @@ function withUnitSuffixes(rm: ResourceMetrics): ResourceMetrics {
       }),
     })),
   };
+}
+
+/**
+ * Registers an observable gauge read at collection time (`read` gives value and attributes
+ * per series); returns its removal. For services that need one gauge and no other OTel API.
+ * Call it after startTelemetry: before, the API hands out no-op meters for good.
+ */
+export function observeGauge(
+  meterName: string,
+  name: string,
+  description: string,
+  read: () => readonly (readonly [number, Readonly<Record<string, string>>])[],
+): () => void {
+  const gauge = metrics.getMeter(meterName).createObservableGauge(name, { description });
+  const callback = (r: ObservableResult): void => {
+    for (const [value, attrs] of read()) r.observe(value, attrs);
+  };
+  gauge.addCallback(callback);
+  return () => gauge.removeCallback(callback);
 }

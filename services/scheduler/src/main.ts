@@ -3,7 +3,7 @@
  * scheduler. Resolves once started (leading or following); `stop()` releases the lease
  * (another scheduler takes over at once), then closes NATS and telemetry.
  */
-import { metricsListenFrom, startTelemetry } from '@vmferry/telemetry';
+import { metricsListenFrom, observeGauge, startTelemetry } from '@vmferry/telemetry';
 import { openCoordination } from '@vmferry/nats';
 import type { SchedulerConfig } from './config.js';
 import { Scheduler, type TickReport } from './scheduler.js';
@@ -38,10 +38,15 @@ export async function runScheduler(config: SchedulerConfig, o: RunSchedulerOptio
   const s = new Scheduler(c, { ...(config.id === undefined ? {} : { id: config.id }), tickMs: config.tickMs, log });
   if (o.onTick) s.onTick = o.onTick;
   await s.start();
+  // 1 while this scheduler holds the lease: the rules alert when no scheduler reports 1.
+  const unobserve = observeGauge('vmferry-scheduler', 'vmferry.scheduler.leader', 'Whether this scheduler holds the leader lease (1) or follows (0)', () => [
+    [s.isLeader ? 1 : 0, { scheduler: s.id }],
+  ]);
   const coordination = c;
   return {
     id: s.id,
     stop: async () => {
+      unobserve();
       await s.stop();
       await coordination.close();
       await telemetry.shutdown();
