@@ -159,8 +159,9 @@ export function observeGauge(
   name: string,
   description: string,
   read: () => readonly (readonly [number, Readonly<Record<string, string>>])[],
+  unit?: string,
 ): () => void {
-  const gauge = metrics.getMeter(meterName).createObservableGauge(name, { description });
+  const gauge = metrics.getMeter(meterName).createObservableGauge(name, { description, ...(unit === undefined ? {} : { unit }) });
   const callback = (r: ObservableResult): void => {
     for (const [value, attrs] of read()) r.observe(value, attrs);
   };

@@ -7,6 +7,7 @@ import { metricsListenFrom, observeGauge, startTelemetry } from '@vmferry/teleme
 import { openCoordination } from '@vmferry/nats';
 import type { SchedulerConfig } from './config.js';
 import { Scheduler, type TickReport } from './scheduler.js';
+import { rpoSeries, vmLabelLimit } from './rpo-series.js';
 
 export interface RunningScheduler {
   readonly id: string;
@@ -42,11 +43,19 @@ export async function runScheduler(config: SchedulerConfig, o: RunSchedulerOptio
   const unobserve = observeGauge('vmferry-scheduler', 'vmferry.scheduler.leader', 'Whether this scheduler holds the leader lease (1) or follows (0)', () => [
     [s.isLeader ? 1 : 0, { scheduler: s.id }],
   ]);
+  const limit = vmLabelLimit();
+  const unobserveRpo = observeGauge(
+    'vmferry-scheduler',
+    'vmferry.replica.rpo',
+    "Each VM's RPO per replication target, in seconds, from the policy in force",
+    () => rpoSeries(s.view, limit),
+  );
   const coordination = c;
   return {
     id: s.id,
     stop: async () => {
       unobserve();
+      unobserveRpo();
       await s.stop();
       await coordination.close();
       await telemetry.shutdown();

@@ -262,8 +262,11 @@ export class StorageEngine {
     return this.gcRun;
   }
 
-  verify(onProgress?: (checked: number) => void): Promise<VerifyReport> {
-    return verifyStore(this.ctx, onProgress);
+  async verify(onProgress?: (checked: number) => void): Promise<VerifyReport> {
+    const started = performance.now();
+    const report = await verifyStore(this.ctx, onProgress);
+    this.ctx.metrics.lastVerify = { atMs: Date.now(), damaged: report.corrupt.length + report.missing.length, seconds: (performance.now() - started) / 1000 };
+    return report;
   }
 }
 

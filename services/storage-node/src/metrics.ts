@@ -36,6 +36,8 @@ export interface NodeMetrics {
   readonly snapshotDuration: Histogram;
   /** The attributes every node series carries. */
   readonly attrs: { readonly site: string };
+  /** The last verify's outcome (engine.verify sets it; observed at scrape time). */
+  lastVerify?: { readonly atMs: number; readonly damaged: number; readonly seconds: number };
 }
 
 export function createNodeMetrics(site: string): NodeMetrics {
@@ -86,6 +88,11 @@ export function observeEngine(ctx: EngineContext, limit = vmLabelLimit()): () =>
     description: "Logical bytes of the site's VMs (no dedup, no compression)",
     unit: 'By',
   });
+  const verifyDamaged = meter.createObservableGauge('vmferry.verify.damaged_chunks', {
+    description: 'Chunks the last verify found corrupt or missing (0: clean); absent until a verify ran',
+  });
+  const verifyTime = meter.createObservableGauge('vmferry.verify.last_run', { description: 'When the last verify finished (Unix time)', unit: 's' });
+  const verifyDuration = meter.createObservableGauge('vmferry.verify.duration', { description: 'How long the last verify took', unit: 's' });
   const stored = meter.createObservableGauge('vmferry.space.stored', { description: 'Bytes the chunk store holds (deduplicated, compressed)', unit: 'By' });
 
   let space: { atMs: number; logical: number; stored: number } | undefined;
@@ -127,6 +134,12 @@ export function observeEngine(ctx: EngineContext, limit = vmLabelLimit()): () =>
 
     // Walking the store costs seconds on a large one: the first scrape waits, later ones get
     // the last result and start a refresh when it is older than SPACE_MAX_AGE_MS.
+    const v = ctx.metrics.lastVerify;
+    if (v) {
+      r.observe(verifyDamaged, v.damaged, { site });
+      r.observe(verifyTime, v.atMs / 1000, { site });
+      r.observe(verifyDuration, v.seconds, { site });
+    }
     if (!space) await refreshSpace();
     else if (now - space.atMs > SPACE_MAX_AGE_MS) void refreshSpace();
     if (space) {
@@ -134,7 +147,7 @@ export function observeEngine(ctx: EngineContext, limit = vmLabelLimit()): () =>
       r.observe(stored, space.stored, { site });
     }
   };
-  const observables: Observable[] = [vmSnapshots, vms, snapshots, replicaAge, labelLimit, logical, stored];
+  const observables: Observable[] = [vmSnapshots, vms, snapshots, replicaAge, labelLimit, logical, stored, verifyDamaged, verifyTime, verifyDuration];
   meter.addBatchObservableCallback(observe, observables);
   return () => meter.removeBatchObservableCallback(observe, observables);
 }
