@@ -49,6 +49,7 @@ export async function runScheduler(config: SchedulerConfig, o: RunSchedulerOptio
     'vmferry.replica.rpo',
     "Each VM's RPO per replication target, in seconds, from the policy in force",
     () => rpoSeries(s.view, limit),
+    's',
   );
   const coordination = c;
   return {
