@@ -114,12 +114,15 @@ export function observeEngine(ctx: EngineContext, limit = vmLabelLimit()): () =>
 
     let otherSnapshots = 0;
     const otherAge = new Map<string, number>();
+    // Ages are labelled by rank among local VMs, as the scheduler ranks them for their RPO
+    // (rpo-series.ts), so the two sides of the RPO rule label the same VMs.
+    let localRank = 0;
     for (const [i, vm] of sorted.entries()) {
-      const labelled = i < limit;
       const count = ctx.catalog.snapshotCount(vm.id);
-      if (labelled) r.observe(vmSnapshots, count, { site, vm: vm.name });
+      if (i < limit) r.observe(vmSnapshots, count, { site, vm: vm.name });
       else otherSnapshots += count;
       if (vm.replicaOf) continue;
+      const labelled = localRank++ < limit;
       // The source learns each target's newest complete copy from its ack (replication-bases.ts).
       for (const base of await ctx.catalog.replication.bases(vm.id)) {
         const snap = ctx.catalog.snapshot(vm.id, base.snapshotId);
