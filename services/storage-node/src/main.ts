@@ -70,6 +70,7 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
   if (config.nbdListen !== undefined || config.nbdSocket !== undefined) {
     const { startNbdServer } = await import('@vmferry/nbd');
     const { EngineExports } = await import('./nbd-exports.js');
+    const { meteredExports } = await import('./nbd-metrics.js');
     const { nbdTls } = await import('./nbd-tls.js');
     // With the site's TLS files, TCP NBD requires TLS everywhere, loopback included (any
     // local user can reach loopback); the Unix socket stays plain behind its permissions.
@@ -77,7 +78,7 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
     const clients = [config.site, ...(config.nbdClients?.split(',') ?? [])];
     nbd = await (async () =>
       startNbdServer({
-        exports: new EngineExports(engine),
+        exports: meteredExports(new EngineExports(engine), config.site),
         ...(config.nbdListen === undefined ? {} : { listen: config.nbdListen }),
         ...(config.nbdSocket === undefined ? {} : { socketPath: config.nbdSocket }),
         ...(files && config.nbdListen !== undefined ? { tls: await nbdTls(files, clients) } : {}),

@@ -5,6 +5,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createServer, connect, type Server } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -90,7 +91,7 @@ describe('node telemetry', () => {
   test('no OTLP without configuration; metrics on loopback, unit-suffixed, VM labels capped', async () => {
     node = await startNodeProcess({
       dataDir: join(dir, 'a'),
-      extraArgs: ['--metrics-listen', '127.0.0.1:0', '--site', 'east'],
+      extraArgs: ['--metrics-listen', '127.0.0.1:0', '--site', 'east', '--nbd-listen', '127.0.0.1:0'],
       env: { ...NO_OTEL, VMFERRY_METRICS_VM_LABEL_LIMIT: '1' },
     });
     const address = metricsAddress(node);
@@ -109,6 +110,13 @@ describe('node telemetry', () => {
     await cliJson(node.address, ['snapshot', 'create', 'a']);
     await cliJson(node.address, ['snapshot', 'create', 'a']);
     await cliJson(node.address, ['snapshot', 'create', 'b']);
+    // NBD I/O by a real client (qemu-io): a 64 KiB write and two 4 KiB reads of the live disk,
+    // one 4 KiB read of a snapshot.
+    const nbd = `nbd://${node.nbdAddress ?? ''}`;
+    execFileSync('qemu-io', ['-f', 'raw', '-c', 'write -P 0x41 0 65536', '-c', 'read 0 4096', '-c', 'read 4096 4096', `${nbd}/a/0`]);
+    const snap = (await cliJson<{ id: string }[]>(node.address, ['snapshot', 'list', 'b']))[0]?.id ?? '';
+    execFileSync('qemu-io', ['-f', 'raw', '-r', '-c', 'read 0 4096', `${nbd}/b@${snap}/0`]);
+    await cliJson(node.address, ['verify']);
 
     const text = await scrape(address);
     assert.equal(sample(text, 'vmferry_snapshot_duration_seconds_count', { site: 'east' }), 3, text);
@@ -121,6 +129,13 @@ describe('node telemetry', () => {
     assert.equal(sample(text, 'vmferry_snapshots', { site: 'east' }), 3, text);
     assert.ok(sample(text, 'vmferry_space_logical_bytes', { site: 'east' }) !== undefined, text);
     assert.ok(sample(text, 'vmferry_space_stored_bytes', { site: 'east' }) !== undefined, text);
+    assert.equal(sample(text, 'vmferry_nbd_io_bytes_total', { site: 'east', export_kind: 'live', direction: 'write' }), 65536, text);
+    assert.equal(sample(text, 'vmferry_nbd_io_bytes_total', { site: 'east', export_kind: 'live', direction: 'read' }), 8192, text);
+    assert.equal(sample(text, 'vmferry_nbd_io_bytes_total', { site: 'east', export_kind: 'snapshot', direction: 'read' }), 4096, text);
+    assert.equal(sample(text, 'vmferry_nbd_operations_total', { export_kind: 'live', op: 'read', outcome: 'ok' }), 2, text);
+    assert.equal(sample(text, 'vmferry_nbd_operation_duration_seconds_count', { export_kind: 'live', op: 'write' }), 1, text);
+    assert.equal(sample(text, 'vmferry_verify_damaged_chunks', { site: 'east' }), 0, text);
+    assert.ok((sample(text, 'vmferry_verify_last_run_seconds', { site: 'east' }) ?? 0) > Date.now() / 1000 - 600, text);
 
     // A clean stop flushes every exporter there is; with none configured nothing connects.
     assert.equal(await node.stop(), 0);
