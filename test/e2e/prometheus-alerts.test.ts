@@ -15,7 +15,19 @@ import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliJson, freePort, mintCerts, runCli, startNatsServer, startNodeProcess, VMFERRY_BIN, type NatsServer, type NodeProcess } from '@vmferry/testkit';
+import {
+  cliJson,
+  freePort,
+  mintCerts,
+  runCli,
+  seededBytes,
+  startNatsServer,
+  startNodeProcess,
+  VMFERRY_BIN,
+  writeDisk,
+  type NatsServer,
+  type NodeProcess,
+} from '@vmferry/testkit';
 
 const RULES = join(__dirname, '..', '..', '..', 'deploy', 'prometheus', 'rules.yml');
 const RPO_S = 20;
@@ -137,6 +149,7 @@ describe('alert rules on a real Prometheus scraping two sites', () => {
     scheduler = await startService(['--nats', nats.url, 'scheduler', '--metrics-listen', `127.0.0.1:${ms}`], /running against/);
     replicator = await startReplicator();
     await cliJson(a.address, ['vm', 'create', 'web', '--disk', '8M']);
+    await writeDisk(a.address, 'web', 0, seededBytes('prometheus-alerts', 1024 * 1024));
 
     // The shipped rules, every `for:` shortened; the same expressions.
     const rules = readFileSync(RULES, 'utf8').replace(/^(\s+)for: \S+$/gm, '$1for: 0s');
@@ -213,6 +226,12 @@ describe('alert rules on a real Prometheus scraping two sites', () => {
     assert.ok(age !== undefined && age < RPO_S, `age ${age}`);
     assert.ok(((await query('vmferry_replication_sessions_total{outcome="done",link="siteA->siteB"}'))[0] ?? 0) >= 1);
     assert.ok(((await query('sum(vmferry_jobs_published_total{kind="snapshot",site="siteA"})'))[0] ?? 0) >= 1);
+    // 1 MiB of random data written at A reaches B: logical bytes count it, wire bytes too.
+    await until('1 MiB of logical bytes replicated', 60_000, async () => {
+      const v = await query('vmferry_replication_logical_bytes_total{link="siteA->siteB"}');
+      return (v[0] ?? 0) >= 1024 * 1024 ? true : undefined;
+    });
+    assert.ok(((await query('vmferry_replication_received_bytes_total{link="siteA->siteB"}'))[0] ?? 0) > 0);
     assert.ok(((await query('sum(vmferry_jobs_done_total{kind="replicate",site="siteB"})'))[0] ?? 0) >= 1);
     assert.equal(await rpoBreach(), undefined);
   });
