@@ -23,7 +23,9 @@ export const DEFAULT_VM_LABEL_LIMIT = 500;
 /** The label the VMs past the limit share. */
 export const OTHER_VMS = '_other';
 /** Space accounting walks the whole store (stats.ts): reused for this long between scrapes. */
-const SPACE_MAX_AGE_MS = 60_000;
+const SPACE_MAX_AGE_MS = 300_000;
+/** A scrape waits this long at most for the first walk (Prometheus' scrape timeout is 10 s by default). */
+const FIRST_SPACE_WAIT_MS = 2000;
 
 /** Snapshot durations: 10 ms (an idle VM) to 10 min (a large first fold). */
 const DURATION_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
@@ -135,15 +137,16 @@ export function observeEngine(ctx: EngineContext, limit = vmLabelLimit()): () =>
     if (sorted.length > limit) r.observe(vmSnapshots, otherSnapshots, { site, vm: OTHER_VMS });
     for (const [target, age] of otherAge) r.observe(replicaAge, age, { site, vm: OTHER_VMS, target });
 
-    // Walking the store costs seconds on a large one: the first scrape waits, later ones get
-    // the last result and start a refresh when it is older than SPACE_MAX_AGE_MS.
     const v = ctx.metrics.lastVerify;
     if (v) {
       r.observe(verifyDamaged, v.damaged, { site });
       r.observe(verifyTime, v.atMs / 1000, { site });
       r.observe(verifyDuration, v.seconds, { site });
     }
-    if (!space) await refreshSpace();
+    // Walking the store costs seconds on a large one: the first scrape waits up to
+    // FIRST_SPACE_WAIT_MS (the gauges are absent until the walk ends), later ones get the last
+    // result and start a refresh when it is older than SPACE_MAX_AGE_MS.
+    if (!space) await Promise.race([refreshSpace(), new Promise((done) => setTimeout(done, FIRST_SPACE_WAIT_MS).unref())]);
     else if (now - space.atMs > SPACE_MAX_AGE_MS) void refreshSpace();
     if (space) {
       r.observe(logical, space.logical, { site });
