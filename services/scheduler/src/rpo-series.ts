@@ -16,7 +16,7 @@ export const OTHER_VMS = '_other';
 export type Series = readonly [number, Readonly<Record<string, string>>];
 
 /** Pure over the view's current content. */
-export function rpoSeries(view: PolicyView, limit: number): Series[] {
+export function rpoSeries(view: Pick<PolicyView, 'vms' | 'overrides' | 'defaultPolicy'>, limit: number): Series[] {
   const bySite = new Map<string, { name: string; vmId: string; site: string }[]>();
   for (const vm of view.vms.values()) {
     if (vm.replicaOf) continue;
