@@ -75,7 +75,7 @@ export class StorageEngine {
       await engine.close().catch(() => undefined);
       throw e;
     });
-    engine.unobserve = observeEngine(ctx);
+    engine.unobserve = observeEngine(ctx, options.dataDir);
     if (options.liveFold !== false) {
       engine.folder = new LiveFolder(ctx, options.liveFold);
       engine.folder.start();
@@ -258,7 +258,12 @@ export class StorageEngine {
   }
 
   gc(): Promise<GcReport> {
-    this.gcRun ??= collectGarbage(this.ctx).finally(() => (this.gcRun = undefined));
+    this.gcRun ??= collectGarbage(this.ctx)
+      .then((report) => {
+        this.ctx.metrics.lastGc = { atMs: Date.now(), bytesFreed: report.bytesFreed, chunksSwept: report.chunksSwept, seconds: report.durationMs / 1000 };
+        return report;
+      })
+      .finally(() => (this.gcRun = undefined));
     return this.gcRun;
   }
 

@@ -14,6 +14,7 @@
  * them). `vmferry_vm_label_limit` exports the limit so a dashboard can say when it applies.
  * Everything else is per site only.
  */
+import { statfs } from 'node:fs/promises';
 import { metrics, type BatchObservableResult, type Counter, type Histogram, type Observable } from '@opentelemetry/api';
 import type { EngineContext } from './context.js';
 import { computeStats } from './stats.js';
@@ -40,6 +41,8 @@ export interface NodeMetrics {
   readonly attrs: { readonly site: string };
   /** The last verify's outcome (engine.verify sets it; observed at scrape time). */
   lastVerify?: { readonly atMs: number; readonly damaged: number; readonly seconds: number };
+  /** The last GC's outcome (engine.gc sets it). */
+  lastGc?: { readonly atMs: number; readonly bytesFreed: number; readonly chunksSwept: number; readonly seconds: number };
 }
 
 export function createNodeMetrics(site: string): NodeMetrics {
@@ -75,7 +78,7 @@ export function vmLabelLimit(env: NodeJS.ProcessEnv = process.env): number {
 /**
  * Registers the catalog gauges for `ctx`; returns their removal (the engine closing).
  */
-export function observeEngine(ctx: EngineContext, limit = vmLabelLimit()): () => void {
+export function observeEngine(ctx: EngineContext, dataDir: string, limit = vmLabelLimit()): () => void {
   const meter = metrics.getMeter('vmferry-storage-node');
   const site = ctx.options.site;
   const vmSnapshots = meter.createObservableGauge('vmferry.vm.snapshots', { description: 'Snapshots a VM holds (per VM, capped: see vmferry_vm_label_limit)' });
@@ -95,6 +98,16 @@ export function observeEngine(ctx: EngineContext, limit = vmLabelLimit()): () =>
   });
   const verifyTime = meter.createObservableGauge('vmferry.verify.last_run', { description: 'When the last verify finished (Unix time)', unit: 's' });
   const verifyDuration = meter.createObservableGauge('vmferry.verify.duration', { description: 'How long the last verify took', unit: 's' });
+  const gcFreed = meter.createObservableGauge('vmferry.gc.freed', { description: 'Bytes the last GC freed', unit: 'By' });
+  const gcSwept = meter.createObservableGauge('vmferry.gc.swept_chunks', { description: 'Chunks the last GC removed' });
+  const gcTime = meter.createObservableGauge('vmferry.gc.last_run', { description: 'When the last GC finished (Unix time)', unit: 's' });
+  const gcDuration = meter.createObservableGauge('vmferry.gc.duration', { description: 'How long the last GC took', unit: 's' });
+  // The data folder's file system: the store cannot grow past it (disk-full alert).
+  const fsAvail = meter.createObservableGauge('vmferry.data.filesystem.available', {
+    description: "Bytes free for the node on its data folder's file system",
+    unit: 'By',
+  });
+  const fsSize = meter.createObservableGauge('vmferry.data.filesystem.size', { description: "Size of the data folder's file system", unit: 'By' });
   const stored = meter.createObservableGauge('vmferry.space.stored', { description: 'Bytes the chunk store holds (deduplicated, compressed)', unit: 'By' });
 
   let space: { atMs: number; logical: number; stored: number } | undefined;
@@ -143,6 +156,18 @@ export function observeEngine(ctx: EngineContext, limit = vmLabelLimit()): () =>
       r.observe(verifyTime, v.atMs / 1000, { site });
       r.observe(verifyDuration, v.seconds, { site });
     }
+    const g = ctx.metrics.lastGc;
+    if (g) {
+      r.observe(gcFreed, g.bytesFreed, { site });
+      r.observe(gcSwept, g.chunksSwept, { site });
+      r.observe(gcTime, g.atMs / 1000, { site });
+      r.observe(gcDuration, g.seconds, { site });
+    }
+    const fs = await statfs(dataDir).catch(() => undefined);
+    if (fs) {
+      r.observe(fsAvail, fs.bavail * fs.bsize, { site });
+      r.observe(fsSize, fs.blocks * fs.bsize, { site });
+    }
     // Walking the store costs seconds on a large one: the first scrape waits up to
     // FIRST_SPACE_WAIT_MS (the gauges are absent until the walk ends), later ones get the last
     // result and start a refresh when it is older than SPACE_MAX_AGE_MS.
@@ -153,7 +178,24 @@ export function observeEngine(ctx: EngineContext, limit = vmLabelLimit()): () =>
       r.observe(stored, space.stored, { site });
     }
   };
-  const observables: Observable[] = [vmSnapshots, vms, snapshots, replicaAge, labelLimit, logical, stored, verifyDamaged, verifyTime, verifyDuration];
+  const observables: Observable[] = [
+    vmSnapshots,
+    vms,
+    snapshots,
+    replicaAge,
+    labelLimit,
+    logical,
+    stored,
+    verifyDamaged,
+    verifyTime,
+    verifyDuration,
+    gcFreed,
+    gcSwept,
+    gcTime,
+    gcDuration,
+    fsAvail,
+    fsSize,
+  ];
   meter.addBatchObservableCallback(observe, observables);
   return () => meter.removeBatchObservableCallback(observe, observables);
 }

@@ -117,6 +117,7 @@ describe('node telemetry', () => {
     const snap = (await cliJson<{ id: string }[]>(node.address, ['snapshot', 'list', 'b']))[0]?.id ?? '';
     execFileSync('qemu-io', ['-f', 'raw', '-r', '-c', 'read 0 4096', `${nbd}/b@${snap}/0`]);
     await cliJson(node.address, ['verify']);
+    await cliJson(node.address, ['gc']);
 
     const text = await scrape(address);
     assert.equal(sample(text, 'vmferry_snapshot_duration_seconds_count', { site: 'east' }), 3, text);
@@ -135,6 +136,11 @@ describe('node telemetry', () => {
     assert.equal(sample(text, 'vmferry_nbd_operations_total', { export_kind: 'live', op: 'read', outcome: 'ok' }), 2, text);
     assert.equal(sample(text, 'vmferry_nbd_operation_duration_seconds_count', { export_kind: 'live', op: 'write' }), 1, text);
     assert.equal(sample(text, 'vmferry_verify_damaged_chunks', { site: 'east' }), 0, text);
+    assert.ok(sample(text, 'vmferry_gc_last_run_seconds', { site: 'east' }) !== undefined, text);
+    assert.ok(sample(text, 'vmferry_gc_freed_bytes', { site: 'east' }) !== undefined, text);
+    const avail = sample(text, 'vmferry_data_filesystem_available_bytes', { site: 'east' }) ?? -1;
+    const size = sample(text, 'vmferry_data_filesystem_size_bytes', { site: 'east' }) ?? -1;
+    assert.ok(avail > 0 && size >= avail, `available ${avail}, size ${size}`);
     assert.ok((sample(text, 'vmferry_verify_last_run_seconds', { site: 'east' }) ?? 0) > Date.now() / 1000 - 600, text);
 
     // A clean stop flushes every exporter there is; with none configured nothing connects.
