@@ -117,9 +117,17 @@ async function serveMetrics(exporter: PrometheusExporter, listen: string): Promi
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === 'EADDRINUSE'
+          ? new Error(`the metrics address ${listen} is in use by another process (--metrics-listen)`, { cause: e })
+          : e.code === 'EADDRNOTAVAIL'
+            ? new Error(`the metrics address ${listen} is not an address of this machine (--metrics-listen)`, { cause: e })
+            : e,
+      ),
+    );
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
       resolve();
     });
   });
