@@ -9,7 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { createServer, connect, type Server } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { cliJson, freePort, startNodeProcess, type NodeProcess } from '@vmferry/testkit';
+import { openCoordination, publishJob, snapshotJobSubject, type SnapshotJob } from '@vmferry/nats';
+import { cliJson, freePort, startNatsServer, startNodeProcess, type NodeProcess } from '@vmferry/testkit';
 import { removeDir, tempDir } from './helpers.js';
 
 /** OTEL_* emptied: the node must behave as if none were set (the runner's env may have some). */
@@ -160,6 +161,52 @@ describe('node telemetry', () => {
       assert.ok(sample(await scrape(`127.0.0.1:${port}`), 'vmferry_vms', { kind: 'local' }) === 0);
     } finally {
       await n.stop();
+    }
+  });
+  test('a snapshot job from NATS runs in a span: still nothing reaches :4318, and the job is counted', async () => {
+    const nats = await startNatsServer();
+    const n = await startNodeProcess({
+      dataDir: join(dir, 'c'),
+      extraArgs: ['--metrics-listen', '127.0.0.1:0', '--site', 'east', '--nats', nats.url],
+      env: NO_OTEL,
+    });
+    const c = await openCoordination(nats.url, 'metrics-test');
+    try {
+      const vm = await cliJson<{ id: string }>(n.address, ['vm', 'create', 'jobbed', '--disk', '4M']);
+      const slot = Date.now();
+      const job: SnapshotJob = {
+        kind: 'snapshot',
+        vmId: vm.id,
+        vmName: 'jobbed',
+        site: 'east',
+        schedule: 'test',
+        slot,
+        consistency: 'crash',
+        keep: 5,
+        replicateTo: [],
+      };
+      await publishJob(c, snapshotJobSubject('east'), job, `metrics-test.${vm.id}.${slot}`);
+      // The node's worker (coordination-worker.ts) takes the snapshot inside a tracer span.
+      const address = metricsAddress(n);
+      const deadline = Date.now() + 30_000;
+      let text = '';
+      while (sample(text, 'vmferry_jobs_done_total', { kind: 'snapshot', site: 'east' }) !== 1) {
+        assert.ok(Date.now() < deadline, `the snapshot job was not counted done in 30 s:\n${text}`);
+        await new Promise((r) => setTimeout(r, 200));
+        text = await scrape(address);
+      }
+      assert.equal(sample(text, 'vmferry_vm_snapshots', { vm: 'jobbed' }), 1, text);
+      assert.equal(sample(text, 'vmferry_jobs_dead_lettered_total', { kind: 'snapshot', site: 'east' }), 0, text);
+      assert.equal(await n.stop(), 0);
+      assert.deepEqual(
+        collectors.map((x) => x.connections()),
+        collectors.map(() => 0),
+        'the node posted its job span to :4318 with no OTLP endpoint configured',
+      );
+    } finally {
+      await c.close();
+      await n.kill();
+      await nats.stop();
     }
   });
 });
