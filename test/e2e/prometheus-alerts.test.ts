@@ -183,6 +183,8 @@ describe('alert rules on a real Prometheus scraping two sites', () => {
       );
       let log = '';
       child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+      // Not installed: say so (scripts/setup.mjs installs Debian's prometheus) rather than crash.
+      child.once('error', (e) => (log += `cannot run ${promBin} (apt-get install prometheus): ${e.message}`));
       const exited = once(child, 'exit');
       return {
         child,
@@ -195,7 +197,10 @@ describe('alert rules on a real Prometheus scraping two sites', () => {
       };
     })();
     promUrl = `http://127.0.0.1:${mp}`;
-    await until('Prometheus ready', 30_000, async () => ((await fetch(`${promUrl}/-/ready`)).ok ? true : undefined));
+    await until('Prometheus ready', 30_000, async () => {
+      assert.equal(prometheus?.child.exitCode ?? null, null, `prometheus exited:\n${prometheus?.log() ?? ''}`);
+      return (await fetch(`${promUrl}/-/ready`)).ok ? true : undefined;
+    });
   });
 
   after(async () => {
