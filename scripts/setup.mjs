@@ -26,6 +26,9 @@ const tools = {
     busybox: 'busybox-static',
     // vm run-config --libvirt / clone --libvirt (tests use libvirtd when it runs, else virsh's built-in test:///default).
     virsh: 'libvirt-clients',
+    // The alert rules' unit tests (promtool) and the real Prometheus that scrapes a two-site run.
+    promtool: 'prometheus',
+    prometheus: 'prometheus',
   },
   demo: {
     sfdisk: 'fdisk',

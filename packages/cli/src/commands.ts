@@ -52,7 +52,8 @@ export function registerCommands(program: Command): void {
     .option('--listen <host:port>', 'API address', '127.0.0.1:7400')
     .option('--site <name>', "this site's name")
     .option('--max-snapshots <n>', 'snapshots per VM before creating one fails (default 1024)')
-    .option('--prometheus-port <port>', 'serve Prometheus metrics on this port')
+    .option('--prometheus-port <port>', 'serve Prometheus metrics on 127.0.0.1:PORT (shorthand for --metrics-listen)')
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (env VMFERRY_METRICS_LISTEN; none by default)')
     .option('--replication-listen <host:port>', 'serve the read-only replication endpoint (mTLS) here')
     .option('--tls-cert <file>', "this site's certificate (PEM)")
     .option('--tls-key <file>', "this site's private key (PEM)")
@@ -74,6 +75,7 @@ export function registerCommands(program: Command): void {
           site?: string;
           maxSnapshots?: string;
           prometheusPort?: string;
+          metricsListen?: string;
           replicationListen?: string;
           tlsCert?: string;
           tlsKey?: string;
@@ -99,6 +101,7 @@ export function registerCommands(program: Command): void {
           site: opts.site,
           maxSnapshotsPerVm: opts.maxSnapshots,
           prometheusPort: opts.prometheusPort,
+          metricsListen: opts.metricsListen,
           replicationListen: opts.replicationListen,
           tlsCert: opts.tlsCert,
           tlsKey: opts.tlsKey,

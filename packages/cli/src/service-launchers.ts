@@ -27,10 +27,16 @@ export function registerServiceLaunchers(program: Command, defaultNats: string):
     .command('scheduler')
     .description('run a scheduler (leader-elected: run two for failover)')
     .option('--id <id>', "this scheduler's name")
-    .action(async (o: { id?: string }, cmd: Command) => {
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (env VMFERRY_METRICS_LISTEN; none by default)')
+    .action(async (o: { id?: string; metricsListen?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<LauncherGlobals>();
       const { loadConfig, runScheduler } = await import('@vmferry/scheduler');
-      const config = loadConfig({ natsUrl: g.nats ?? defaultNats, id: o.id, prometheusPort: process.env['VMFERRY_PROMETHEUS_PORT'] });
+      const config = loadConfig({
+        natsUrl: g.nats ?? defaultNats,
+        id: o.id,
+        prometheusPort: process.env['VMFERRY_PROMETHEUS_PORT'],
+        metricsListen: o.metricsListen ?? process.env['VMFERRY_METRICS_LISTEN'],
+      });
       const s = await runScheduler(config, {
         log,
         onTick: (r) => log(`published ${r.published} snapshot jobs (${r.duplicates} duplicates) in ${r.ms.toFixed(0)} ms`),
@@ -49,7 +55,8 @@ export function registerServiceLaunchers(program: Command, defaultNats: string):
     .option('--bind <address>', 'local source address for pulls (the replication NIC)')
     .option('--streams <n>', 'parallel streams per session', '4')
     .option('--sessions-per-link <n>', 'sessions at once per source link', '2')
-    .action(async (o: TlsFlags & { site: string; bind?: string; streams: string; sessionsPerLink: string }, cmd: Command) => {
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (env VMFERRY_METRICS_LISTEN; none by default)')
+    .action(async (o: TlsFlags & { site: string; bind?: string; streams: string; sessionsPerLink: string; metricsListen?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<LauncherGlobals>();
       const { loadConfig, runReplicator } = await import('@vmferry/replicator');
       const config = loadConfig({
@@ -62,6 +69,7 @@ export function registerServiceLaunchers(program: Command, defaultNats: string):
         streams: o.streams,
         sessionsPerLink: o.sessionsPerLink,
         prometheusPort: process.env['VMFERRY_PROMETHEUS_PORT'],
+        metricsListen: o.metricsListen ?? process.env['VMFERRY_METRICS_LISTEN'],
       });
       const svc = await runReplicator(config, log);
       stopOnSignal(() => svc.stop());

@@ -5,7 +5,7 @@
  */
 import { AckPolicy, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import type { Context } from '@opentelemetry/api';
+import { metrics, type Attributes, type Context } from '@opentelemetry/api';
 import type { Coordination } from './coordination.js';
 import { eventSubject, JOBS_STREAM } from './names.js';
 import { classifyFailure } from './retry.js';
@@ -19,9 +19,34 @@ export const BACKOFF_MS = [1000, 5000, 15_000, 60_000];
 
 const encoder = new TextEncoder();
 
+/*
+ * Job metrics, per kind and site (from the subject: vmferry.jobs.KIND.SITE), in whichever
+ * process publishes or works (no-ops without a started SDK). Kinds and sites are few.
+ */
+let meters: ReturnType<typeof createJobMeters> | undefined;
+// Created at first use, not at import: before the SDK starts, the API hands out no-op meters
+// for good (it has no proxy meter provider), and this module is imported before telemetry starts.
+const jobMeters = (): ReturnType<typeof createJobMeters> => (meters ??= createJobMeters());
+function createJobMeters() {
+  const meter = metrics.getMeter('vmferry-jobs');
+  return {
+    published: meter.createCounter('vmferry.jobs.published', { description: 'Jobs published (duplicate="true": NATS de-duplicated it)' }),
+    done: meter.createCounter('vmferry.jobs.done', { description: 'Jobs a worker finished' }),
+    failed: meter.createCounter('vmferry.jobs.failed', { description: 'Job attempts that failed (retried or dead-lettered)' }),
+    dead: meter.createCounter('vmferry.jobs.dead_lettered', { description: 'Jobs given up on (a final failure or the last try)' }),
+    running: meter.createUpDownCounter('vmferry.jobs.running', { description: 'Jobs being worked on now' }),
+  };
+}
+
+function jobAttrs(subject: string): Attributes {
+  const [, , kind = 'unknown', site = 'unknown'] = subject.split('.');
+  return { kind, site };
+}
+
 /** Publishes a job; `msgId` makes a duplicate (same id within the window) a no-op. */
 export async function publishJob(c: Coordination, subject: string, job: object, msgId: string, ctx?: Context): Promise<{ duplicate: boolean }> {
   const ack = await c.js.publish(subject, encoder.encode(JSON.stringify(job)), { msgID: msgId, headers: traceHeaders(ctx) });
+  jobMeters().published.add(1, { ...jobAttrs(subject), duplicate: String(ack.duplicate) });
   return { duplicate: ack.duplicate };
 }
 
@@ -81,8 +106,13 @@ export async function runWorker<T>(
   const consumer = await c.js.consumers.get(JOBS_STREAM, durable);
   const messages = await consumer.consume({ max_messages: Math.max(8, concurrency * 2) });
   const inFlight = new Set<Promise<void>>();
+  const attrs = jobAttrs(subject);
+  const jm = jobMeters();
+  // Zero series from the start: an alert on increase() needs a series that existed before.
+  for (const counter of [jm.done, jm.failed, jm.dead, jm.running]) counter.add(0, attrs);
   const handleOne = async (m: JsMsg): Promise<void> => {
     let job: T | undefined;
+    jm.running.add(1, attrs);
     try {
       job = m.json<T>();
       // Keep the message alive while long jobs (replication) run.
@@ -93,7 +123,9 @@ export async function runWorker<T>(
         clearInterval(keepAlive);
       }
       m.ack();
+      jm.done.add(1, attrs);
     } catch (e) {
+      jm.failed.add(1, attrs);
       onError(e, job);
       const tries = m.info.deliveryCount;
       // A message that is not JSON never will be.
@@ -105,6 +137,7 @@ export async function runWorker<T>(
         );
         // A bare +TERM: nats-server 2.9 ignores '+TERM <reason>' (reasons came in 2.10).
         m.term();
+        jm.dead.add(1, attrs);
       } else {
         m.nak(backoffAfter(tries, options.backoffMs));
       }
@@ -114,7 +147,10 @@ export async function runWorker<T>(
     for await (const m of messages) {
       // Up to `concurrency` jobs at once (handlers serialise what must not overlap).
       while (inFlight.size >= concurrency) await Promise.race(inFlight);
-      const p: Promise<void> = handleOne(m).finally(() => inFlight.delete(p));
+      const p: Promise<void> = handleOne(m).finally(() => {
+        inFlight.delete(p);
+        jm.running.add(-1, attrs);
+      });
       inFlight.add(p);
     }
     await Promise.all(inFlight);

@@ -24,6 +24,8 @@ const schema = z
     streams: wholeNumber('--streams', 1, 64).default(DEFAULT_STREAMS),
     sessionsPerLink: wholeNumber('--sessions-per-link', 1, 1024).default(DEFAULT_SESSIONS_PER_LINK),
     prometheusPort: wholeNumber('VMFERRY_PROMETHEUS_PORT', 0, 65535).optional(),
+    // The Prometheus endpoint's address; the legacy prometheusPort means 127.0.0.1:PORT.
+    metricsListen: z.string().regex(HOST_PORT, '--metrics-listen must be HOST:PORT').optional(),
   })
   .strict()
   .superRefine(
@@ -72,6 +74,7 @@ export function configFromEnv(overrides: Readonly<Record<string, unknown>>, env:
     tlsCa: env['VMFERRY_TLS_CA'],
     bindAddress: env['VMFERRY_BIND'],
     prometheusPort: env['VMFERRY_PROMETHEUS_PORT'],
+    metricsListen: env['VMFERRY_METRICS_LISTEN'],
     ...definedEntries(overrides),
   });
 }

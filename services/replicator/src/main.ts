@@ -3,7 +3,7 @@
  * when the clients load), then the service consuming the site's replication jobs. Resolves
  * once consuming; `stop()` lets running sessions finish, then closes NATS and telemetry.
  */
-import { startTelemetry } from '@vmferry/telemetry';
+import { metricsListenFrom, startTelemetry } from '@vmferry/telemetry';
 import type { ReplicatorConfig } from './config.js';
 
 export interface RunningReplicator {
@@ -15,10 +15,8 @@ export interface RunningReplicator {
  * @throws what startReplicatorService throws (NATS unreachable); telemetry is shut down first.
  */
 export async function runReplicator(config: ReplicatorConfig, log: (line: string) => void = () => undefined): Promise<RunningReplicator> {
-  const telemetry = startTelemetry({
-    serviceName: 'vmferry-replicator',
-    ...(config.prometheusPort === undefined ? {} : { prometheusPort: config.prometheusPort }),
-  });
+  const metricsListen = metricsListenFrom(config);
+  const telemetry = await startTelemetry({ serviceName: 'vmferry-replicator', ...(metricsListen === undefined ? {} : { metricsListen }) });
   // Loaded after telemetry starts so the gRPC instrumentation sees @grpc/grpc-js load.
   const { startReplicatorService } = await import('./service.js');
   let service;
@@ -38,7 +36,7 @@ export async function runReplicator(config: ReplicatorConfig, log: (line: string
     await telemetry.shutdown();
     throw e;
   }
-  if (telemetry.prometheusPort) log(`prometheus metrics on :${telemetry.prometheusPort}/metrics`);
+  if (telemetry.metricsAddress) log(`prometheus metrics on http://${telemetry.metricsAddress}/metrics`);
   const started = service;
   return {
     stop: async () => {

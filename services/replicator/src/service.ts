@@ -21,6 +21,7 @@ import type { SiteRecord } from '@vmferry/core';
 import { connectStorageNode, storageNodeTarget, type TlsFiles } from '@vmferry/grpc-edge';
 import { PageIndexCache } from './page-index.js';
 import { replicateFromSite } from './replicate-from-site.js';
+import { createReplicatorMetrics, type SessionOutcome } from './metrics.js';
 
 const tracer = trace.getTracer('vmferry-replicator');
 const PROGRESS_EVERY_MS = 1000;
@@ -54,8 +55,9 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
   const perVm = new Map<string, Promise<unknown>>();
   const log = o.log ?? (() => undefined);
   const now = o.now ?? Date.now;
+  const meters = createReplicatorMetrics(o.site);
 
-  const replicate = async (job: ReplicateJob): Promise<void> => {
+  const replicate = async (job: ReplicateJob): Promise<SessionOutcome> => {
     let lastProgress = 0;
     const result = await replicateFromSite({
       node,
@@ -103,6 +105,7 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
       seconds: result.seconds,
     });
     if (job.keep !== undefined) await remoteRetention(result.snapshot.vmId, job.sourceSite, job.keep);
+    return result;
   };
 
   /**
@@ -137,7 +140,7 @@ export async function startReplicatorService(o: ReplicatorServiceOptions): Promi
       const previous = perVm.get(job.vmId) ?? Promise.resolve();
       // The session runs in the job's trace (from the NATS headers): its gRPC calls carry it on.
       const run = context.with(trace.setSpan(ctx, span), () =>
-        previous.catch(() => undefined).then(() => links.key(job.sourceSite).schedule(() => replicate(job))),
+        previous.catch(() => undefined).then(() => links.key(job.sourceSite).schedule(() => meters.session(job.sourceSite, () => replicate(job)))),
       );
       perVm.set(job.vmId, run);
       try {

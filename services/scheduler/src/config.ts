@@ -3,7 +3,7 @@
  * reported at once and unknown keys are refused.
  */
 import { z } from 'zod';
-import { SIMPLE_NAME, definedEntries, jsDomain, natsUrlRequired, parseConfig, wholeNumber } from '@vmferry/nats';
+import { HOST_PORT, SIMPLE_NAME, definedEntries, jsDomain, natsUrlRequired, parseConfig, wholeNumber } from '@vmferry/nats';
 import { TICK_MS } from './scheduler.js';
 
 const schema = z
@@ -13,6 +13,8 @@ const schema = z
     id: z.string().regex(SIMPLE_NAME, '--id must be a simple name').optional(),
     tickMs: wholeNumber('the tick interval (ms)', 10, 60_000).default(TICK_MS),
     prometheusPort: wholeNumber('VMFERRY_PROMETHEUS_PORT', 0, 65535).optional(),
+    // The Prometheus endpoint's address; the legacy prometheusPort means 127.0.0.1:PORT.
+    metricsListen: z.string().regex(HOST_PORT, '--metrics-listen must be HOST:PORT').optional(),
   })
   .strict();
 
@@ -32,6 +34,7 @@ export function configFromEnv(overrides: Readonly<Record<string, unknown>>, env:
     natsUrl: env['VMFERRY_NATS'],
     jsDomain: env['VMFERRY_JS_DOMAIN'],
     prometheusPort: env['VMFERRY_PROMETHEUS_PORT'],
+    metricsListen: env['VMFERRY_METRICS_LISTEN'],
     ...definedEntries(overrides),
   });
 }

@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { configProblems } from '@vmferry/testkit';
+import { metricsListenFrom } from '@vmferry/telemetry';
 import { loadConfig, TICK_MS } from '../src/index.js';
 
 describe('scheduler loadConfig', () => {
@@ -19,5 +20,16 @@ describe('scheduler loadConfig', () => {
         '(config): Unrecognized key: "other"',
       ],
     );
+  });
+
+  test('--metrics-listen is HOST:PORT; metricsListenFrom turns the legacy port into loopback', () => {
+    assert.deepEqual(
+      configProblems(() => loadConfig({ natsUrl: 'nats://127.0.0.1:4222', metricsListen: '9464' })),
+      ['metricsListen: --metrics-listen must be HOST:PORT'],
+    );
+    const c = loadConfig({ natsUrl: 'nats://127.0.0.1:4222', metricsListen: '0.0.0.0:9464', prometheusPort: '9000' });
+    assert.equal(metricsListenFrom(c), '0.0.0.0:9464');
+    assert.equal(metricsListenFrom(loadConfig({ natsUrl: 'nats://127.0.0.1:4222', prometheusPort: '9000' })), '127.0.0.1:9000');
+    assert.equal(metricsListenFrom(loadConfig({ natsUrl: 'nats://127.0.0.1:4222' })), undefined);
   });
 });

@@ -16,6 +16,8 @@ const schema = z
     zstdLevel: z.coerce.number().int().min(1).max(19).default(DEFAULT_ZSTD_LEVEL),
     codecThreads: z.coerce.number().int().min(1).max(64).optional(),
     prometheusPort: z.coerce.number().int().min(0).max(65535).default(0),
+    // The Prometheus endpoint's address; the legacy prometheusPort means 127.0.0.1:PORT.
+    metricsListen: z.string().regex(HOST_PORT, '--metrics-listen must be HOST:PORT').optional(),
     replicationListen: z.string().regex(HOST_PORT, 'replicationListen must be HOST:PORT').optional(),
     tlsCert: z.string().optional(),
     tlsKey: z.string().optional(),
@@ -77,6 +79,7 @@ export function configFromEnv(overrides: Record<string, unknown>, env: NodeJS.Pr
     zstdLevel: env['VMFERRY_ZSTD_LEVEL'],
     codecThreads: env['VMFERRY_CODEC_THREADS'],
     prometheusPort: env['VMFERRY_PROMETHEUS_PORT'],
+    metricsListen: env['VMFERRY_METRICS_LISTEN'],
     replicationListen: env['VMFERRY_REPLICATION_LISTEN'],
     tlsCert: env['VMFERRY_TLS_CERT'],
     tlsKey: env['VMFERRY_TLS_KEY'],

@@ -167,7 +167,10 @@ export class ExtentWriter {
       ...blocks.filter((b) => !isWhole(b)).map((b) => writePages(this.ctx, this.vm, this.diskIndex, b.index, b.from, slice(b))),
     ]);
     for (const p of parts) if (p.status === 'rejected') throw p.reason;
-    this.ctx.metrics.ingestBytes.add(whole.reduce((n, b) => n + b.length, 0));
+    this.ctx.metrics.ingestBytes.add(
+      whole.reduce((n, b) => n + b.length, 0),
+      this.ctx.metrics.attrs,
+    );
   }
 
   /**
@@ -200,8 +203,8 @@ export class ExtentWriter {
       }),
     );
     if (result.newChunks === 0) return;
-    metrics.newChunkBytes.add(result.newRawBytes);
-    metrics.storedChunkBytes.add(result.newStoredBytes);
+    metrics.newChunkBytes.add(result.newRawBytes, metrics.attrs);
+    metrics.storedChunkBytes.add(result.newStoredBytes, metrics.attrs);
   }
 }
 

@@ -23,7 +23,7 @@ import { readExtents, snapshotView } from './disk-reader.js';
 import { ExtentWriter } from './disk-writer.js';
 import { LiveFolder, type LiveFolderOptions } from './live-fold.js';
 import { collectGarbage } from './gc.js';
-import { createNodeMetrics } from './metrics.js';
+import { createNodeMetrics, observeEngine } from './metrics.js';
 import { cloneVm, createSnapshot, deleteSnapshot, labelSnapshot, resolveSnapshotRef, restore, type SnapshotOptions } from './snapshots.js';
 import { computeStats } from './stats.js';
 import { verifyStore } from './verify.js';
@@ -51,6 +51,9 @@ export class StorageEngine {
 
   private folder: LiveFolder | undefined;
 
+  /** Removes the catalog gauges (metrics.ts). */
+  private unobserve: () => void = () => undefined;
+
   private constructor(readonly ctx: EngineContext) {}
 
   static async open(options: OpenOptions): Promise<StorageEngine> {
@@ -66,19 +69,15 @@ export class StorageEngine {
       await db.close();
       throw e;
     });
-    const ctx = new EngineContext(
-      db,
-      chunks,
-      catalog,
-      { maxSnapshotsPerVm: options.maxSnapshotsPerVm ?? 1024, site: options.site ?? 'local' },
-      createNodeMetrics(),
-    );
+    const site = options.site ?? 'local';
+    const ctx = new EngineContext(db, chunks, catalog, { maxSnapshotsPerVm: options.maxSnapshotsPerVm ?? 1024, site }, createNodeMetrics(site));
     const engine = new StorageEngine(ctx);
     // A failed start-up must release the codec threads and RocksDB, or the process never exits.
     await engine.recover().catch(async (e: unknown) => {
       await engine.close().catch(() => undefined);
       throw e;
     });
+    engine.unobserve = observeEngine(ctx, options.dataDir);
     if (options.liveFold !== false) {
       engine.folder = new LiveFolder(ctx, options.liveFold);
       engine.folder.start();
@@ -101,6 +100,7 @@ export class StorageEngine {
   }
 
   async close(): Promise<void> {
+    this.unobserve();
     await this.folder?.stop();
     await this.ctx.chunks.close();
     await this.ctx.db.close();
@@ -270,12 +270,20 @@ export class StorageEngine {
   }
 
   gc(): Promise<GcReport> {
-    this.gcRun ??= collectGarbage(this.ctx).finally(() => (this.gcRun = undefined));
+    this.gcRun ??= collectGarbage(this.ctx)
+      .then((report) => {
+        this.ctx.metrics.lastGc = { atMs: Date.now(), bytesFreed: report.bytesFreed, chunksSwept: report.chunksSwept, seconds: report.durationMs / 1000 };
+        return report;
+      })
+      .finally(() => (this.gcRun = undefined));
     return this.gcRun;
   }
 
-  verify(onProgress?: (checked: number) => void): Promise<VerifyReport> {
-    return verifyStore(this.ctx, onProgress);
+  async verify(onProgress?: (checked: number) => void): Promise<VerifyReport> {
+    const started = performance.now();
+    const report = await verifyStore(this.ctx, onProgress);
+    this.ctx.metrics.lastVerify = { atMs: Date.now(), damaged: report.corrupt.length + report.missing.length, seconds: (performance.now() - started) / 1000 };
+    return report;
   }
 }
 

@@ -83,8 +83,8 @@ async function foldGroup(ctx: EngineContext, vm: VmRecord, diskIndex: number, li
     }),
   );
   if (result.newChunks > 0) {
-    ctx.metrics.newChunkBytes.add(result.newRawBytes);
-    ctx.metrics.storedChunkBytes.add(result.newStoredBytes);
+    ctx.metrics.newChunkBytes.add(result.newRawBytes, ctx.metrics.attrs);
+    ctx.metrics.storedChunkBytes.add(result.newStoredBytes, ctx.metrics.attrs);
   }
   return folded;
 }

@@ -3,7 +3,7 @@
  * engine on its data folder, then the gRPC API. Resolves once listening; `stop()` shuts down
  * cleanly (in-flight calls finish, RocksDB closes).
  */
-import { startTelemetry } from '@vmferry/telemetry';
+import { metricsListenFrom, startTelemetry } from '@vmferry/telemetry';
 import type { RunningNbdServer } from '@vmferry/nbd';
 import { resolve } from 'node:path';
 import type { NodeConfig } from './config.js';
@@ -17,7 +17,8 @@ export interface RunningNode {
 }
 
 export async function runStorageNode(config: NodeConfig, log: (line: string) => void = () => undefined): Promise<RunningNode> {
-  const telemetry = startTelemetry({ serviceName: 'vmferry-storage-node', prometheusPort: config.prometheusPort });
+  const metricsListen = metricsListenFrom(config);
+  const telemetry = await startTelemetry({ serviceName: 'vmferry-storage-node', ...(metricsListen === undefined ? {} : { metricsListen }) });
   // Loaded after telemetry starts so the gRPC instrumentation sees @grpc/grpc-js load (the
   // edge is its only importer).
   const { StorageEngine } = await import('./engine.js');
@@ -69,6 +70,7 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
   if (config.nbdListen !== undefined || config.nbdSocket !== undefined) {
     const { startNbdServer } = await import('@vmferry/nbd');
     const { EngineExports } = await import('./nbd-exports.js');
+    const { meteredExports } = await import('./nbd-metrics.js');
     const { nbdTls } = await import('./nbd-tls.js');
     // With the site's TLS files, TCP NBD requires TLS everywhere, loopback included (any
     // local user can reach loopback); the Unix socket stays plain behind its permissions.
@@ -76,7 +78,7 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
     const clients = [config.site, ...(config.nbdClients?.split(',') ?? [])];
     nbd = await (async () =>
       startNbdServer({
-        exports: new EngineExports(engine),
+        exports: meteredExports(new EngineExports(engine), config.site),
         ...(config.nbdListen === undefined ? {} : { listen: config.nbdListen }),
         ...(config.nbdSocket === undefined ? {} : { socketPath: config.nbdSocket }),
         ...(files && config.nbdListen !== undefined ? { tls: await nbdTls(files, clients) } : {}),
@@ -97,8 +99,9 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
     }
     if (config.nbdSocket !== undefined) log(`NBD server on unix:${config.nbdSocket}`);
   }
+  // Before the 'listening' line, which tests and scripts wait for.
+  if (telemetry.metricsAddress) log(`prometheus metrics on http://${telemetry.metricsAddress}/metrics`);
   log(`vmferry storage node (site ${config.site}) listening on ${address}, data in ${config.dataDir}`);
-  if (telemetry.prometheusPort) log(`prometheus metrics on :${telemetry.prometheusPort}/metrics`);
   const started = server;
   return {
     address,

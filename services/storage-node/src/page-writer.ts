@@ -40,5 +40,5 @@ export async function writePages(ctx: EngineContext, vm: VmRecord, diskIndex: nu
     live.changed([block]);
   };
   await ctx.vmLock(vm.id).shared(() => (wholePages ? live.gate.shared(run) : live.gate.exclusive(run)));
-  ctx.metrics.ingestBytes.add(data.length);
+  ctx.metrics.ingestBytes.add(data.length, ctx.metrics.attrs);
 }

@@ -102,7 +102,7 @@ export async function createSnapshot(ctx: EngineContext, vmNameOrId: string, opt
       }
     }
   });
-  ctx.metrics.snapshotDuration.record(performance.now() - started);
+  ctx.metrics.snapshotDuration.record((performance.now() - started) / 1000, ctx.metrics.attrs);
   return snapshot;
 }
 
