@@ -7,28 +7,12 @@
  * Field numbers must match storage.proto; a test checks each against the generated codec.
  */
 import { DiskExtent, ImportVmRequest } from '@vmferry/proto';
+import { varintLength, writeVarint } from '../varint.js';
 
 const TAG_IMPORT_DATA = 0x12; // ImportVmRequest.data: field 2, length-delimited
 const TAG_DISK_INDEX = 0x08; // ImportData.disk_index: field 1, varint
 const TAG_OFFSET = 0x10; // ImportData.offset: field 2, varint
 const TAG_DATA = 0x1a; // ImportData.data: field 3, length-delimited
-
-function varintLength(n: number): number {
-  let len = 1;
-  for (let v = n; v >= 128; v = Math.floor(v / 128)) len++;
-  return len;
-}
-
-function writeVarint(buf: Buffer, at: number, n: number): number {
-  let v = n;
-  let i = at;
-  while (v >= 128) {
-    buf[i++] = (v % 128) | 0x80;
-    v = Math.floor(v / 128);
-  }
-  buf[i++] = v;
-  return i;
-}
 
 /** ImportVmRequest as bytes: data messages by hand, the header and end marker by the generated code. */
 export function encodeImportRequest(m: ImportVmRequest): Buffer {

@@ -5,6 +5,8 @@
  * each data part once. Field numbers must match storage.proto; a test checks the generated
  * decoder reads what this writes.
  */
+import { varintLength, writeVarint } from '../varint.js';
+
 export interface ExtentMessage {
   readonly offset: number;
   /** Data parts, concatenated on the wire; empty for a hole. */
@@ -17,23 +19,6 @@ const TAG_OFFSET = 0x08; // field 1, varint
 const TAG_DATA = 0x12; // field 2, length-delimited
 const TAG_HOLE_LENGTH = 0x18; // field 3, varint
 const TAG_DISK_SIZE = 0x20; // field 4, varint
-
-function varintLength(n: number): number {
-  let len = 1;
-  for (let v = n; v >= 128; v = Math.floor(v / 128)) len++;
-  return len;
-}
-
-function writeVarint(buf: Buffer, at: number, n: number): number {
-  let v = n;
-  let i = at;
-  while (v >= 128) {
-    buf[i++] = (v % 128) | 0x80;
-    v = Math.floor(v / 128);
-  }
-  buf[i++] = v;
-  return i;
-}
 
 export function encodeExtent(m: ExtentMessage): Buffer {
   const dataLength = m.parts.reduce((n, p) => n + p.length, 0);
