@@ -13,28 +13,12 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { StorageEngine } from '@vmferry/storage-node';
 import { buildExtImage, cliJson, makeContentTree, startNodeProcess, type NodeProcess } from '@vmferry/testkit';
-import { writeReport } from './report.js';
+import { resultRecorder, seconds, secondsAsync, writeReport } from './report.js';
 
 const MiB = 1024 * 1024;
 const work = mkdtempSync(join(tmpdir(), 'vmferry-bench-'));
 const PATH = `${process.env['PATH'] ?? ''}:/usr/sbin:/sbin`;
-const results: Record<string, number | string> = {};
-const rows: [string, string, string][] = [];
-const record = (name: string, value: number, unit: string, note = ''): void => {
-  results[`${name} (${unit})`] = Math.round(value * 100) / 100;
-  rows.push([name, `${value.toFixed(value < 10 ? 2 : 1)} ${unit}`, note]);
-  console.error(`  ${name}: ${value.toFixed(2)} ${unit} ${note}`);
-};
-const seconds = (fn: () => void): number => {
-  const t = performance.now();
-  fn();
-  return (performance.now() - t) / 1000;
-};
-async function secondsAsync(fn: () => Promise<unknown>): Promise<number> {
-  const t = performance.now();
-  await fn();
-  return (performance.now() - t) / 1000;
-}
+const { results, rows, record } = resultRecorder();
 
 /** Compressible, non-repeating data (log-like text), deterministic. */
 function compressibleFile(path: string, bytes: number): void {

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildExtImage, makeContentTree, runCli, startNodeProcess } from '@vmferry/testkit';
-import { writeReport } from './report.js';
+import { resultRecorder, seconds, secondsAsync, writeReport } from './report.js';
 
 const MiB = 1024 * 1024;
 const quick = process.argv.includes('--quick');
@@ -20,23 +20,7 @@ const DISK_MIB = quick ? 1024 : 8192;
 const CONTENT_MIB = quick ? 96 : 768;
 const work = mkdtempSync(join(tmpdir(), 'vmferry-bench-transfer-'));
 const PATH = `${process.env['PATH'] ?? ''}:/usr/sbin:/sbin`;
-const results: Record<string, number | string> = {};
-const rows: [string, string, string][] = [];
-const record = (name: string, value: number, unit: string, note = ''): void => {
-  results[`${name} (${unit})`] = Math.round(value * 100) / 100;
-  rows.push([name, `${value.toFixed(value < 10 ? 2 : 1)} ${unit}`, note]);
-  console.error(`  ${name}: ${value.toFixed(2)} ${unit} ${note}`);
-};
-const seconds = (fn: () => void): number => {
-  const t = performance.now();
-  fn();
-  return (performance.now() - t) / 1000;
-};
-async function secondsAsync(fn: () => Promise<unknown>): Promise<number> {
-  const t = performance.now();
-  await fn();
-  return (performance.now() - t) / 1000;
-}
+const { results, rows, record } = resultRecorder();
 const has = (cmd: string): boolean => {
   try {
     execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore', env: { ...process.env, PATH } });
