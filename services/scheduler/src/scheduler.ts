@@ -55,6 +55,9 @@ export class Scheduler {
   private progressMs: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
+  /** The tick in flight, so `stop()` can let it finish before the connection goes. */
+  private inflight: Promise<TickReport | undefined> | undefined;
+  private stopping = false;
   private readonly log: (line: string) => void;
   private readonly now: () => number;
   /** Called after every tick that published something (benchmarks and tests listen). */
@@ -92,17 +95,31 @@ export class Scheduler {
     void this.tick();
   }
 
+  /**
+   * Stops ticking, lets a tick in flight finish (its publishes are acknowledged and reported,
+   * not cut off by the connection closing under them), then releases the lease.
+   */
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.timer) clearInterval(this.timer);
+    await this.inflight;
     this.view.stop();
     await this.lease.stop();
   }
 
   /** One pass: publish every due slot not yet published by this leader. */
-  async tick(now = this.now()): Promise<TickReport | undefined> {
-    if (!this.lease.isLeader || this.ticking) return undefined;
+  tick(now = this.now()): Promise<TickReport | undefined> {
+    if (!this.lease.isLeader || this.ticking || this.stopping) return Promise.resolve(undefined);
     this.ticking = true;
+    const run = this.runTick(now);
+    this.inflight = run;
+    return run;
+  }
+
+  private async runTick(now: number): Promise<TickReport | undefined> {
     const started = performance.now();
+    let stored = 0;
+    let duplicates = 0;
     try {
       if (this.progressUnknown) {
         this.progressMs = await this.readProgress();
@@ -126,12 +143,12 @@ export class Scheduler {
           due.push({ job: jobFor(vm, s, slot, policy), key, missed });
         }
       }
-      let duplicates = 0;
       for (let i = 0; i < due.length; i += PUBLISH_CONCURRENCY) {
         await Promise.all(
           due.slice(i, i + PUBLISH_CONCURRENCY).map(async (d) => {
             const r = await publishJob(this.c, snapshotJobSubject(d.job.site), d.job, slotJobId(d.job.vmId, d.job.schedule, d.job.slot));
             if (r.duplicate) duplicates++;
+            else stored++;
             this.published.set(d.key, d.job.slot);
             if (d.missed > 0) {
               await publishEvent(
@@ -160,11 +177,13 @@ export class Scheduler {
         }
         this.progressMs = now;
       }
-      const report = { published: due.length - duplicates, duplicates, ms: performance.now() - started };
+      const report = { published: stored, duplicates, ms: performance.now() - started };
       if (due.length > 0) this.onTick(report);
       return report;
     } catch (e) {
       this.log(`${this.id}: tick failed: ${(e as Error).message}`);
+      // What this tick did store before failing is still reported (counts stay true).
+      if (stored + duplicates > 0) this.onTick({ published: stored, duplicates, ms: performance.now() - started });
       return undefined;
     } finally {
       this.ticking = false;
