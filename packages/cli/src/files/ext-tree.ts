@@ -1,0 +1,100 @@
+/*
+ * ext2/3/4 through ext2fs (libext2fs compiled to WebAssembly), reading through a NodeDisk.
+ * The library installs process-wide 'uncaughtException' and 'unhandledRejection' handlers
+ * when it loads (emscripten's runtime); they are removed again, so its failures stay errors
+ * of the call that caused them. Its error messages embed the call's arguments (whole
+ * buffers), so only their `code` is ever shown.
+ */
+import type { Ext2Fs } from 'ext2fs';
+import { NotFoundError, VmferryError, InvalidArgumentError } from '@vmferry/core';
+import type { NodeDisk } from './node-disk.js';
+import { serialised, typeOfMode, type FileEntry, type FileReader, type FileTree } from './file-tree.js';
+
+type Ext2fsModule = typeof import('ext2fs');
+let loaded: Ext2fsModule | undefined;
+
+/** Loads ext2fs once, taking back the process handlers it adds. */
+async function ext2fs(): Promise<Ext2fsModule> {
+  if (loaded) return loaded;
+  const before = { ue: process.listeners('uncaughtException'), ur: process.listeners('unhandledRejection') };
+  try {
+    loaded = await import('ext2fs');
+  } finally {
+    for (const l of process.listeners('uncaughtException')) if (!before.ue.includes(l)) process.removeListener('uncaughtException', l);
+    for (const l of process.listeners('unhandledRejection')) if (!before.ur.includes(l)) process.removeListener('unhandledRejection', l);
+  }
+  return loaded;
+}
+
+const codeOf = (e: unknown): string => {
+  const c = (e as { code?: unknown } | null)?.code;
+  return typeof c === 'string' ? c : 'unknown error';
+};
+
+/** A library failure in our words: missing paths by name, the rest as a damaged filesystem. */
+function pathError(e: unknown, path: string, where: string): Error {
+  if (e instanceof VmferryError) return e;
+  const code = codeOf(e);
+  if (code === 'ENOENT') return new NotFoundError('path', path, `no such file or directory '${path}' in ${where}`);
+  if (code === 'ENOTDIR') return new NotFoundError('path', path, `'${path}' in ${where}: a part of the path is not a directory`);
+  if (code === 'EISDIR') return new InvalidArgumentError(`'${path}' in ${where} is a directory`);
+  return new VmferryError('data-loss', `cannot read '${path}' in ${where}: the filesystem looks damaged (${code})`, { cause: e });
+}
+
+/** Mounts the ext filesystem at `offset` of `disk`; `where` names it in errors ("vm@s1 partition 2"). */
+export async function openExtTree(disk: NodeDisk, offset: number, where: string): Promise<FileTree> {
+  const lib = await ext2fs();
+  let fs: Ext2Fs;
+  try {
+    fs = await lib.mount(disk, offset);
+  } catch (e) {
+    if (e instanceof VmferryError) throw e;
+    throw new VmferryError('data-loss', `cannot open the ext filesystem of ${where}: it looks damaged (${codeOf(e)})`, { cause: e });
+  }
+  const p = fs.promises;
+  const one = serialised();
+  const entry = async (path: string): Promise<FileEntry> => {
+    const st = await p.lstat(path);
+    const name = path === '/' ? '/' : (path.split('/').pop() ?? path);
+    return {
+      name,
+      path,
+      type: typeOfMode(st.mode),
+      mode: st.mode & 0o7777,
+      size: st.size,
+      uid: st.uid,
+      gid: st.gid,
+      mtimeMs: st.mtime.getTime(),
+      atimeMs: st.atime.getTime(),
+    };
+  };
+  const call = <T>(path: string, fn: () => Promise<T>): Promise<T> =>
+    one(async () => {
+      try {
+        return await fn();
+      } catch (e) {
+        throw pathError(e, path, where);
+      }
+    });
+  return {
+    filesystem: 'ext',
+    stat: (path) => call(path, () => entry(path)),
+    list: (path) =>
+      call(path, async () => {
+        const names = (await p.readdir(path)).filter((n) => n !== '.' && n !== '..').sort();
+        const out: FileEntry[] = [];
+        for (const n of names) out.push(await entry(path === '/' ? `/${n}` : `${path}/${n}`));
+        return out;
+      }),
+    readlink: (path) => call(path, () => p.readlink(path)),
+    open: (path) =>
+      call(path, async (): Promise<FileReader> => {
+        const h = await p.open(path, 'r');
+        return {
+          read: (buf, position) => call(path, async () => (await h.read(buf, 0, buf.length, position)).bytesRead),
+          close: () => call(path, () => h.close()),
+        };
+      }),
+    close: () => one(() => lib.umount(fs)),
+  };
+}
