@@ -44,6 +44,8 @@ export function makeGuestTree(dir: string): void {
   mkdirSync(join(dir, 'tmp'));
   chmodSync(join(dir, 'tmp'), 0o1777);
   mkdirSync(join(dir, 'home/empty'), { recursive: true });
+  // More folders than one ext2fs instance can list (it leaks heap per listing: ext-tree.ts).
+  for (let i = 0; i < 1500; i++) file(`usr/share/locale/l${String(i).padStart(4, '0')}/LC_MESSAGES/app.mo`, `msg ${i}\n`);
   setTimes(dir);
 }
 
