@@ -10,6 +10,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, s
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { cliJson, runCli, startNodeProcess, type NodeProcess } from '@vmferry/testkit';
 import { buildGptDisk, buildMbrDisk, debugfs, debugfsNames, ESP_GUID, LINUX_GUID, makeGuestTree, MiB, treeFacts, type GuestDisk } from './files-images.js';
 
@@ -232,5 +233,17 @@ describe('vmferry files on real guest disks', () => {
     assert.equal(node?.child.exitCode, null, 'the node is still running');
     const vms = await cliJson<{ name: string }[]>(addr, ['vm', 'list']);
     assert.ok(vms.some((v) => v.name === 'broken'));
+  });
+
+  test('an ext4 filesystem too large for ext2fs (400 GiB, no partition table): RESOURCE_EXHAUSTED saying so', async () => {
+    const big = join(dir, 'work', 'big.img');
+    execFileSync('truncate', ['-s', '400G', big]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-b', '4096', '-O', '^has_journal', big]);
+    await cliJson(addr, ['vm', 'import', 'bigdisk', big]);
+    rmSync(big);
+    const r = await runCli(addr, ['files', 'ls', 'bigdisk', '/']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /the ext filesystem of bigdisk vDisk 0 does not fit ext2fs's fixed 16 MiB WebAssembly heap/);
+    assert.equal(node?.child.exitCode, null, 'the node is still running');
   });
 });

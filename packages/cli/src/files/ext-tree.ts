@@ -10,6 +10,10 @@
  * listings end in "Aborted(OOM)". A tree therefore counts its listings and, before the
  * budget is spent and while no file is open, unmounts and mounts again on a fresh instance of
  * the module (a new heap); the old instance is garbage once unreferenced.
+ *
+ * That heap cannot grow (the memory is defined inside the WebAssembly module), and mounting
+ * reads the block and inode bitmaps into it: an ext filesystem much over 250 GiB (4 KiB
+ * blocks) does not fit, and is refused with RESOURCE_EXHAUSTED saying so.
  */
 import { createRequire } from 'node:module';
 import { dirname, sep } from 'node:path';
@@ -20,8 +24,8 @@ import { serialised, typeOfMode, type FileEntry, type FileReader, type FileTree 
 
 type Ext2fsModule = typeof import('ext2fs');
 
-/** Listings one module instance serves (about 5 MiB of leaked heap) before a fresh one takes over. */
-export const READDIRS_PER_INSTANCE = 400;
+/** Listings one module instance serves (about 2.5 MiB of leaked heap, room left for a large filesystem's bitmaps) before a fresh one takes over. */
+export const READDIRS_PER_INSTANCE = 200;
 
 const load = createRequire(__filename);
 
@@ -43,9 +47,21 @@ const codeOf = (e: unknown): string => {
   return typeof c === 'string' ? c : 'unknown error';
 };
 
+/** emscripten's abort when the fixed heap is full. */
+const isOutOfMemory = (e: unknown): boolean => e instanceof Error && e.message.startsWith('Aborted(OOM)');
+
+function tooLarge(where: string, e: unknown): VmferryError {
+  return new VmferryError(
+    'resource-exhausted',
+    `the ext filesystem of ${where} does not fit ext2fs's fixed 16 MiB WebAssembly heap (filesystems up to about 250 GiB do): export the disk (vmferry disk export) and read it with debugfs or a loop mount`,
+    { cause: e, retryable: false },
+  );
+}
+
 /** A library failure in our words: missing paths by name, the rest as a damaged filesystem. */
 function pathError(e: unknown, path: string, where: string): Error {
   if (e instanceof VmferryError) return e;
+  if (isOutOfMemory(e)) return tooLarge(where, e);
   const code = codeOf(e);
   if (code === 'ENOENT') return new NotFoundError('path', path, `no such file or directory '${path}' in ${where}`);
   if (code === 'ENOTDIR') return new NotFoundError('path', path, `'${path}' in ${where}: a part of the path is not a directory`);
@@ -59,6 +75,7 @@ async function mountFresh(disk: NodeDisk, offset: number, where: string): Promis
     return { lib, fs: await lib.mount(disk, offset) };
   } catch (e) {
     if (e instanceof VmferryError) throw e;
+    if (isOutOfMemory(e)) throw tooLarge(where, e);
     throw new VmferryError('data-loss', `cannot open the ext filesystem of ${where}: it looks damaged (${codeOf(e)})`, { cause: e });
   }
 }
