@@ -22,6 +22,7 @@ const { results, rows, record } = resultRecorder();
 
 interface Stats {
   bytesFetched: number;
+  storeBytes: number;
   calls: number;
   milliseconds: number;
 }
@@ -80,7 +81,8 @@ async function main(): Promise<void> {
       const dest = join(work, `got-${size}`);
       const got = await cli(node.address, ['files', 'get', 'vm@s', name, dest]);
       const fetched = got.doc.stats?.bytesFetched ?? 0;
-      record(`get ${name}: vmferry wall`, got.seconds, 's', `${fetched} bytes read for ${size} (${(fetched / size).toFixed(2)}x)`);
+      const store = got.doc.stats?.storeBytes ?? 0;
+      record(`get ${name}: vmferry wall`, got.seconds, 's', `${fetched} bytes read for ${size} (${(fetched / size).toFixed(2)}x); vDisk blocks touched ${store} bytes`);
       record(`get ${name}: debugfs dump`, debugfs(image, `dump ${name} ${dest}.debugfs`), 's');
     }
     const rdump = join(work, 'rdump');

@@ -235,6 +235,22 @@ describe('vmferry files on real guest disks', () => {
     assert.ok(vms.some((v) => v.name === 'broken'));
   });
 
+  test('an LVM-only disk: no partition opened, the error says LVM is not supported', async () => {
+    const lvm = join(dir, 'work', 'lvm.img');
+    execFileSync('truncate', ['-s', '32M', lvm]);
+    execFileSync('sfdisk', ['--quiet', '--no-reread', '--no-tell-kernel', lvm], { input: 'label: dos\nstart=2048, type=8e\n' });
+    const fd = openSync(lvm, 'r+');
+    writeSync(fd, Buffer.from('LABELONE', 'latin1'), 0, 8, 2048 * 512 + 512); // an LVM2 physical volume label
+    closeSync(fd);
+    await cliJson(addr, ['vm', 'import', 'lvm', lvm]);
+    const r = await runCli(addr, ['files', 'ls', 'lvm', '/']);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /lvm vDisk 0 has no Linux, Windows or EFI data partition to open; found: 1 lvm \(type 8e\) .* lvm .*LVM physical volumes are not supported/,
+    );
+  });
+
   test('an ext4 filesystem too large for ext2fs (400 GiB, no partition table): RESOURCE_EXHAUSTED saying so', async () => {
     const big = join(dir, 'work', 'big.img');
     execFileSync('truncate', ['-s', '400G', big]);

@@ -1,12 +1,15 @@
 /*
  * A read-only view of one vDisk through the node's ReadDisk calls, for the filesystem
  * libraries: random reads of the ranges they ask for, never the whole disk. Reads are served
- * from a page cache; a run of sequential reads (a file's data) fetches ahead, at most as many
- * bytes as the run has consumed so far (capped), so prefetch never more than doubles what a
- * reader asked for. Every byte fetched from the node is counted for `--stats`.
+ * from a page cache; a run of sequential reads (a file's data) fetches ahead, at most half as
+ * many bytes as the run has consumed so far (capped), so prefetch adds at most half of what a
+ * reader asked for. A random read (metadata: inodes, directory blocks, a small file) fetches
+ * the whole vDisk block around it: the node decodes whole blocks (chunks) anyway, and the
+ * neighbours are often the next inodes or files asked for. Every byte fetched from the node,
+ * and every vDisk block touched, is counted for `--stats`.
  */
 import { Disk, type ReadResult, type WriteResult } from 'file-disk';
-import { FailedPreconditionError, OutOfRangeError } from '@vmferry/core';
+import { blockIndexAt, blockRange, FailedPreconditionError, OutOfRangeError, type BlockLayout } from '@vmferry/core';
 import type { StorageNodeClient } from '@vmferry/grpc-edge';
 
 /** Cache page: the smallest unit fetched (a 4 KiB filesystem block). */
@@ -24,18 +27,21 @@ export interface DiskReadStats {
   calls: number;
   /** Reads the filesystem library made (served from cache or fetched). */
   reads: number;
+  /** Distinct vDisk blocks the fetches covered: at most the chunks the node read from its store. */
+  blocksTouched: number;
+  /** blocksTouched × block size: at most the bytes the node decoded (its cache and holes make it less). */
+  storeBytes: number;
 }
 
-export interface DiskTarget {
+export interface DiskTarget extends BlockLayout {
   readonly ref: string;
   readonly diskIndex: number;
-  /** The vDisk's size in bytes. */
-  readonly size: number;
 }
 
 export class NodeDisk extends Disk {
-  readonly stats: DiskReadStats = { bytesFetched: 0, calls: 0, reads: 0 };
+  readonly stats: DiskReadStats = { bytesFetched: 0, calls: 0, reads: 0, blocksTouched: 0, storeBytes: 0 };
   private readonly pages = new Map<number, Buffer>();
+  private readonly blocks = new Set<number>();
   /** Where the last read ended, and how many bytes the current sequential run has read. */
   private runEnd = -1;
   private runBytes = 0;
@@ -91,7 +97,13 @@ export class NodeDisk extends Disk {
     }
     if (missingFrom < 0) return;
     const sequential = this.runBytes > to - from;
-    const ahead = sequential ? Math.ceil(Math.min(this.runBytes, MAX_READAHEAD_BYTES) / PAGE_BYTES) : 0;
+    if (!sequential) {
+      // The whole vDisk block(s) around a random read.
+      missingFrom = Math.floor(blockRange(this.target, blockIndexAt(this.target, missingFrom * PAGE_BYTES)).start / PAGE_BYTES);
+      const last = blockRange(this.target, blockIndexAt(this.target, Math.min(missingTo * PAGE_BYTES, this.target.size) - 1));
+      missingTo = Math.max(missingTo, Math.ceil((last.start + last.length) / PAGE_BYTES));
+    }
+    const ahead = sequential ? Math.ceil(Math.min(this.runBytes / 2, MAX_READAHEAD_BYTES) / PAGE_BYTES) : 0;
     const lastPage = Math.ceil(this.target.size / PAGE_BYTES);
     let stop = Math.min(lastPage, missingTo + ahead);
     // Read-ahead stops at the first page already cached: no byte is fetched twice.
@@ -110,6 +122,9 @@ export class NodeDisk extends Disk {
     const bytes = Buffer.alloc(endPage * PAGE_BYTES - offset);
     this.stats.calls++;
     this.stats.bytesFetched += length;
+    for (let b = blockIndexAt(this.target, offset); b <= blockIndexAt(this.target, offset + length - 1); b++) this.blocks.add(b);
+    this.stats.blocksTouched = this.blocks.size;
+    this.stats.storeBytes = this.blocks.size * this.target.blockSize;
     for await (const x of this.client.readDisk({ ref: this.target.ref, diskIndex: this.target.diskIndex, offset, length })) {
       if (x.data.length > 0) x.data.copy(bytes, x.offset - offset);
     }

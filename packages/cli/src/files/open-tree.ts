@@ -15,6 +15,7 @@ import {
   PROBE_BYTES,
   readPartitionTable,
   VmferryError,
+  type BlockLayout,
   type FilesystemKind,
   type PartitionKind,
 } from '@vmferry/core';
@@ -50,7 +51,7 @@ export interface OpenedTree {
   readonly where: string;
 }
 
-async function diskSize(client: StorageNodeClient, ref: string, diskIndex: number): Promise<number> {
+async function diskLayout(client: StorageNodeClient, ref: string, diskIndex: number): Promise<BlockLayout> {
   const parsed = parseRef(ref);
   const disks = parsed.snapshot === undefined ? (await client.getVm(parsed.vm)).disks : (await client.getSnapshot(ref)).disks;
   const disk = disks.find((d) => d.index === diskIndex);
@@ -60,7 +61,7 @@ async function diskSize(client: StorageNodeClient, ref: string, diskIndex: numbe
       `${ref}:${diskIndex}`,
       `${ref} has no vDisk ${diskIndex} (it has ${disks.length}: ${disks.map((d) => d.index).join(', ')})`,
     );
-  return disk.size;
+  return { size: disk.size, blockSize: disk.blockSize, gridOffset: disk.gridOffset };
 }
 
 async function readAt(disk: NodeDisk, offset: number, length: number): Promise<Buffer> {
@@ -73,7 +74,7 @@ async function readAt(disk: NodeDisk, offset: number, length: number): Promise<B
 /** The vDisk's partitions with the filesystem found in each (reads a few KiB per partition). */
 export async function readLayout(client: StorageNodeClient, text: string): Promise<DiskLayout> {
   const { ref, diskIndex } = parseDiskRef(text);
-  const disk = new NodeDisk(client, { ref, diskIndex, size: await diskSize(client, ref, diskIndex) });
+  const disk = new NodeDisk(client, { ref, diskIndex, ...(await diskLayout(client, ref, diskIndex)) });
   const table = readPartitionTable(await readAt(disk, 0, PARTITION_TABLE_BYTES));
   if (table.scheme === 'none') {
     const fs = probeFilesystem(await readAt(disk, 0, PROBE_BYTES));
@@ -104,6 +105,13 @@ export function describePartitions(layout: DiskLayout): string {
     .join('; ');
 }
 
+const LAYOUT_HINTS: Partial<Record<FilesystemKind, string>> = {
+  lvm: 'LVM physical volumes are not supported: export the disk and use the host’s LVM tools',
+  luks: 'the partition is encrypted (LUKS)',
+  ntfs: 'NTFS is not supported by file-level restore: export the disk and use ntfs-3g',
+  swap: 'it is swap space',
+};
+
 function choose(layout: DiskLayout, requested: number | undefined, label: string): PartitionInfo {
   if (requested === 0)
     return {
@@ -129,13 +137,6 @@ function choose(layout: DiskLayout, requested: number | undefined, label: string
     );
   return data;
 }
-
-const LAYOUT_HINTS: Partial<Record<FilesystemKind, string>> = {
-  lvm: 'LVM physical volumes are not supported: export the disk and use the host’s LVM tools',
-  luks: 'the partition is encrypted (LUKS)',
-  ntfs: 'NTFS is not supported by file-level restore: export the disk and use ntfs-3g',
-  swap: 'it is swap space',
-};
 
 /** Opens the filesystem of `text` (REF[:DISK]) at partition `requested` (default: the largest data partition). */
 export async function openTree(client: StorageNodeClient, text: string, requested?: number): Promise<OpenedTree> {
