@@ -131,10 +131,13 @@ function choose(layout: DiskLayout, requested: number | undefined, label: string
   }
   if (layout.scheme === 'none') return layout.partitions[0] as PartitionInfo;
   const data = defaultDataPartition(layout.partitions);
-  if (!data)
+  if (!data) {
+    const hints = [...new Set(layout.partitions.map((p) => LAYOUT_HINTS[p.filesystem]).filter((h) => h !== undefined))];
+    const why = hints.length > 0 ? `; ${hints.join('; ')}` : '';
     throw new FailedPreconditionError(
-      `${label} has no Linux, Windows or EFI data partition to open; found: ${describePartitions(layout)} (pick one with --partition N)`,
+      `${label} has no Linux, Windows or EFI data partition to open; found: ${describePartitions(layout)} (pick one with --partition N)${why}`,
     );
+  }
   return data;
 }
 
