@@ -29,6 +29,11 @@ const tools = {
     // The alert rules' unit tests (promtool) and the real Prometheus that scrapes a two-site run.
     promtool: 'prometheus',
     prometheus: 'prometheus',
+    // File-level restore: the ESP (FAT) and GPT names in its test images; mkntfs for the NTFS probe.
+    'mkfs.vfat': 'dosfstools',
+    mcopy: 'mtools',
+    sgdisk: 'gdisk',
+    mkntfs: 'ntfs-3g',
   },
   demo: {
     sfdisk: 'fdisk',
@@ -41,7 +46,7 @@ const tools = {
   },
   soak: {},
   nbd: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', 'qemu-img': 'qemu-utils', 'qemu-nbd': 'qemu-utils', fio: 'fio' },
-  bench: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', zstd: 'zstd', b3sum: 'b3sum', restic: 'restic' },
+  bench: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', debugfs: 'e2fsprogs', zstd: 'zstd', b3sum: 'b3sum', restic: 'restic' },
 }[purpose];
 
 // A command on PATH (or in sbin), or, for a name starting with '/', a file matching that glob.

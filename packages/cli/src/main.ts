@@ -8,6 +8,7 @@ import { registerCommands } from './commands.js';
 import { registerReplicationCommands } from './replicate-commands.js';
 import { registerCoordinationCommands } from './coordination-commands.js';
 import { registerFailoverCommands } from './failover-commands.js';
+import { registerFilesCommands } from './files/files-commands.js';
 
 const program = new Command();
 program
@@ -21,6 +22,7 @@ registerCommands(program);
 registerReplicationCommands(program);
 registerCoordinationCommands(program);
 registerFailoverCommands(program);
+registerFilesCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`vmferry: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -68,10 +68,10 @@ export class InvalidArgumentError extends VmferryError {
   }
 }
 
-/** Thrown when a named VM, snapshot or vDisk does not exist. */
+/** Thrown when a named VM, snapshot, vDisk, site or (in a guest filesystem) path does not exist. */
 export class NotFoundError extends VmferryError {
   constructor(
-    readonly kind: 'vm' | 'snapshot' | 'disk' | 'site',
+    readonly kind: 'vm' | 'snapshot' | 'disk' | 'site' | 'path',
     readonly what: string,
     message?: string,
   ) {

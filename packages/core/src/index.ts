@@ -9,6 +9,8 @@ export * from './block-grid.js';
 export * from './tree-codec.js';
 export * from './tree.js';
 export * from './partition.js';
+export * from './partition-table.js';
+export * from './filesystem-probe.js';
 export * from './model.js';
 export * from './replica-record.js';
 export * from './ownership.js';

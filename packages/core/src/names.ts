@@ -44,3 +44,28 @@ export function parseRef(text: string): Ref {
 export function formatRef(ref: Ref): string {
   return ref.snapshot === undefined ? ref.vm : `${ref.vm}@${ref.snapshot}`;
 }
+
+/** A vDisk of a VM's live state or snapshot: `REF` (disk 0) or `REF:DISK`. */
+export interface DiskRef {
+  /** `VM` or `VM@SNAPSHOT`, as parseRef reads it. */
+  readonly ref: string;
+  readonly diskIndex: number;
+}
+
+/**
+ * Parses `VM`, `VM@SNAPSHOT`, `VM:1` or `VM@SNAPSHOT:1` (names and labels never hold ':').
+ * Throws InvalidArgumentError naming the text for anything else.
+ */
+export function parseDiskRef(text: string): DiskRef {
+  const colon = text.lastIndexOf(':');
+  const ref = colon < 0 ? text : text.slice(0, colon);
+  const disk = colon < 0 ? '0' : text.slice(colon + 1);
+  if (!/^\d{1,5}$/.test(disk) || Number(disk) > 65535)
+    throw new InvalidArgumentError(`malformed reference '${text}': the vDisk after ':' must be an index from 0 to 65535`);
+  try {
+    parseRef(ref);
+  } catch {
+    throw new InvalidArgumentError(`malformed reference '${text}': expected VM, VM@SNAPSHOT, VM:DISK or VM@SNAPSHOT:DISK`);
+  }
+  return { ref, diskIndex: Number(disk) };
+}
