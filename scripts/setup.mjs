@@ -29,6 +29,8 @@ const tools = {
     // The alert rules' unit tests (promtool) and the real Prometheus that scrapes a two-site run.
     promtool: 'prometheus',
     prometheus: 'prometheus',
+    // The deploy kit test: systemd-analyze verify / security --offline of deploy/systemd.
+    'systemd-analyze': 'systemd',
   },
   demo: {
     sfdisk: 'fdisk',
