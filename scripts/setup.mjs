@@ -34,6 +34,8 @@ const tools = {
     mcopy: 'mtools',
     sgdisk: 'gdisk',
     mkntfs: 'ntfs-3g',
+    // The deploy kit test: systemd-analyze verify / security --offline of deploy/systemd.
+    'systemd-analyze': 'systemd',
   },
   demo: {
     sfdisk: 'fdisk',

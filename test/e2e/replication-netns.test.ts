@@ -35,6 +35,11 @@ describe('replication between two sites in network namespaces', () => {
     net = createTwoSiteNet();
     work = mkdtempSync(join(tmpdir(), 'vmferry-netns-'));
     execFileSync(join(REPO, 'deploy', 'mint-certs.sh'), [certs(), 'siteA', 'siteB'], { stdio: 'ignore' });
+    // The node APIs listen beyond loopback (the management link): a token is required there.
+    const tokenFile = join(work, 'api-token');
+    writeFileSync(tokenFile, randomBytes(24).toString('hex'), { mode: 0o600 });
+    process.env['VMFERRY_NODE_TOKEN_FILE'] = tokenFile; // the CLI runs below inherit it
+    const api = ['--api-token-file', tokenFile];
     const tls = (site: string): string[] => [
       '--tls-cert',
       join(certs(), `${site}.crt`),
@@ -47,9 +52,9 @@ describe('replication between two sites in network namespaces', () => {
       dataDir: join(work, 'a'),
       listen: `${net.addr.aMgmt}:7400`,
       wrap: net.inA,
-      extraArgs: ['--site', 'siteA', '--replication-listen', `${net.addr.aService}:7600`, ...tls('siteA')],
+      extraArgs: ['--site', 'siteA', '--replication-listen', `${net.addr.aService}:7600`, ...tls('siteA'), ...api],
     });
-    b = await startNodeProcess({ dataDir: join(work, 'b'), listen: `${net.addr.bMgmt}:7400`, wrap: net.inB, extraArgs: ['--site', 'siteB'] });
+    b = await startNodeProcess({ dataDir: join(work, 'b'), listen: `${net.addr.bMgmt}:7400`, wrap: net.inB, extraArgs: ['--site', 'siteB', ...api] });
     await cliJson(a.address, ['site', 'add', 'siteB', '--identity', 'siteB'], net.inA);
     await cliJson(b.address, ['site', 'add', 'siteA', '--replication', `${net.addr.aService}:7600`, '--identity', 'siteA'], net.inB);
   });

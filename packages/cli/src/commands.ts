@@ -49,7 +49,7 @@ export function registerCommands(program: Command): void {
     .command('node')
     .description('run a storage node (with global --nats URL: join the coordination plane)')
     .requiredOption('--data <dir>', 'data folder (created if missing)')
-    .option('--listen <host:port>', 'API address', '127.0.0.1:7400')
+    .option('--listen <host:port>', 'API address; beyond loopback it needs --api-token-file or --api-tls', '127.0.0.1:7400')
     .option('--site <name>', "this site's name")
     .option('--max-snapshots <n>', 'snapshots per VM before creating one fails (default 1024)')
     .option('--prometheus-port <port>', 'serve Prometheus metrics on 127.0.0.1:PORT (shorthand for --metrics-listen)')
@@ -65,6 +65,12 @@ export function registerCommands(program: Command): void {
     )
     .option('--nbd-socket <path>', 'serve vDisks over NBD on this Unix socket (plaintext)')
     .option('--nbd-clients <names>', 'certificate names (CN) allowed on the TLS NBD listener besides this site, comma-separated')
+    .option('--api-token-file <file>', 'require this bearer token (file, mode 600, ≥ 16 characters) on every API call (env VMFERRY_API_TOKEN_FILE)')
+    .option(
+      '--api-tls',
+      'serve the API over mTLS with --tls-cert/--tls-key/--tls-ca: client certificates named this site or --api-clients (env VMFERRY_API_TLS=1)',
+    )
+    .option('--api-clients <names>', 'certificate names (CN) allowed on the mTLS API besides this site, comma-separated (env VMFERRY_API_CLIENTS)')
     .option('--recover-wal', 'do not start: discard a damaged write-ahead log tail, print the VMs and snapshots lost, exit')
     .action(
       async (
@@ -84,6 +90,9 @@ export function registerCommands(program: Command): void {
           nbdListen?: string;
           nbdSocket?: string;
           nbdClients?: string;
+          apiTokenFile?: string;
+          apiTls?: boolean;
+          apiClients?: string;
         },
         cmd: Command,
       ) => {
@@ -111,6 +120,9 @@ export function registerCommands(program: Command): void {
           nbdListen: opts.nbdListen,
           nbdSocket: opts.nbdSocket,
           nbdClients: opts.nbdClients,
+          apiTokenFile: opts.apiTokenFile,
+          apiTls: opts.apiTls,
+          apiClients: opts.apiClients,
         });
         const node = await runStorageNode(config, (line) => process.stderr.write(`${line}\n`));
         let stopping = false;

@@ -11,6 +11,7 @@ import { registerEventsCommand } from './events-command.js';
 import { printFields, printJson } from './output.js';
 import { registerServiceLaunchers } from './service-launchers.js';
 import { registerStatusCommand } from './status-command.js';
+import { printSimulation } from './policy-simulate.js';
 
 export function registerCoordinationCommands(program: Command): void {
   // No default here: `vmferry node` coordinates only when NATS is named (flag or env).
@@ -60,15 +61,34 @@ export function registerCoordinationCommands(program: Command): void {
       else printFields({ default: describeSchedules(p) });
     });
   policy
+    .command('simulate <vm>')
+    .description("retention dry run: which of the VM's snapshots its policy keeps and deletes, and why (nothing is deleted)")
+    .option('--with <json-or-file>', 'simulate this override instead of the stored one (not stored; as policy set --dry-run)')
+    .action(async (vm: string, o: { with?: string }, cmd: Command) => {
+      const g = globalsOf(cmd);
+      const doc = o.with === undefined ? undefined : await readJson(o.with);
+      if (doc !== undefined) parseOverride(doc);
+      await withNats(g, async (c) => {
+        const entry = await resolveVmId(c, vm);
+        const override = doc === undefined ? await vmOverride(c, entry.vmId) : parseOverride(doc, await knownSites(c));
+        await printSimulation(c, entry, override, g, cmd, doc !== undefined);
+      });
+    });
+  policy
     .command('set <vm> <json-or-file>')
     .description('override for one VM, e.g. \'{"mode":"add","schedules":[{"name":"fast","every":"5m","keep":12}]}\'')
-    .action(async (vm: string, arg: string, _o: unknown, cmd: Command) => {
+    .option('--dry-run', 'store nothing: show what retention would keep and delete under this override (policy simulate --with)')
+    .action(async (vm: string, arg: string, opts: { dryRun?: boolean }, cmd: Command) => {
       const g = globalsOf(cmd);
       const doc = await readJson(arg);
       parseOverride(doc);
       await withNats(g, async (c) => {
         const o = parseOverride(doc, await knownSites(c));
         const entry = await resolveVmId(c, vm);
+        if (opts.dryRun) {
+          await printSimulation(c, entry, o, g, cmd, true);
+          return;
+        }
         await c.policies.put(vmPolicyKey(entry.vmId), JSON.stringify(o));
         if (g.json) printJson({ vm: entry.name, override: o });
         else printFields({ vm: entry.name, override: JSON.stringify(o) });

@@ -66,9 +66,8 @@ function stepper(g: Globals): (line: string) => void {
 
 /** The node of `site` as the node at `via` knows it: itself, or its site record's node address. */
 async function siteNode(via: StorageNodeClient, viaAddress: string, site: string): Promise<SiteNode> {
-  const edge = await import('@vmferry/grpc-edge');
   const info = await via.getNodeInfo();
-  if (info.site === site) return { site, address: viaAddress, bind: '', client: edge.connectStorageNode(viaAddress) };
+  if (info.site === site) return { site, address: viaAddress, bind: '', client: (await import('./client.js')).connect(viaAddress) };
   const rec = (await via.listSites()).find((s) => s.name === site);
   if (!rec) throw new NotFoundError('site', site, `site '${site}' is not known at site ${info.site} (vmferry --node ${viaAddress} site add ${site} …)`);
   if (!rec.nodeAddress) {
@@ -76,7 +75,7 @@ async function siteNode(via: StorageNodeClient, viaAddress: string, site: string
       `site '${site}' has no node address at site ${info.site}: vmferry --node ${viaAddress} site add ${site} --node-address HOST:PORT`,
     );
   }
-  return { site, address: rec.nodeAddress, bind: rec.bindAddress, client: edge.connectStorageNode(rec.nodeAddress) };
+  return { site, address: rec.nodeAddress, bind: rec.bindAddress, client: (await import('./client.js')).connect(rec.nodeAddress) };
 }
 
 async function calling<T>(n: SiteNode, what: string, fn: () => Promise<T>): Promise<T> {

@@ -164,7 +164,7 @@ export function registerReplicationCommands(program: Command): void {
       const results = await Promise.all(
         targets.map((t) =>
           limiter.schedule(async () => {
-            const node = edge.connectStorageNode(t.nodeAddress);
+            const node = (await import('./client.js')).connect(t.nodeAddress);
             const progress = byteProgress(`${o.from}→${t.site}`, 1, false);
             let bar = progress;
             try {
@@ -223,10 +223,9 @@ export function registerReplicationCommands(program: Command): void {
       if (!merged.from || !merged.to) throw new InvalidArgumentError('replicate plan needs --from SITE and --to SITE');
       const o = { ...merged, from: merged.from, to: merged.to };
       const r = await import('@vmferry/replicator');
-      const edge = await import('@vmferry/grpc-edge');
       const [t] = await resolveTargets(g, [o.to], o.bind);
       if (!t) throw new InvalidArgumentError('no target site');
-      const node = edge.connectStorageNode(t.nodeAddress);
+      const node = (await import('./client.js')).connect(t.nodeAddress);
       try {
         const plan = await r.planFromSite(siteCall(node, t, o.from, ref.includes('@') ? ref : `${ref}@latest`, o));
         if (g.json) {

@@ -9,6 +9,7 @@ import { tlsFlagFiles, withTlsFlags, type TlsFlags } from './tls-files.js';
 interface LauncherGlobals {
   node: string;
   nats?: string;
+  nodeTokenFile?: string;
 }
 
 /** Runs `stop` on SIGINT or SIGTERM, then exits. */
@@ -53,25 +54,34 @@ export function registerServiceLaunchers(program: Command, defaultNats: string):
     'folder with ca.crt, SITE.crt, SITE.key',
   )
     .option('--bind <address>', 'local source address for pulls (the replication NIC)')
+    .option('--node-tls', "call --node over mTLS with this site's certificate (a node with --api-tls; env VMFERRY_NODE_TLS=1)")
     .option('--streams <n>', 'parallel streams per session', '4')
     .option('--sessions-per-link <n>', 'sessions at once per source link', '2')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (env VMFERRY_METRICS_LISTEN; none by default)')
-    .action(async (o: TlsFlags & { site: string; bind?: string; streams: string; sessionsPerLink: string; metricsListen?: string }, cmd: Command) => {
-      const g = cmd.optsWithGlobals<LauncherGlobals>();
-      const { loadConfig, runReplicator } = await import('@vmferry/replicator');
-      const config = loadConfig({
-        natsUrl: g.nats ?? defaultNats,
-        site: o.site,
-        nodeAddress: g.node,
-        // Given as they are: the service's config refuses a half set.
-        ...tlsFlagFiles(o.site, o),
-        bindAddress: o.bind,
-        streams: o.streams,
-        sessionsPerLink: o.sessionsPerLink,
-        prometheusPort: process.env['VMFERRY_PROMETHEUS_PORT'],
-        metricsListen: o.metricsListen ?? process.env['VMFERRY_METRICS_LISTEN'],
-      });
-      const svc = await runReplicator(config, log);
-      stopOnSignal(() => svc.stop());
-    });
+    .action(
+      async (
+        o: TlsFlags & { site: string; bind?: string; nodeTls?: boolean; streams: string; sessionsPerLink: string; metricsListen?: string },
+        cmd: Command,
+      ) => {
+        const g = cmd.optsWithGlobals<LauncherGlobals>();
+        const { loadConfig, runReplicator } = await import('@vmferry/replicator');
+        const config = loadConfig({
+          natsUrl: g.nats ?? defaultNats,
+          site: o.site,
+          nodeAddress: g.node,
+          // Given as they are: the service's config refuses a half set.
+          ...tlsFlagFiles(o.site, o),
+          bindAddress: o.bind,
+          // The global --node-token-file (env VMFERRY_NODE_TOKEN_FILE) serves the replicator too.
+          nodeTokenFile: g.nodeTokenFile,
+          nodeTls: o.nodeTls ?? process.env['VMFERRY_NODE_TLS'],
+          streams: o.streams,
+          sessionsPerLink: o.sessionsPerLink,
+          prometheusPort: process.env['VMFERRY_PROMETHEUS_PORT'],
+          metricsListen: o.metricsListen ?? process.env['VMFERRY_METRICS_LISTEN'],
+        });
+        const svc = await runReplicator(config, log);
+        stopOnSignal(() => svc.stop());
+      },
+    );
 }

@@ -29,3 +29,4 @@ export * from './node-api.js';
 export * from './replication-source-api.js';
 export * from './block-export.js';
 export * from './run-config.js';
+export * from './retention.js';

@@ -25,9 +25,15 @@ const target = z.strictObject({
   rpo: z.string().exactOptional(),
 });
 
+const verify = z.strictObject({
+  cron: z.string().exactOptional(),
+  every: z.string().exactOptional(),
+});
+
 const policySchema = z.strictObject({
   schedules: z.array(schedule),
   replication: z.array(target).exactOptional(),
+  verify: verify.exactOptional(),
   timeZone: z.string().exactOptional(),
 });
 

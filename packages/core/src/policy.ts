@@ -38,9 +38,25 @@ export interface ReplicationTargetPolicy {
   readonly rpo?: string;
 }
 
+/**
+ * When every storage node re-reads and re-hashes its whole store (like a PBS verify job):
+ * one verify job per site and slot. Per site, not per VM: verify checks chunks, which VMs share.
+ */
+export interface VerifySchedule {
+  /** A cron expression (5 or 6 fields), in the policy's time zone … */
+  readonly cron?: string;
+  /** … or an interval: 12h, 1d, 1w. */
+  readonly every?: string;
+}
+
+/** What a slot computation needs of a schedule. */
+export type SlotTimes = Pick<Schedule, 'cron' | 'every'>;
+
 export interface ProtectionPolicy {
   readonly schedules: readonly Schedule[];
   readonly replication?: readonly ReplicationTargetPolicy[];
+  /** Scheduled verify at every site; none by default. */
+  readonly verify?: VerifySchedule;
   /** IANA time zone for cron schedules; default UTC. */
   readonly timeZone?: string;
 }
@@ -65,6 +81,33 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * (UNIT_MS[m[2] as string] as number);
 }
 
+/** Exactly one of cron or every, and that one valid. */
+function validateTimes(s: SlotTimes, what: string, timeZone?: string): string[] {
+  const problems: string[] = [];
+  if ((s.cron === undefined) === (s.every === undefined)) problems.push(`${what}: give exactly one of cron or every`);
+  if (s.cron !== undefined) {
+    try {
+      new Cron(s.cron, { paused: true, ...(timeZone ? { timezone: timeZone } : {}) });
+    } catch (e) {
+      problems.push(`${what}: bad cron expression '${s.cron}': ${(e as Error).message}`);
+    }
+  }
+  return problems;
+}
+
+function validateVerify(v: VerifySchedule | undefined, timeZone?: string): string[] {
+  if (v === undefined) return [];
+  const problems = validateTimes(v, 'verify', timeZone);
+  if (v.every !== undefined) {
+    try {
+      parseDuration(v.every);
+    } catch (e) {
+      problems.push(`verify: every: ${(e as Error).message}`);
+    }
+  }
+  return problems;
+}
+
 function validateSchedule(s: Schedule, where: string, timeZone?: string): string[] {
   const problems: string[] = [];
   try {
@@ -72,14 +115,7 @@ function validateSchedule(s: Schedule, where: string, timeZone?: string): string
   } catch {
     problems.push(`${where}: schedule name '${s.name}' must be 1-63 letters, digits, '.', '_' or '-'`);
   }
-  if ((s.cron === undefined) === (s.every === undefined)) problems.push(`${where} '${s.name}': give exactly one of cron or every`);
-  if (s.cron !== undefined) {
-    try {
-      new Cron(s.cron, { paused: true, ...(timeZone ? { timezone: timeZone } : {}) });
-    } catch (e) {
-      problems.push(`${where} '${s.name}': bad cron expression '${s.cron}': ${(e as Error).message}`);
-    }
-  }
+  problems.push(...validateTimes(s, `${where} '${s.name}'`, timeZone));
   for (const [field, value] of [
     ['every', s.every],
     ['maxAge', s.maxAge],
@@ -137,6 +173,7 @@ export function validatePolicy(p: ProtectionPolicy, knownSites?: readonly string
     ...p.schedules.flatMap((s) => validateSchedule(s, 'schedule', p.timeZone)),
     ...dupes.map((d) => `schedule '${d}' appears twice`),
     ...validateTargets(p.replication, knownSites),
+    ...validateVerify(p.verify, p.timeZone),
   ]);
   return p;
 }
@@ -176,7 +213,7 @@ function mergedPolicy(base: ProtectionPolicy, override?: VmPolicyOverride): Prot
 }
 
 /** The latest slot of `s` at or before `now` (ms since epoch), or undefined if none yet. */
-export function latestSlot(s: Schedule, now: number, timeZone = 'UTC'): number | undefined {
+export function latestSlot(s: SlotTimes | Schedule, now: number, timeZone = 'UTC'): number | undefined {
   if (s.every !== undefined) {
     const every = parseDuration(s.every);
     return Math.floor(now / every) * every;
@@ -187,7 +224,7 @@ export function latestSlot(s: Schedule, now: number, timeZone = 'UTC'): number |
 }
 
 /** The next slot of `s` strictly after `now`. */
-export function nextSlot(s: Schedule, now: number, timeZone = 'UTC'): number | undefined {
+export function nextSlot(s: SlotTimes | Schedule, now: number, timeZone = 'UTC'): number | undefined {
   if (s.every !== undefined) {
     const every = parseDuration(s.every);
     return (Math.floor(now / every) + 1) * every;
@@ -198,6 +235,11 @@ export function nextSlot(s: Schedule, now: number, timeZone = 'UTC'): number | u
 /** The job id that makes (VM, schedule, slot) unique: duplicates collapse on it. */
 export function slotJobId(vmId: string, schedule: string, slot: number): string {
   return `snap.${vmId}.${schedule}.${slot}`;
+}
+
+/** The job id that makes (site, verify slot) unique. */
+export function verifyJobId(site: string, slot: number): string {
+  return `verify.${site}.${slot}`;
 }
 
 export const DEFAULT_POLICY: ProtectionPolicy = {

@@ -4,6 +4,7 @@ export const EVENTS_STREAM = 'VMFERRY_EVENTS';
 
 export const snapshotJobSubject = (site: string): string => `vmferry.jobs.snapshot.${site}`;
 export const replicateJobSubject = (targetSite: string): string => `vmferry.jobs.replicate.${targetSite}`;
+export const verifyJobSubject = (site: string): string => `vmferry.jobs.verify.${site}`;
 export const eventSubject = (kind: string): string => `vmferry.events.${kind}`;
 /** What each stream holds: every job subject, every event subject. */
 export const JOBS_SUBJECTS = 'vmferry.jobs.>';

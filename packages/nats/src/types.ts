@@ -29,6 +29,14 @@ export interface ReplicateJob {
   readonly keep?: number;
 }
 
+/** A scheduled verify of one site's whole store (the policy's `verify` schedule). */
+export interface VerifyJob {
+  readonly kind: 'verify';
+  readonly site: string;
+  /** Slot time (ms since epoch). */
+  readonly slot: number;
+}
+
 export interface VmEntry {
   readonly vmId: string;
   readonly name: string;
@@ -71,6 +79,8 @@ export type EventKind =
   | 'replication.done'
   | 'replication.failed'
   | 'schedule.missed'
+  | 'verify.done'
+  | 'verify.damaged'
   | 'policy.rejected'
   | 'job.dead-lettered';
 

@@ -21,6 +21,12 @@ const schema = z
     tlsKey: z.string().min(1).optional(),
     tlsCa: z.string().min(1).optional(),
     bindAddress: z.string().min(1).optional(),
+    // The local node API's credentials (the node's --api-token-file / --api-tls).
+    nodeTokenFile: z.string().min(1).optional(),
+    nodeTls: z
+      .union([z.boolean(), z.enum(['1', 'true', '0', 'false'])])
+      .transform((v) => v === true || v === '1' || v === 'true')
+      .default(false),
     streams: wholeNumber('--streams', 1, 64).default(DEFAULT_STREAMS),
     sessionsPerLink: wholeNumber('--sessions-per-link', 1, 1024).default(DEFAULT_SESSIONS_PER_LINK),
     prometheusPort: wholeNumber('VMFERRY_PROMETHEUS_PORT', 0, 65535).optional(),
@@ -73,6 +79,8 @@ export function configFromEnv(overrides: Readonly<Record<string, unknown>>, env:
     tlsKey: env['VMFERRY_TLS_KEY'],
     tlsCa: env['VMFERRY_TLS_CA'],
     bindAddress: env['VMFERRY_BIND'],
+    nodeTokenFile: env['VMFERRY_NODE_TOKEN_FILE'],
+    nodeTls: env['VMFERRY_NODE_TLS'],
     prometheusPort: env['VMFERRY_PROMETHEUS_PORT'],
     metricsListen: env['VMFERRY_METRICS_LISTEN'],
     ...definedEntries(overrides),

@@ -18,7 +18,7 @@ import {
   type WorkerHandle,
 } from '@vmferry/nats';
 import type { SiteRecord } from '@vmferry/core';
-import { connectStorageNode, storageNodeTarget, type TlsFiles } from '@vmferry/grpc-edge';
+import { connectStorageNode, storageNodeTarget, type NodeCredentials, type TlsFiles } from '@vmferry/grpc-edge';
 import { PageIndexCache } from './page-index.js';
 import { replicateFromSite } from './replicate-from-site.js';
 import { createReplicatorMetrics, type SessionOutcome } from './metrics.js';
@@ -32,6 +32,8 @@ export interface ReplicatorServiceOptions {
   readonly jsDomain?: string;
   readonly site: string;
   readonly nodeAddress: string;
+  /** Credentials for the local node's API when it requires them (--api-token-file / --api-tls there). */
+  readonly nodeCredentials?: NodeCredentials;
   readonly tls: TlsFiles;
   readonly bindAddress?: string;
   readonly streams?: number;
@@ -47,7 +49,7 @@ export interface ReplicatorServiceOptions {
  */
 export async function startReplicatorService(o: ReplicatorServiceOptions): Promise<{ stop(): Promise<void> }> {
   const c = await openCoordination(o.natsUrl, `vmferry-replicator-${o.site}`, o.jsDomain);
-  const node = connectStorageNode(o.nodeAddress);
+  const node = connectStorageNode(o.nodeAddress, o.nodeCredentials);
   // One target port for the node client's lifetime, and the base page indexes kept for it.
   const target = storageNodeTarget(node);
   const pageIndexes = new PageIndexCache(target);

@@ -15,6 +15,7 @@ describe('replicator loadConfig', () => {
       nodeAddress: '127.0.0.1:7400',
       streams: 8,
       sessionsPerLink: 2,
+      nodeTls: false,
     });
   });
 

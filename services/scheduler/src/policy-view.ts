@@ -11,6 +11,7 @@ import {
   describeRefusal,
   policyInForce,
   publishEvent,
+  siteOfRegistryKey,
   vmOfPolicyKey,
   vmOfRegistryKey,
   type Coordination,
@@ -23,6 +24,8 @@ export class PolicyView {
   readonly overrides = new Map<string, VmPolicyOverride>();
   /** `<site>.<vmId>` → entry. */
   readonly vms = new Map<string, VmEntry>();
+  /** Sites with a storage node in the registry (`site.<site>`): where scheduled verify runs. */
+  readonly sites = new Set<string>();
   private stops: (() => void)[] = [];
   private readyResolvers: (() => void)[] = [];
   private pendingInitial = 2;
@@ -46,6 +49,11 @@ export class PolicyView {
       else this.overrides.set(vmId, o);
     });
     await this.watch(this.c.registry, (e) => {
+      if (e.key.startsWith('site.')) {
+        if (e.operation === 'PUT') this.sites.add(siteOfRegistryKey(e.key));
+        else this.sites.delete(siteOfRegistryKey(e.key));
+        return;
+      }
       // Keyed by site and id: a replica at another site has the same VM id as its source.
       const id = vmOfRegistryKey(e.key);
       if (id === undefined) return;

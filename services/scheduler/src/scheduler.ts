@@ -7,8 +7,10 @@
  * schedulers, a restart or a failover publish twice is stored once, and the storage node
  * also skips a slot it already snapshotted. After downtime only the latest slot is published:
  * one snapshot now, not one per missed slot (and a schedule.missed event says how many).
+ * The default policy's `verify` schedule becomes one verify job per site with a node in the
+ * registry and slot (message id verifyJobId), published the same way.
  */
-import { effectivePolicy, IdSource, latestSlot, nextSlot, parseDuration, slotJobId, type ProtectionPolicy, type Schedule } from '@vmferry/core';
+import { effectivePolicy, IdSource, latestSlot, nextSlot, parseDuration, slotJobId, verifyJobId, type ProtectionPolicy, type Schedule } from '@vmferry/core';
 import {
   LeaderLease,
   publishEvent,
@@ -16,9 +18,11 @@ import {
   SCHEDULER_LEADER_KEY,
   SCHEDULER_PROGRESS_KEY,
   snapshotJobSubject,
+  verifyJobSubject,
   type Coordination,
   type SchedulerProgress,
   type SnapshotJob,
+  type VerifyJob,
   type VmEntry,
 } from '@vmferry/nats';
 import { PolicyView } from './policy-view.js';
@@ -167,18 +171,21 @@ export class Scheduler {
           }),
         );
       }
+      const verify = await this.publishVerifyJobs(now);
+      stored += verify.stored;
+      duplicates += verify.duplicates;
       // A complete tick: every latest slot at `now` is published. Recorded in KV only when a
       // slot moved (a tick that published nothing changes no schedule's latest slot), here
       // always, so a VM or schedule that appears later does not count slots from long ago.
       if (this.progressMs === undefined || now > this.progressMs) {
-        if (due.length > 0) {
+        if (due.length + verify.due > 0) {
           const progress: SchedulerProgress = { scheduler: this.id, tickMs: now };
           await this.c.state.put(SCHEDULER_PROGRESS_KEY, JSON.stringify(progress));
         }
         this.progressMs = now;
       }
       const report = { published: stored, duplicates, ms: performance.now() - started };
-      if (due.length > 0) this.onTick(report);
+      if (due.length + verify.due > 0) this.onTick(report);
       return report;
     } catch (e) {
       this.log(`${this.id}: tick failed: ${(e as Error).message}`);
@@ -188,6 +195,27 @@ export class Scheduler {
     } finally {
       this.ticking = false;
     }
+  }
+
+  /** The default policy's verify schedule: its latest slot for every site, once per leader and slot. */
+  private async publishVerifyJobs(now: number): Promise<{ due: number; stored: number; duplicates: number }> {
+    const policy = this.view.defaultPolicy;
+    const out = { due: 0, stored: 0, duplicates: 0 };
+    if (!policy.verify) return out;
+    const slot = latestSlot(policy.verify, now, policy.timeZone);
+    if (slot === undefined) return out;
+    const due = [...this.view.sites].filter((site) => this.published.get(`verify/${site}`) !== slot);
+    out.due = due.length;
+    await Promise.all(
+      due.map(async (site) => {
+        const job: VerifyJob = { kind: 'verify', site, slot };
+        const r = await publishJob(this.c, verifyJobSubject(site), job, verifyJobId(site, slot));
+        if (r.duplicate) out.duplicates++;
+        else out.stored++;
+        this.published.set(`verify/${site}`, slot);
+      }),
+    );
+    return out;
   }
 
   /** The predecessor's last complete tick; undefined when no scheduler ever recorded one. */

@@ -31,6 +31,17 @@ const schema = z
       .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'nbdListen must be HOST:PORT')
       .optional(),
     nbdSocket: z.string().min(1).optional(),
+    // The management API's authentication (api-auth.ts in the edge): a bearer token, mTLS, or both.
+    apiTokenFile: z.string().min(1).optional(),
+    apiTls: z
+      .union([z.boolean(), z.enum(['1', 'true', '0', 'false'])])
+      .transform((v) => v === true || v === '1' || v === 'true')
+      .optional(),
+    // Certificate identities (CN) allowed on the mTLS API besides this site's own, comma-separated.
+    apiClients: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}(,[A-Za-z0-9][A-Za-z0-9._-]{0,62})*$/, 'apiClients must be certificate names (CN), comma-separated')
+      .optional(),
     // Certificate identities (CN) allowed on NBD besides this site's own, comma-separated.
     nbdClients: z
       .string()
@@ -54,6 +65,22 @@ const schema = z
           message: `--nbd-listen ${c.nbdListen} is beyond loopback: NBD there needs TLS (give --tls-cert, --tls-key and --tls-ca), or listen on 127.0.0.1 / --nbd-socket`,
         });
       }
+      // The management API reads, writes and deletes everything: beyond loopback only with a credential.
+      if (
+        typeof c.listen === 'string' &&
+        /:\d{1,5}$/.test(c.listen) &&
+        !isLoopbackHost(splitHostPort(c.listen).host) &&
+        c.apiTokenFile === undefined &&
+        c.apiTls !== true
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['listen'],
+          message: `--listen ${c.listen} is beyond loopback: the management API there needs --api-token-file FILE or --api-tls (mTLS with --tls-cert, --tls-key, --tls-ca), or listen on 127.0.0.1`,
+        });
+      }
+      if (c.apiTls === true && tls !== 3) ctx.addIssue({ code: 'custom', path: ['apiTls'], message: '--api-tls needs --tls-cert, --tls-key and --tls-ca' });
+      if (c.apiClients !== undefined && c.apiTls !== true) ctx.addIssue({ code: 'custom', path: ['apiClients'], message: '--api-clients needs --api-tls' });
       if (c.nbdClients !== undefined && (tls !== 3 || c.nbdListen === undefined)) {
         ctx.addIssue({ code: 'custom', path: ['nbdClients'], message: '--nbd-clients needs --nbd-listen with --tls-cert, --tls-key and --tls-ca' });
       }
@@ -89,6 +116,9 @@ export function configFromEnv(overrides: Record<string, unknown>, env: NodeJS.Pr
     nbdListen: env['VMFERRY_NBD_LISTEN'],
     nbdSocket: env['VMFERRY_NBD_SOCKET'],
     nbdClients: env['VMFERRY_NBD_CLIENTS'],
+    apiTokenFile: env['VMFERRY_API_TOKEN_FILE'],
+    apiTls: env['VMFERRY_API_TLS'],
+    apiClients: env['VMFERRY_API_CLIENTS'],
     ...definedEntries(overrides),
   });
 }

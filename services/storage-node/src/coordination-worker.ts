@@ -1,14 +1,15 @@
 /*
  * The storage node on the coordination plane (NATS): it keeps its VMs in the registry the
  * scheduler reads, consumes its site's snapshot jobs (quiescing when asked, applying the
- * schedule's retention, queueing replication), and reports events.
+ * schedule's retention, queueing replication) and its site's scheduled verify jobs
+ * (verify-job.ts), and reports events.
  *
  * Idempotent by slot: a job whose slot already has a snapshot (a redelivery after a crash
  * between snapshot and ack) takes no second one; replication jobs are re-queued under the
  * same message ids, so duplicates collapse.
  */
 import { context, trace, type Context } from '@opentelemetry/api';
-import type { SnapshotRecord, VmRecord } from '@vmferry/core';
+import { expiredSnapshots, type SnapshotRecord, type VmRecord } from '@vmferry/core';
 import {
   openCoordination,
   publishEvent,
@@ -27,6 +28,7 @@ import {
 } from '@vmferry/nats';
 import type { StorageEngine } from './engine.js';
 import { withQuiesce, type Quiescer } from './quiesce.js';
+import { startVerifyWorker } from './verify-job.js';
 
 const REGISTRY_SYNC_MS = 1000;
 /** Snapshot jobs run at once (different VMs; one VM's snapshots serialise on its lock). */
@@ -49,6 +51,7 @@ export class NodeCoordinator {
   private readonly perVm = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private worker: WorkerHandle | undefined;
+  private verifyWorker: WorkerHandle | undefined;
 
   private constructor(
     readonly c: Coordination,
@@ -71,6 +74,7 @@ export class NodeCoordinator {
       (e, job) => o.log?.(`snapshot job for ${job?.vmName ?? '?'} failed: ${(e as Error).message}`),
       SNAPSHOT_CONCURRENCY,
     );
+    n.verifyWorker = await startVerifyWorker(c, engine, o.site, o.log);
     return n;
   }
 
@@ -146,14 +150,10 @@ export class NodeCoordinator {
     });
   }
 
-  /** Keep-N and maximum age for the job's schedule; never a replication pair's base. */
+  /** Keep-N and maximum age for the job's schedule (the core's rules); never a replication pair's base. */
   private async applyRetention(vm: VmRecord, job: SnapshotJob): Promise<void> {
-    const prefix = `schedule:${job.schedule}@`;
-    const mine = this.engine.listSnapshots(vm.id).filter((s) => s.origin.startsWith(prefix));
-    const now = Date.now();
-    const doomed = mine.filter(
-      (s, i) => i < mine.length - job.keep || (job.maxAgeMs !== undefined && now - s.createdAtMs > job.maxAgeMs && i < mine.length - 1),
-    );
+    const rule = { schedule: job.schedule, keep: job.keep, ...(job.maxAgeMs === undefined ? {} : { maxAgeMs: job.maxAgeMs }) };
+    const doomed = expiredSnapshots(this.engine.listSnapshots(vm.id), rule, Date.now());
     for (const s of doomed) {
       try {
         await this.engine.deleteSnapshot(`${vm.name}@${s.id}`);
@@ -192,6 +192,7 @@ export class NodeCoordinator {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.worker?.stop();
+    await this.verifyWorker?.stop();
     await this.c.close();
   }
 }

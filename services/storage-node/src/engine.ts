@@ -279,10 +279,13 @@ export class StorageEngine {
     return this.gcRun;
   }
 
-  async verify(onProgress?: (checked: number) => void): Promise<VerifyReport> {
+  /** `trigger` labels the run in vmferry_verify_runs_total: the API's verify, or the policy's scheduled one. */
+  async verify(onProgress?: (checked: number) => void, trigger: 'manual' | 'scheduled' = 'manual'): Promise<VerifyReport> {
     const started = performance.now();
     const report = await verifyStore(this.ctx, onProgress);
-    this.ctx.metrics.lastVerify = { atMs: Date.now(), damaged: report.corrupt.length + report.missing.length, seconds: (performance.now() - started) / 1000 };
+    const damaged = report.corrupt.length + report.missing.length;
+    this.ctx.metrics.lastVerify = { atMs: Date.now(), damaged, seconds: (performance.now() - started) / 1000 };
+    this.ctx.metrics.verifyRuns.add(1, { ...this.ctx.metrics.attrs, outcome: damaged > 0 ? 'damaged' : 'clean', trigger });
     return report;
   }
 }

@@ -24,6 +24,9 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
   const { StorageEngine } = await import('./engine.js');
   const { startStorageNodeServer, startReplicationSourceServer } = await import('@vmferry/grpc-edge');
   const { storageNodeApi } = await import('./api.js');
+  const { apiAuthFrom, describeApiAuth } = await import('./api-auth-config.js');
+  // Before the engine opens: a bad token file is a start-up error that leaves nothing open.
+  const auth = await apiAuthFrom(config);
   const engine = await StorageEngine.open({
     dataDir: config.dataDir,
     site: config.site,
@@ -43,7 +46,11 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
       endpoint = await startReplicationSourceServer(new ReplicationSource(engine), config.replicationListen, tls);
     }
     const replicationAddress = endpoint && config.replicationListen ? withPort(config.replicationListen, endpoint.port) : undefined;
-    server = await startStorageNodeServer(storageNodeApi(engine), config.listen, { ...(replicationAddress ? { replicationAddress } : {}), nbd: () => nbdInfo });
+    server = await startStorageNodeServer(storageNodeApi(engine), config.listen, {
+      ...(replicationAddress ? { replicationAddress } : {}),
+      nbd: () => nbdInfo,
+      auth,
+    });
     if (replicationAddress) log(`replication endpoint (mTLS, read-only) on ${replicationAddress}`);
   } catch (e) {
     await endpoint?.stop();
@@ -101,6 +108,7 @@ export async function runStorageNode(config: NodeConfig, log: (line: string) => 
   }
   // Before the 'listening' line, which tests and scripts wait for.
   if (telemetry.metricsAddress) log(`prometheus metrics on http://${telemetry.metricsAddress}/metrics`);
+  log(`management API${describeApiAuth(auth)}`);
   log(`vmferry storage node (site ${config.site}) listening on ${address}, data in ${config.dataDir}`);
   const started = server;
   return {

@@ -37,6 +37,8 @@ export interface NodeMetrics {
   readonly storedChunkBytes: Counter;
   /** Seconds. */
   readonly snapshotDuration: Histogram;
+  /** Verify runs finished, by outcome (`clean`, `damaged`) and trigger (`manual`, `scheduled`). */
+  readonly verifyRuns: Counter;
   /** The attributes every node series carries. */
   readonly attrs: { readonly site: string };
   /** The last verify's outcome (engine.verify sets it; observed at scrape time). */
@@ -64,6 +66,9 @@ export function createNodeMetrics(site: string): NodeMetrics {
       description: 'Time to take a snapshot (freeze, fold, commit)',
       unit: 's',
       advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
+    }),
+    verifyRuns: meter.createCounter('vmferry.verify.runs', {
+      description: 'Verify runs finished, by outcome (clean, damaged) and trigger (manual: the API; scheduled: the policy verify job)',
     }),
     attrs: { site },
   };

@@ -80,7 +80,41 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc-node.flow_control_window': MESSAGE_BYTES,
 };
 
-/** A connected storage node client (plaintext: the node API is local to its site). */
+/**
+ * How a client proves itself to a node's API (api-auth.ts on the server): a bearer token,
+ * a client certificate (mTLS; the node's certificate is checked against `ca` and the name
+ * `serverName`, default the host dialled), or both. None: plaintext, for a loopback node.
+ */
+export interface NodeCredentials {
+  readonly token?: string;
+  readonly tls?: { readonly ca: Buffer; readonly cert: Buffer; readonly key: Buffer; readonly serverName?: string };
+}
+
+/** Adds `authorization: Bearer TOKEN` to every call's metadata (works on plaintext and TLS channels alike). */
+function bearerInterceptor(token: string): grpc.Interceptor {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start: (metadata, listener, next) => {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
+}
+
+function channelOf(credentials: NodeCredentials): { creds: grpc.ChannelCredentials; options: Partial<grpc.ClientOptions> } {
+  const tls = credentials.tls;
+  const creds = tls ? grpc.credentials.createSsl(tls.ca, tls.key, tls.cert) : grpc.credentials.createInsecure();
+  return {
+    creds,
+    options: {
+      ...CHANNEL_OPTIONS,
+      ...(tls?.serverName ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } : {}),
+      ...(credentials.token !== undefined ? { interceptors: [bearerInterceptor(credentials.token)] } : {}),
+    },
+  };
+}
+
+/** A connected storage node client. */
 export interface StorageNodeClient {
   createVm(req: CreateVmRequest): Promise<Vm>;
   listVms(): Promise<Vm[]>;
@@ -121,9 +155,14 @@ export interface StorageNodeClient {
   close(): void;
 }
 
-/** Connects to the node at `address` (HOST:PORT). Connecting is lazy: an unreachable node fails the first call ('unavailable'). */
-export function connectStorageNode(address: string): StorageNodeClient {
-  const c = new GeneratedClient(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+/**
+ * Connects to the node at `address` (HOST:PORT) with `credentials` (default none: plaintext).
+ * Connecting is lazy: an unreachable node fails the first call ('unavailable'), a refused
+ * token or certificate fails it with 'permission-denied'.
+ */
+export function connectStorageNode(address: string, credentials: NodeCredentials = {}): StorageNodeClient {
+  const ch = channelOf(credentials);
+  const c = new GeneratedClient(address, ch.creds, ch.options);
   return {
     createVm: (req) => unaryCall((r, cb) => c.createVm(r, cb), req),
     listVms: async () => (await unaryCall<Empty, ListVmsResponse>((r, cb) => c.listVms(r, cb), {})).vms,

@@ -13,6 +13,7 @@ import { statsToWire, verifyReportToWire } from '../convert/reports.js';
 import { withSafeDecode } from './safe-decode.js';
 import { receiveImport, receiveWrite } from './upload-streams.js';
 import { encodeExtent, type ExtentMessage } from './wire-extent.js';
+import { apiAuthInterceptor, apiServerCredentials, type ApiAuthOptions } from './api-auth.js';
 
 /** Largest message the node accepts; clients send data in ≤ 1 MiB pieces. */
 export const MAX_RECEIVE_MESSAGE_BYTES = 8 * 1024 * 1024;
@@ -37,6 +38,11 @@ async function* chunkBatches(groups: AsyncIterable<readonly ChunkBytes[]>): Asyn
 export interface NodeInfoOptions {
   readonly replicationAddress?: string;
   readonly nbd?: () => { readonly address?: string; readonly socket?: string };
+}
+
+/** How the API listens: NodeInfoOptions plus who may call (api-auth.ts; none: anyone who reaches it). */
+export interface StorageNodeServerOptions extends NodeInfoOptions {
+  readonly auth?: ApiAuthOptions;
 }
 
 /** The StorageNode handlers over `api`. */
@@ -149,17 +155,22 @@ export interface StartedServer {
 
 /**
  * Serves `api` as the StorageNode service on `address` (HOST:PORT; port 0 picks a free one),
- * plaintext, with the receive window raised for uploads. Rejects if the address cannot be bound.
+ * with the receive window raised for uploads: plaintext, or TLS with client certificates when
+ * `options.auth.tls` is given; a token and/or certificate checked on every call (api-auth.ts).
+ * Rejects if a TLS file cannot be read or the address cannot be bound.
  */
-export async function startStorageNodeServer(api: StorageNodeApi, address: string, options: NodeInfoOptions = {}): Promise<StartedServer> {
+export async function startStorageNodeServer(api: StorageNodeApi, address: string, options: StorageNodeServerOptions = {}): Promise<StartedServer> {
+  const auth = options.auth ?? {};
+  const creds = await apiServerCredentials(auth);
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_RECEIVE_MESSAGE_BYTES,
+    ...(auth.token !== undefined || auth.tls ? { interceptors: [apiAuthInterceptor(auth)] } : {}),
   });
   const service = { ...StorageNodeService, readDisk: { ...StorageNodeService.readDisk, responseSerialize: encodeExtent } };
   const safe = withSafeDecode('vmferry.v1.StorageNode', service, storageNodeHandlers(api, options));
   server.addService(safe.definition, safe.handlers);
-  const port = await bind(server, address, grpc.ServerCredentials.createInsecure());
+  const port = await bind(server, address, creds);
   raiseReceiveWindow(server);
   return { port, stop: () => shutdown(server) };
 }
