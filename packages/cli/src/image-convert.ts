@@ -57,7 +57,7 @@ export async function importSources(
   workDir: string | undefined,
   log: (line: string) => void,
 ): Promise<ImportSources> {
-  if (format === 'raw') return { files: images, cleanup: async () => undefined };
+  if (format === 'raw') return { files: images, cleanup: () => Promise.resolve() };
   if (format === undefined) {
     for (const file of images) {
       const found = await sniffImage(file);
@@ -67,7 +67,7 @@ export async function importSources(
             `(or --format raw to import its bytes as they are)`,
         );
     }
-    return { files: images, cleanup: async () => undefined };
+    return { files: images, cleanup: () => Promise.resolve() };
   }
   const dir = await mkdtemp(join(workDir ?? tmpdir(), 'vmferry-import-'));
   const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });

@@ -27,7 +27,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--node <host:port>', 'storage node address').env('VMFERRY_NODE').default(DEFAULT_NODE))
     .option('--json', 'print one JSON document on stdout (errors too: {"error":{…}})')
     .helpOption('-h, --help', 'show help for a command')
-    .addHelpCommand('help [command]', 'show help for a command')
+    .helpCommand('help [command]', 'show help for a command')
     .showHelpAfterError('(add --help for usage)')
     // Inherited by every subcommand added below.
     .exitOverride();
