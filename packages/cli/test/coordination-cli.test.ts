@@ -109,7 +109,7 @@ describe('coordination commands', () => {
     const web = vm('siteA', 'web');
     await admin.registry.put(registryVmKey(web.site, web.vmId), JSON.stringify(web));
     const badOverride = await vmferry(['policy', 'set', 'web', '{"mode":"add","exlude":true}']);
-    assert.equal(badOverride.code, 1);
+    assert.equal(badOverride.code, 65, 'invalid argument');
     assert.match(badOverride.stderr, /exlude: unknown key/);
 
     const good = await vmferry(['policy', 'set-default', '{"schedules":[{"name":"daily","cron":"0 1 * * *","keep":7}]}']);
