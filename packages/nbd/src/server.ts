@@ -90,7 +90,10 @@ export async function startNbdServer(options: NbdServerOptions): Promise<Running
     await Promise.all(servers.map((s) => (s.listening ? closeServer(s) : Promise.resolve())));
     if (isVmferryError(e)) throw e;
     const where = [options.listen, options.socketPath].filter((x) => x !== undefined).join(' / ');
-    throw new FailedPreconditionError(`the NBD server cannot listen on ${where}: ${e instanceof Error ? e.message : String(e)}`);
+    const inUse = (e as { code?: unknown }).code === 'EADDRINUSE';
+    throw new FailedPreconditionError(
+      `the NBD server cannot listen on ${where}: ${inUse ? 'the port is in use by another process' : e instanceof Error ? e.message : String(e)}`,
+    );
   }
   return {
     ...(port === undefined ? {} : { port }),
