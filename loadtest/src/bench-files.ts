@@ -82,7 +82,12 @@ async function main(): Promise<void> {
       const got = await cli(node.address, ['files', 'get', 'vm@s', name, dest]);
       const fetched = got.doc.stats?.bytesFetched ?? 0;
       const store = got.doc.stats?.storeBytes ?? 0;
-      record(`get ${name}: vmferry wall`, got.seconds, 's', `${fetched} bytes read for ${size} (${(fetched / size).toFixed(2)}x); vDisk blocks touched ${store} bytes`);
+      record(
+        `get ${name}: vmferry wall`,
+        got.seconds,
+        's',
+        `${fetched} bytes read for ${size} (${(fetched / size).toFixed(2)}x); vDisk blocks touched ${store} bytes`,
+      );
       record(`get ${name}: debugfs dump`, debugfs(image, `dump ${name} ${dest}.debugfs`), 's');
     }
     const rdump = join(work, 'rdump');
