@@ -6,7 +6,18 @@
 import { Option, type Command } from 'commander';
 import { effectivePolicy, parseOverride, parsePolicy } from '@vmferry/core';
 import { DEFAULT_POLICY_KEY, vmPolicyKey } from '@vmferry/nats';
-import { DEFAULT_NATS, defaultPolicy, describeSchedules, globalsOf, knownSites, readJson, resolveVmId, vmOverride, withNats } from './coordination-shared.js';
+import {
+  DEFAULT_NATS,
+  defaultPolicy,
+  describeSchedules,
+  globalsOf,
+  knownSites,
+  readJson,
+  resolveVmId,
+  storePolicy,
+  vmOverride,
+  withNats,
+} from './coordination-shared.js';
 import { registerEventsCommand } from './events-command.js';
 import { printFields, printJson } from './output.js';
 import { registerServiceLaunchers } from './service-launchers.js';
@@ -52,13 +63,12 @@ export function registerCoordinationCommands(program: Command): void {
       const g = globalsOf(cmd);
       const doc = await readJson(arg);
       parsePolicy(doc); // refused before connecting when the document alone is bad
-      const p = await withNats(g, async (c) => {
+      const [p, sites] = await withNats(g, async (c) => {
         const valid = parsePolicy(doc, await knownSites(c));
-        await c.policies.put(DEFAULT_POLICY_KEY, JSON.stringify(valid));
-        return valid;
+        return [valid, await storePolicy(c, (kv) => kv.put(DEFAULT_POLICY_KEY, JSON.stringify(valid)))] as const;
       });
-      if (g.json) printJson(p);
-      else printFields({ default: describeSchedules(p) });
+      if (g.json) printJson({ ...p, storedAt: sites });
+      else printFields({ default: describeSchedules(p), 'stored at': sites.join(', ') });
     });
   policy
     .command('simulate <vm>')
@@ -89,9 +99,9 @@ export function registerCoordinationCommands(program: Command): void {
           await printSimulation(c, entry, o, g, cmd, true);
           return;
         }
-        await c.policies.put(vmPolicyKey(entry.vmId), JSON.stringify(o));
-        if (g.json) printJson({ vm: entry.name, override: o });
-        else printFields({ vm: entry.name, override: JSON.stringify(o) });
+        const sites = await storePolicy(c, (kv) => kv.put(vmPolicyKey(entry.vmId), JSON.stringify(o)));
+        if (g.json) printJson({ vm: entry.name, override: o, storedAt: sites });
+        else printFields({ vm: entry.name, override: JSON.stringify(o), 'stored at': sites.join(', ') });
       });
     });
   policy
@@ -101,9 +111,9 @@ export function registerCoordinationCommands(program: Command): void {
       const g = globalsOf(cmd);
       await withNats(g, async (c) => {
         const entry = await resolveVmId(c, vm);
-        await c.policies.delete(vmPolicyKey(entry.vmId));
-        if (g.json) printJson({ vm: entry.name, override: null });
-        else printFields({ vm: entry.name, override: '(none)' });
+        const sites = await storePolicy(c, (kv) => kv.delete(vmPolicyKey(entry.vmId)));
+        if (g.json) printJson({ vm: entry.name, override: null, storedAt: sites });
+        else printFields({ vm: entry.name, override: '(none)', 'stored at': sites.join(', ') });
       });
     });
   policy
@@ -113,9 +123,9 @@ export function registerCoordinationCommands(program: Command): void {
       const g = globalsOf(cmd);
       await withNats(g, async (c) => {
         const entry = await resolveVmId(c, vm);
-        await c.policies.put(vmPolicyKey(entry.vmId), JSON.stringify({ exclude: true }));
-        if (g.json) printJson({ vm: entry.name, override: { exclude: true } });
-        else printFields({ vm: entry.name, excluded: 'yes' });
+        const sites = await storePolicy(c, (kv) => kv.put(vmPolicyKey(entry.vmId), JSON.stringify({ exclude: true })));
+        if (g.json) printJson({ vm: entry.name, override: { exclude: true }, storedAt: sites });
+        else printFields({ vm: entry.name, excluded: 'yes', 'stored at': sites.join(', ') });
       });
     });
 

@@ -9,6 +9,7 @@ import {
   REGISTRY_SITE_KEYS,
   REGISTRY_VM_KEYS,
   siteOfRegistryKey,
+  writePolicyEverywhere,
   type Coordination,
   type InForce,
   type VmEntry,
@@ -90,4 +91,18 @@ export async function resolveVmId(c: Coordination, nameOrId: string): Promise<Vm
 export function describeSchedules(p: ProtectionPolicy | undefined): string {
   if (!p) return 'excluded';
   return p.schedules.map((s) => `${s.name} (${s.cron ?? `every ${s.every}`}, keep ${s.keep}${s.consistency === 'vm' ? ', vm' : ''})`).join('; ');
+}
+
+/**
+ * Stores a policy change at this site and every peer site (per-site coordination: each site
+ * schedules from its own copy). A peer that cannot be reached is named on stderr and makes the
+ * command exit 1, so the change is repeated once the site is back; the sites written are returned.
+ */
+export async function storePolicy(c: Coordination, write: (kv: Coordination['policies']) => Promise<unknown>): Promise<string[]> {
+  const r = await writePolicyEverywhere(c, write);
+  for (const f of r.failed) {
+    process.stderr.write(`vmferry: the change is not stored at site ${f.site} (unreachable: ${f.error}); run the command again once it is back\n`);
+  }
+  if (r.failed.length > 0) process.exitCode = 1;
+  return [...r.written];
 }

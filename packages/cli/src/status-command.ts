@@ -8,7 +8,7 @@
  */
 import type { Command } from 'commander';
 import { effectivePolicy, protectionStatus, type ProtectionState, type ReplicatedSnapshot, type TargetStatus } from '@vmferry/core';
-import { rpoKey, type Coordination, type ReplicationState } from '@vmferry/nats';
+import { peerLinks, rpoKey, type Coordination, type PeerLink, type ReplicationState } from '@vmferry/nats';
 import { defaultPolicy, describeSchedules, globalsOf, registryVms, vmOverride, withNats } from './coordination-shared.js';
 import { wholeNumberFlag } from './flags.js';
 import { printJson, printTable } from './output.js';
@@ -23,11 +23,25 @@ interface StatusRow {
   readonly state: ProtectionState;
   readonly schedules: string;
   readonly targets: readonly TargetStatus[];
+  /**
+   * Per-site coordination, for a VM of another site: whether that site's coordination plane is
+   * heard from (its registry's source), and since when it is not. Absent for this site's VMs.
+   */
+  readonly source?: { readonly reachable: boolean; readonly lastHeardMs: number | null };
+}
+
+function sourceOf(vmSite: string, c: Coordination, links: ReadonlyMap<string, PeerLink>): StatusRow['source'] {
+  if (c.site === undefined || vmSite === c.site) return undefined;
+  const l = links.get(vmSite);
+  // A VM of a site not sourced any more (removed with `site remove`): nothing is heard of it.
+  if (!l) return { reachable: false, lastHeardMs: null };
+  return { reachable: l.reachable, lastHeardMs: l.lastHeardMs > 0 ? l.lastHeardMs : null };
 }
 
 async function statusRows(c: Coordination): Promise<StatusRow[]> {
   const base = await defaultPolicy(c);
   const now = Date.now();
+  const links = new Map((await peerLinks(c, now)).map((l) => [l.site, l]));
   const rows: StatusRow[] = [];
   for (const vm of (await registryVms(c)).filter((v) => !v.replicaOf)) {
     // A target equal to the VM's own site is dropped: one policy for both sites of a pair.
@@ -38,7 +52,8 @@ async function statusRows(c: Coordination): Promise<StatusRow[]> {
       if (e && e.operation === 'PUT') replicated.set(t.site, e.json<ReplicationState>());
     }
     const { state, targets } = protectionStatus(eff, replicated, now);
-    rows.push({ vm: vm.name, vmId: vm.vmId, site: vm.site, state, schedules: describeSchedules(eff), targets });
+    const source = sourceOf(vm.site, c, links);
+    rows.push({ vm: vm.name, vmId: vm.vmId, site: vm.site, state, schedules: describeSchedules(eff), targets, ...(source ? { source } : {}) });
   }
   return rows;
 }
@@ -54,8 +69,16 @@ function printRows(rows: readonly StatusRow[]): void {
       state: r.state.toUpperCase(),
       schedules: r.schedules,
       replication: r.targets.map((t) => `${t.site}: ${age(t.ageMs)}${t.rpoMs ? `/${age(t.rpoMs)}` : ''}${t.late ? ' LATE' : ''}`).join(', ') || '-',
+      // Only with per-site coordination, where another site's VMs can go unheard of.
+      ...(rows.some((x) => x.source) ? { source: sourceText(r.source) } : {}),
     })),
   );
+}
+
+function sourceText(s: StatusRow['source']): string {
+  if (!s) return '-';
+  if (s.reachable) return 'reachable';
+  return s.lastHeardMs === null ? 'unreachable (never heard)' : `unreachable since ${new Date(s.lastHeardMs).toISOString().replace('T', ' ').slice(0, 19)}`;
 }
 
 /** Redraws until SIGINT/SIGTERM; returns the exit code of the last table. */

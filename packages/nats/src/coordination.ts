@@ -15,6 +15,12 @@ export const DUPLICATE_WINDOW_MS = 6 * 3600 * 1000;
 export const LEADER_TTL_MS = 6000;
 
 export interface Coordination {
+  /**
+   * The site whose own NATS server this is (its JetStream domain), when each site runs its own
+   * (per-site coordination, deploy/nats); undefined on one coordination plane shared by every
+   * site (one server, or a leaf of a hub reached through VMFERRY_JS_DOMAIN).
+   */
+  readonly site: string | undefined;
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
@@ -47,6 +53,9 @@ export async function openCoordination(
   const nc = await connect({ servers: servers.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
   const jsOpts = { ...(domain ? { domain } : {}), ...(timing.requestTimeoutMs === undefined ? {} : { timeout: timing.requestTimeoutMs }) };
   const jsm = await jetstreamManager(nc, jsOpts);
+  // A server's JetStream domain names its site (per-site coordination), unless the streams
+  // live in a hub's domain that every site shares (VMFERRY_JS_DOMAIN).
+  const site = domain ? undefined : (await jsm.getAccountInfo()).domain || undefined;
   await ensureStream(jsm, {
     name: JOBS_STREAM,
     subjects: [JOBS_SUBJECTS],
@@ -72,6 +81,7 @@ export async function openCoordination(
     kvm.create(STATE_BUCKET, { history: 1 }),
   ]);
   return {
+    site,
     nc,
     js,
     jsm,

@@ -7,3 +7,4 @@ export { LeaderLease } from './leader.js';
 export { traceHeaders, contextFrom } from './trace.js';
 export { HOST_PORT, SIMPLE_NAME, NATS_URL, NATS_URL_MESSAGE, natsUrlRequired, jsDomain, wholeNumber, definedEntries, parseConfig } from './config-schema.js';
 export { policyInForce, readDefaultPolicy, readOverride, describeRefusal, type PolicyRefusal, type InForce } from './policy-store.js';
+export { syncPeerSources, peerLinks, configuredPeers, writePolicyEverywhere, PEER_SILENT_MS, type PeerLink, type PolicyWrite } from './site-sources.js';

@@ -53,7 +53,7 @@ export async function publishJob(c: Coordination, subject: string, job: object, 
 /** Publishes an event; `msgId` makes a duplicate (two schedulers reporting one thing) a no-op. */
 export async function publishEvent(c: Coordination, kind: EventKind, fields: Omit<VmferryEvent, 'kind' | 'atMs'>, msgId?: string): Promise<void> {
   const event: VmferryEvent = { kind, atMs: Date.now(), ...fields };
-  await c.js.publish(eventSubject(kind), encoder.encode(JSON.stringify(event)), msgId === undefined ? {} : { msgID: msgId });
+  await c.js.publish(eventSubject(kind, c.site), encoder.encode(JSON.stringify(event)), msgId === undefined ? {} : { msgID: msgId });
 }
 
 /** How a worker retries: the defaults are the production values; tests shorten them. */

@@ -49,6 +49,12 @@ export interface ReplicatorServiceOptions {
  */
 export async function startReplicatorService(o: ReplicatorServiceOptions): Promise<{ stop(): Promise<void> }> {
   const c = await openCoordination(o.natsUrl, `vmferry-replicator-${o.site}`, o.jsDomain);
+  if (c.site !== undefined && c.site !== o.site) {
+    await c.close();
+    throw new Error(
+      `the NATS server at ${o.natsUrl} is site ${c.site}'s (its JetStream domain), but this replicator is site ${o.site}: connect it to its own site's NATS server`,
+    );
+  }
   const node = connectStorageNode(o.nodeAddress, o.nodeCredentials);
   // One target port for the node client's lifetime, and the base page indexes kept for it.
   const target = storageNodeTarget(node);

@@ -36,6 +36,7 @@ export async function runScheduler(config: SchedulerConfig, o: RunSchedulerOptio
     await telemetry.shutdown();
     throw e;
   }
+  log(c.site === undefined ? 'scheduling the VMs of every site (one coordination plane for all)' : `scheduling the VMs of site ${c.site}`);
   const s = new Scheduler(c, { ...(config.id === undefined ? {} : { id: config.id }), tickMs: config.tickMs, log });
   if (o.onTick) s.onTick = o.onTick;
   await s.start();

@@ -132,6 +132,9 @@ export class Scheduler {
       const due: { job: SnapshotJob; key: string; missed: number }[] = [];
       for (const vm of this.view.vms.values()) {
         if (vm.replicaOf) continue; // replicas follow their source, never their own schedules
+        // Per-site coordination: other sites' VMs (sourced into our registry) are scheduled by
+        // their own site's schedulers, which go on without us.
+        if (this.c.site !== undefined && vm.site !== this.c.site) continue;
         // A target equal to the VM's own site is dropped (one policy for both sites of a pair).
         const policy = effectivePolicy(this.view.defaultPolicy, this.view.overrides.get(vm.vmId), vm.site);
         if (!policy) continue;

@@ -20,6 +20,7 @@ import {
   replicateJobSubject,
   runWorker,
   snapshotJobSubject,
+  syncPeerSources,
   type Coordination,
   type ReplicateJob,
   type SnapshotJob,
@@ -48,6 +49,8 @@ export const scheduleOrigin = (schedule: string, slot: number): string => `sched
 
 export class NodeCoordinator {
   private synced = new Map<string, string>();
+  /** The peer sites the local streams were last set to source from (per-site coordination). */
+  private sourcedPeers: string | undefined;
   private readonly perVm = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private worker: WorkerHandle | undefined;
@@ -61,7 +64,14 @@ export class NodeCoordinator {
 
   static async start(engine: StorageEngine, o: CoordinationOptions): Promise<NodeCoordinator> {
     const c = await openCoordination(o.natsUrl, `vmferry-node-${o.site}`);
+    if (c.site !== undefined && c.site !== o.site) {
+      await c.close();
+      throw new Error(
+        `the NATS server at ${o.natsUrl} is site ${c.site}'s (its JetStream domain), but this node is site ${o.site}: connect each node to its own site's NATS server`,
+      );
+    }
     const n = new NodeCoordinator(c, engine, o);
+    await n.syncSources();
     await c.registry.put(registrySiteKey(o.site), JSON.stringify({ site: o.site, nodeAddress: o.nodeAddress, updatedAtMs: Date.now() }));
     for await (const key of await c.registry.keys(registrySiteVmKeys(o.site))) n.synced.set(key, '');
     await n.syncRegistry();
@@ -78,8 +88,22 @@ export class NodeCoordinator {
     return n;
   }
 
+  /**
+   * Per-site coordination: the local streams source from every site this node knows (`site
+   * add`), so their VMs, events and replication jobs for us arrive here (site-sources.ts).
+   */
+  async syncSources(): Promise<void> {
+    if (this.c.site === undefined) return;
+    const peers = (await this.engine.listSites()).map((s) => s.name).sort();
+    const signature = peers.join(',');
+    if (signature === this.sourcedPeers) return;
+    if (await syncPeerSources(this.c, peers)) this.o.log?.(`coordination: sourcing from ${peers.length ? peers.join(', ') : 'no other site'}`);
+    this.sourcedPeers = signature;
+  }
+
   /** Puts new or changed local VMs into the registry and removes deleted ones. */
   async syncRegistry(): Promise<void> {
+    await this.syncSources();
     const seen = new Set<string>();
     for (const vm of this.engine.listVms()) {
       const key = registryVmKey(this.o.site, vm.id);

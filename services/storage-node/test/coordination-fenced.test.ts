@@ -45,7 +45,7 @@ describe('a fenced copy on the coordination plane', () => {
   /** The registry entry of `vmId` once `ok` holds for it (the node syncs every second). */
   async function entry(vmId: string, ok: (e: { replicaOf?: string }) => boolean, what: string): Promise<{ replicaOf?: string }> {
     for (let i = 0; i < 100; i++) {
-      const e = await c.registry.get(`vm.siteA.${vmId}`);
+      const e = await c.registry.get(`siteA.vm.${vmId}`);
       if (e?.operation === 'PUT') {
         const v = e.json<{ replicaOf?: string }>();
         if (ok(v)) return v;

@@ -81,7 +81,7 @@ describe('storage node on the coordination plane', () => {
 
   test('the node registers its VMs in the registry', async () => {
     for (let i = 0; i < 50; i++) {
-      const e = await c.registry.get(`vm.siteA.${vmId}`);
+      const e = await c.registry.get(`siteA.vm.${vmId}`);
       if (e?.operation === 'PUT') {
         assert.equal(e.json<{ name: string }>().name, 'web');
         return;
