@@ -52,6 +52,8 @@ export const REGISTRY_VM_KEYS = '*.vm.*';
 export const REGISTRY_SITE_KEYS = '*.site';
 /** Key filter: the registry's VM entries of one site. */
 export const registrySiteVmKeys = (site: string): string => `${site}.vm.*`;
+/** Whether a registry key is a site entry (`<site>.site`). */
+export const isRegistrySiteKey = (key: string): boolean => key.split('.').length === 2 && key.endsWith('.site');
 /** The site a `<site>.site` registry key names. */
 export const siteOfRegistryKey = (key: string): string => key.slice(0, key.indexOf('.'));
 /** `<site>.<vmId>` of a `<site>.vm.<vmId>` registry key; undefined for another kind of key. */

@@ -13,6 +13,7 @@ import {
   publishEvent,
   siteOfRegistryKey,
   vmOfPolicyKey,
+  isRegistrySiteKey,
   vmOfRegistryKey,
   type Coordination,
   type VmEntry,
@@ -49,7 +50,7 @@ export class PolicyView {
       else this.overrides.set(vmId, o);
     });
     await this.watch(this.c.registry, (e) => {
-      if (e.key.startsWith('site.')) {
+      if (isRegistrySiteKey(e.key)) {
         if (e.operation === 'PUT') this.sites.add(siteOfRegistryKey(e.key));
         else this.sites.delete(siteOfRegistryKey(e.key));
         return;

@@ -207,7 +207,8 @@ export class Scheduler {
     if (!policy.verify) return out;
     const slot = latestSlot(policy.verify, now, policy.timeZone);
     if (slot === undefined) return out;
-    const due = [...this.view.sites].filter((site) => this.published.get(`verify/${site}`) !== slot);
+    // Per-site coordination: each site's own schedulers verify it.
+    const due = [...this.view.sites].filter((site) => (this.c.site === undefined || site === this.c.site) && this.published.get(`verify/${site}`) !== slot);
     out.due = due.length;
     await Promise.all(
       due.map(async (site) => {

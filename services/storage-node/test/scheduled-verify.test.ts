@@ -132,7 +132,7 @@ describe('scheduled verify and the retention dry run', () => {
 
   /** The first verify event published after this call (events are JetStream messages on core subjects too). */
   async function nextVerifyEvent(trigger: () => Promise<void> = async () => undefined): Promise<VmferryEvent> {
-    const sub = c.nc.subscribe('vmferry.events.verify.>', { max: 1, timeout: 30_000 });
+    const sub = c.nc.subscribe('vmferry.events.*.verify.>', { max: 1, timeout: 30_000 });
     await c.nc.flush();
     await trigger();
     for await (const m of sub) return m.json<VmferryEvent>();
