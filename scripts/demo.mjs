@@ -111,7 +111,7 @@ try {
   const gotDesk = await sha256File(viaNbd);
   console.log(`expected sha256 ${wantDesk}\nsnapshot sha256 ${gotDesk} (read over NBD)`);
   if (gotDesk !== wantDesk) throw new Error('the snapshot of desk-007 does not hold exactly the writes made over NBD');
-  vmferry(node.address, 'disk', 'export', 'desk-042', '0', out, '--force');
+  vmferry(node.address, 'disk', 'export', 'desk-042', '0', out);
   if ((await sha256File(out)) !== want) throw new Error('another clone changed');
   console.log('desk-007@after-io holds exactly the NBD writes; desk-042, a clone of the same image, is unchanged: OK');
 

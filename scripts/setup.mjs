@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 // Installs what `npm test`, `npm run demo` and `npm run bench:node` need on a fresh Debian
 // machine with Node 20: npm dependencies when missing, and Debian tools through apt-get
-// when running as root (otherwise it names the packages to install), including the build tools
-// zstd-napi compiles with. Only node built-ins.
+// when running as root (otherwise it names the packages to install). Only node built-ins.
 import { execSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
@@ -52,11 +51,6 @@ const tools = {
   bench: { sfdisk: 'fdisk', 'mkfs.ext4': 'e2fsprogs', debugfs: 'e2fsprogs', zstd: 'zstd', b3sum: 'b3sum', restic: 'restic' },
 }[purpose];
 
-// zstd-napi compiles from source at `npm ci` (node-gyp: python3, make, a C++ compiler); the
-// other native modules ship prebuilt binaries. Checked only while node_modules is missing.
-const needsNpmCi = !existsSync('node_modules/.package-lock.json') || !existsSync('node_modules/zstd-napi/build/Release');
-const buildTools = needsNpmCi ? { python3: 'python3', make: 'make', 'g++': 'g++' } : {};
-
 // A command on PATH (or in sbin), or, for a name starting with '/', a file matching that glob.
 const have = (cmd) =>
   spawnSync('sh', [
@@ -64,7 +58,7 @@ const have = (cmd) =>
     cmd.startsWith('/') ? `for f in ${cmd}; do test -e "$f" && exit 0; done; exit 1` : `command -v ${cmd} || test -x /usr/sbin/${cmd} || test -x /sbin/${cmd}`,
   ]).status === 0;
 
-const missing = Object.entries({ ...buildTools, ...tools })
+const missing = Object.entries(tools)
   .filter(([cmd]) => !have(cmd))
   .map(([, pkg]) => pkg);
 if (missing.length > 0) {
@@ -79,7 +73,7 @@ if (missing.length > 0) {
   }
 }
 
-if (needsNpmCi) {
+if (!existsSync('node_modules/.package-lock.json') || !existsSync('node_modules/zstd-napi/build/Release')) {
   console.error('setup: installing npm dependencies (npm ci; zstd-napi compiles, ~1 min)');
   execSync('npm ci --no-audit --no-fund', { stdio: 'inherit' });
 }

@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { formatBytes, parseSize, InternalError, InvalidArgumentError } from '@vmferry/core';
 import type { SnapshotView, VerifyReportView, VmView } from '@vmferry/grpc-edge';
 import { printFields, printJson, printTable } from './output.js';
-import { importSources, IMPORT_FORMATS } from './image-convert.js';
 import { byteProgress } from './progress.js';
 import { withClient } from './with-client.js';
 import { checkLibvirtClone, defineVms, nbdEndpoint, printDefined, registerHypervisorCommands } from './hypervisor-commands.js';
@@ -26,17 +25,6 @@ function parseOffset(text: string): number {
   return parseSize(text);
 }
 
-/** A ratio the same way everywhere: two decimals and "x" (1.00x, 2.50x). */
-const times = (r: number): string => `${r.toFixed(2)}x`;
-
-/** A hypervisor config for people: its size, and whether it is text (`vm config VM` prints it). */
-function describeConfig(bytes: Uint8Array, vmName: string): string {
-  if (bytes.length === 0) return '-';
-  const text = Buffer.from(bytes).toString('utf8');
-  const isText = !text.includes('\uFFFD') && !/[\x00-\x08\x0e-\x1f]/.test(text);
-  return isText ? `${bytes.length} bytes of text (vmferry vm config ${vmName} prints it)` : `${bytes.length} bytes (binary)`;
-}
-
 const when = (ms: number): string => new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
 
 function vmRow(vm: VmView): Record<string, string | number> {
@@ -45,19 +33,12 @@ function vmRow(vm: VmView): Record<string, string | number> {
     id: vm.id,
     disks: vm.disks.map((d) => formatBytes(d.size)).join(', '),
     snapshots: vm.snapshotCount,
-    'cloned from': vm.clonedFrom ? `${vm.clonedFrom.vmName}@${vm.clonedFrom.snapshotId}` : '-',
+    'cloned from': vm.clonedFrom ? `${vm.clonedFrom.vmName}@${vm.clonedFrom.snapshotId}` : '',
   };
 }
 
 function snapshotRow(s: SnapshotView): Record<string, string | number> {
-  return {
-    id: s.id,
-    label: s.label || '-',
-    created: when(s.createdAtMs),
-    consistency: s.consistency || '-',
-    origin: s.origin || '-',
-    'dirty blocks': s.dirtyBlocks,
-  };
+  return { id: s.id, label: s.label, created: when(s.createdAtMs), consistency: s.consistency, origin: s.origin, 'dirty blocks': s.dirtyBlocks };
 }
 
 /** " (referenced by a, b)" for a missing chunk's referrers, when the node names any. */
@@ -165,12 +146,9 @@ export function registerCommands(program: Command): void {
   const vm = program.command('vm').description('create, import, list, show and delete VMs; their hypervisor config templates');
   vm.command('create <name>')
     .description('create a VM with empty vDisks')
-    .requiredOption('--disk <size>', 'a vDisk size such as 20G (repeat for more vDisks)', (v: string, acc: readonly string[] | undefined) => [
-      ...(acc ?? []),
-      v,
-    ])
+    .requiredOption('--disk <size>', 'a vDisk size (repeat for more vDisks)', (v: string, acc: string[]) => [...acc, v], [])
     .option('--block-size <size>', 'block size, a power of two from 4K to 4M', '64K')
-    .option('--config <file>', 'hypervisor config file kept with the VM (VMX, libvirt XML, …; none by default)')
+    .option('--config <file>', 'hypervisor config file kept with the VM (VMX, libvirt XML, …)')
     .action(
       withClient(async (client, g, name: string, opts: { disk: string[]; blockSize: string; config?: string }) => {
         const disks = opts.disk.map((d) => ({ size: parseSize(d), blockSize: parseSize(opts.blockSize) }));
@@ -181,46 +159,32 @@ export function registerCommands(program: Command): void {
       }),
     );
   vm.command('import <name> <images...>')
-    .description('create a VM from disk images, one per vDisk: raw as they are; qcow2, VMDK, VHDX, VHD, VDI converted with --format')
+    .description('create a VM from raw images, one per vDisk')
     .option('--block-size <size>', 'block size, a power of two from 4K to 4M', '64K')
-    .option('--config <file>', 'hypervisor config file kept with the VM (none by default)')
-    .addOption(
-      new Option(
-        '--format <format>',
-        "the images' format; other than raw, qemu-img converts them first (default: raw, and a recognised container is refused)",
-      ).choices(IMPORT_FORMATS),
-    )
-    .option('--work-dir <dir>', 'where --format writes the converted raw copies, removed afterwards (default: the system temp folder)')
+    .option('--config <file>', 'hypervisor config file kept with the VM')
     .action(
-      withClient(async (client, g, name: string, images: string[], opts: { blockSize: string; config?: string; format?: string; workDir?: string }) => {
+      withClient(async (client, g, name: string, images: string[], opts: { blockSize: string; config?: string }) => {
         const { importImages } = await import('./transfer.js');
         const { stat } = await import('node:fs/promises');
-        const blockSize = parseSize(opts.blockSize);
+        const total = (await Promise.all(images.map((f) => stat(f)))).reduce((n, s) => n + s.size, 0);
+        const progress = byteProgress('import', total, !g.json);
+        const started = Date.now();
         const config = opts.config ? await readFile(opts.config) : Buffer.alloc(0);
-        const sources = await importSources(images, opts.format, opts.workDir, (line) => !g.json && process.stderr.write(`${line}\n`));
-        try {
-          const total = (await Promise.all(sources.files.map((f) => stat(f)))).reduce((n, s) => n + s.size, 0);
-          const progress = byteProgress('import', total, !g.json);
-          const started = Date.now();
-          const created = await importImages(client, { name, blockSize, config }, sources.files, progress).finally(() => progress.stop());
-          const secs = (Date.now() - started) / 1000;
-          if (g.json) printJson({ ...created, importedBytes: total, seconds: secs, ...(opts.format ? { format: opts.format } : {}) });
-          else
-            printFields({
-              imported: created.name,
-              id: created.id,
-              bytes: formatBytes(total),
-              'grid offsets': created.disks.map((d) => d.gridOffset).join(', '),
-              seconds: secs.toFixed(2),
-              rate: `${formatBytes(Math.round(total / Math.max(secs, 0.001)))}/s`,
-            });
-        } finally {
-          await sources.cleanup();
-        }
+        const created = await importImages(client, { name, blockSize: parseSize(opts.blockSize), config }, images, progress).finally(() => progress.stop());
+        const secs = (Date.now() - started) / 1000;
+        if (g.json) printJson({ ...created, importedBytes: total, seconds: secs });
+        else
+          printFields({
+            imported: created.name,
+            id: created.id,
+            bytes: formatBytes(total),
+            'grid offsets': created.disks.map((d) => d.gridOffset).join(', '),
+            rate: `${formatBytes(Math.round(total / Math.max(secs, 0.001)))}/s`,
+          });
       }),
     );
   vm.command('list')
-    .description('list VMs: name, id, vDisk sizes, snapshot count, clone source')
+    .description('list VMs')
     .action(
       withClient(async (client, g) => {
         const vms = await client.listVms();
@@ -229,7 +193,7 @@ export function registerCommands(program: Command): void {
       }),
     );
   vm.command('show <vm>')
-    .description('show a VM and its vDisks (--json: the hypervisor config in base64)')
+    .description('show a VM')
     .action(
       withClient(async (client, g, name: string) => {
         const v = await client.getVm(name);
@@ -240,12 +204,12 @@ export function registerCommands(program: Command): void {
         printFields({
           name: v.name,
           id: v.id,
-          'home site': v.homeSite || '-',
+          'home site': v.homeSite,
           created: when(v.createdAtMs),
           snapshots: v.snapshotCount,
           'cloned from': v.clonedFrom ? `${v.clonedFrom.vmName}@${v.clonedFrom.snapshotId}` : '-',
           uuid: v.uuid,
-          'hypervisor config': describeConfig(v.hypervisorConfig, v.name),
+          'hypervisor config': `${v.hypervisorConfig.length} bytes`,
         });
         printTable(
           v.disks.map((d) => ({
@@ -290,22 +254,15 @@ export function registerCommands(program: Command): void {
   disk
     .command('export <ref> <index> <file>')
     .description('write a vDisk (VM live state or VM@SNAPSHOT) to a raw image, holes kept sparse')
-    .option('--force', 'overwrite FILE when it exists (refused otherwise)')
     .action(
-      withClient(async (client, g, ref: string, index: string, file: string, opts: { force?: boolean }) => {
+      withClient(async (client, g, ref: string, index: string, file: string) => {
         const { exportDisk } = await import('./transfer.js');
         let progress = byteProgress('export', 1, false);
         const started = Date.now();
-        const r = await exportDisk(
-          client,
-          { ref, diskIndex: parseIndex(index) },
-          { path: file, overwrite: opts.force === true },
-          (size) => (progress = byteProgress('export', size, !g.json)),
-          {
-            update: (n) => progress.update(n),
-            stop: () => progress.stop(),
-          },
-        ).finally(() => progress.stop());
+        const r = await exportDisk(client, { ref, diskIndex: parseIndex(index) }, file, (size) => (progress = byteProgress('export', size, !g.json)), {
+          update: (n) => progress.update(n),
+          stop: () => progress.stop(),
+        }).finally(() => progress.stop());
         const secs = (Date.now() - started) / 1000;
         if (g.json) printJson({ ...r, file, seconds: secs });
         else printFields({ exported: file, size: formatBytes(r.size), 'data bytes': formatBytes(r.dataBytes), seconds: secs.toFixed(2) });
@@ -315,8 +272,7 @@ export function registerCommands(program: Command): void {
   const snap = program.command('snapshot').description('create, list, show, label and delete snapshots');
   snap
     .command('create <vm>')
-    .description("snapshot a VM's live state (crash-consistent; metadata only, nothing is copied)")
-    .option('--label <label>', 'a label to refer to it by as VM@LABEL (none by default: VM@ID)')
+    .option('--label <label>', 'a label to refer to it by (VM@LABEL)')
     .action(
       withClient(async (client, g, vmName: string, opts: { label?: string }) => {
         const s = await client.createSnapshot({ vm: vmName, label: opts.label ?? '' });
@@ -324,66 +280,54 @@ export function registerCommands(program: Command): void {
         else printFields({ snapshot: `${s.vmName}@${s.label || s.id}`, id: s.id, 'dirty blocks': s.dirtyBlocks });
       }),
     );
-  snap
-    .command('list <vm>')
-    .description("a VM's snapshots, oldest first")
-    .action(
-      withClient(async (client, g, vmName: string) => {
-        const snapshots = await client.listSnapshots(vmName);
-        if (g.json) printJson(snapshots);
-        else printTable(snapshots.map(snapshotRow));
-      }),
-    );
-  snap
-    .command('show <ref>')
-    .description('show a snapshot (VM@ID or VM@LABEL) and its vDisks')
-    .action(
-      withClient(async (client, g, ref: string) => {
-        const s = await client.getSnapshot(ref);
-        if (g.json) {
-          printJson(s);
-          return;
-        }
-        printFields({ vm: s.vmName, ...snapshotRow(s) });
-        printTable(
-          s.disks.map((d) => ({
-            disk: d.index,
-            size: formatBytes(d.size),
-            'block size': formatBytes(d.blockSize),
-            'grid offset': d.gridOffset,
-            root: d.root.slice(0, 16),
-          })),
-        );
-      }),
-    );
-  snap
-    .command('label <ref> <label>')
-    .description('give a snapshot a label, or move the label to it')
-    .action(
-      withClient(async (client, g, ref: string, label: string) => {
-        const s = await client.labelSnapshot({ ref, label });
-        if (g.json) printJson(s);
-        else printFields({ labelled: `${s.vmName}@${s.label}`, id: s.id });
-      }),
-    );
-  snap
-    .command('delete <ref>')
-    .description('delete a snapshot (space is freed by gc)')
-    .action(
-      withClient(async (client, g, ref: string) => {
-        const s = await client.getSnapshot(ref);
-        await client.deleteSnapshot(ref);
-        if (g.json) printJson({ deleted: ref, id: s.id });
-        else printFields({ deleted: ref, id: s.id });
-      }),
-    );
+  snap.command('list <vm>').action(
+    withClient(async (client, g, vmName: string) => {
+      const snapshots = await client.listSnapshots(vmName);
+      if (g.json) printJson(snapshots);
+      else printTable(snapshots.map(snapshotRow));
+    }),
+  );
+  snap.command('show <ref>').action(
+    withClient(async (client, g, ref: string) => {
+      const s = await client.getSnapshot(ref);
+      if (g.json) {
+        printJson(s);
+        return;
+      }
+      printFields({ vm: s.vmName, ...snapshotRow(s) });
+      printTable(
+        s.disks.map((d) => ({
+          disk: d.index,
+          size: formatBytes(d.size),
+          'block size': formatBytes(d.blockSize),
+          'grid offset': d.gridOffset,
+          root: d.root.slice(0, 16),
+        })),
+      );
+    }),
+  );
+  snap.command('label <ref> <label>').action(
+    withClient(async (client, g, ref: string, label: string) => {
+      const s = await client.labelSnapshot({ ref, label });
+      if (g.json) printJson(s);
+      else printFields({ labelled: `${s.vmName}@${s.label}`, id: s.id });
+    }),
+  );
+  snap.command('delete <ref>').action(
+    withClient(async (client, g, ref: string) => {
+      const s = await client.getSnapshot(ref);
+      await client.deleteSnapshot(ref);
+      if (g.json) printJson({ deleted: ref, id: s.id });
+      else printFields({ deleted: ref, id: s.id });
+    }),
+  );
 
   program
     .command('clone <ref> <name>')
     .description('new VMs from a snapshot (or from live state, snapshotting first); metadata only')
-    .option('--count <n>', 'make N clones named NAME-001 … NAME-N (1: just NAME)', '1')
+    .option('--count <n>', 'make N clones named NAME-001 … NAME-N', '1')
     .option('--libvirt', "define each clone in libvirt (virsh define of the source's domain XML template, filled in per clone)")
-    .option('--libvirt-uri <uri>', "libvirt connection URI for virsh -c (qemu:///system, …; default: virsh's own)")
+    .option('--libvirt-uri <uri>', 'libvirt connection URI for virsh -c (qemu:///system, …)')
     .option('--nbd <tcp|unix>', "with --libvirt: how the hypervisor reaches the node's NBD server")
     .action(
       withClient(async (client, g, ref: string, name: string, opts: { count: string; libvirt?: boolean; libvirtUri?: string; nbd?: string }) => {
@@ -408,7 +352,7 @@ export function registerCommands(program: Command): void {
   program
     .command('restore <ref>')
     .description('revert a VM (or one vDisk) to a snapshot; unsnapshotted writes are dropped')
-    .option('--disk <index>', 'restore only this vDisk (default: all of them)')
+    .option('--disk <index>', 'restore only this vDisk')
     .action(
       withClient(async (client, g, ref: string, opts: { disk?: string }) => {
         const v = await client.restore({ ref, ...(opts.disk === undefined ? {} : { diskIndex: parseIndex(opts.disk) }) });
@@ -431,9 +375,9 @@ export function registerCommands(program: Command): void {
           'logical bytes': `${formatBytes(s.logicalBytes)} (${s.logicalBytes})`,
           'stored bytes': `${formatBytes(s.storedBytes)} (${s.storedBytes})`,
           'unique chunks': `${s.chunkCount} (${formatBytes(s.uncompressedBytes)} before compression)`,
-          'dedup ratio': times(s.dedupRatio),
-          'compression ratio': times(s.compressionRatio),
-          'space saving': times(s.totalRatio),
+          'dedup ratio': `${s.dedupRatio}x`,
+          'compression ratio': `${s.compressionRatio}x`,
+          'space saving': `${s.totalRatio}x`,
           vms: s.vmCount,
           snapshots: s.snapshotCount,
         });
@@ -458,7 +402,7 @@ export function registerCommands(program: Command): void {
       withClient(async (client, g) => {
         const r = await client.runGc();
         if (g.json) printJson(r);
-        else printFields({ marked: r.chunksMarked, swept: r.chunksSwept, freed: formatBytes(r.bytesFreed), seconds: (r.durationMs / 1000).toFixed(2) });
+        else printFields({ marked: r.chunksMarked, swept: r.chunksSwept, freed: formatBytes(r.bytesFreed), 'duration ms': r.durationMs });
       }),
     );
 

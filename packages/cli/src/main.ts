@@ -1,36 +1,36 @@
 /**
- * The vmferry command's entry: runs the command tree (program.ts) and reports a failure once:
- * a sentence on stderr, with --json also `{"error":{code,message,retryable,exitCode}}` on
- * stdout, and the exit code of its kind (exit-codes.ts).
+ * The vmferry command. Global options: --node HOST:PORT (env VMFERRY_NODE), --json, and the
+ * node API credentials (--node-token-file, --node-tls-*; node-credentials.ts).
+ * Every command prints a table (or fields) for people, or one JSON document with --json.
+ * Errors go to stderr with a non-zero exit.
  */
-import { CommanderError } from 'commander';
-import { isVmferryError } from '@vmferry/core';
-import { EXIT, exitCodeFor } from './exit-codes.js';
-import { fromFileError } from './failures.js';
-import { printJson } from './output.js';
-import { buildProgram } from './program.js';
+import { Command, Option } from 'commander';
+import { registerCommands } from './commands.js';
+import { registerReplicationCommands } from './replicate-commands.js';
+import { registerCoordinationCommands } from './coordination-commands.js';
+import { registerFailoverCommands } from './failover-commands.js';
+import { registerFilesCommands } from './files/files-commands.js';
+import { addNodeCredentialOptions, nodeCredentialsOf } from './node-credentials.js';
+import { useNodeCredentials } from './client.js';
 
-const program = buildProgram();
+const program = new Command();
+program
+  .name('vmferry')
+  .description('Per-VM snapshots, clones and replication on a deduplicated chunk store')
+  .addOption(new Option('--node <host:port>', 'storage node address').env('VMFERRY_NODE').default('127.0.0.1:7400'))
+  .option('--json', 'print one JSON document on stdout', false)
+  .showHelpAfterError();
+addNodeCredentialOptions(program);
+// Every node the command dials gets the credentials its global options name.
+program.hook('preAction', (_program, action) => useNodeCredentials(() => nodeCredentialsOf(action)));
 
-/** --json as parsed, or on the command line when parsing stopped before it was read. */
-const wantsJson = (): boolean => program.opts<{ json?: boolean }>().json === true || process.argv.slice(2).includes('--json');
+registerCommands(program);
+registerReplicationCommands(program);
+registerCoordinationCommands(program);
+registerFailoverCommands(program);
+registerFilesCommands(program);
 
-function report(e: unknown): void {
-  if (e instanceof CommanderError) {
-    // --help and --version end through here too, with exit code 0; commander printed them.
-    if (e.exitCode === 0) return;
-    // Commander printed the message and the usage hint on stderr already.
-    if (wantsJson()) printJson({ error: { code: 'usage', message: e.message.replace(/^error: /, ''), retryable: false, exitCode: EXIT.usage } });
-    process.exitCode = EXIT.usage;
-    return;
-  }
-  const err = fromFileError(e) ?? e;
-  const message = err instanceof Error ? err.message : String(err);
-  const code = isVmferryError(err) ? err.code : 'internal';
-  const exitCode = exitCodeFor(code);
-  process.stderr.write(`vmferry: ${message}\n`);
-  if (wantsJson()) printJson({ error: { code, message, retryable: isVmferryError(err) && err.retryable, exitCode } });
-  process.exitCode = exitCode;
-}
-
-program.parseAsync(process.argv).catch(report);
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`vmferry: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});

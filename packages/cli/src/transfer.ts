@@ -1,6 +1,6 @@
 /** Streaming a file into a vDisk (import, write) and a vDisk out to a sparse file (export). */
-import { open, rm, stat, type FileHandle } from 'node:fs/promises';
-import { AlreadyExistsError, InvalidArgumentError, isZero, SECTOR } from '@vmferry/core';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { InvalidArgumentError, isZero, SECTOR } from '@vmferry/core';
 import type { StorageNodeClient, VmView, WriteResultView } from '@vmferry/grpc-edge';
 import { dataExtents, seekData, type Seek } from './file-extents.js';
 import type { Progress } from './progress.js';
@@ -164,17 +164,11 @@ const WRITES_IN_FLIGHT = 4;
 export async function exportDisk(
   client: StorageNodeClient,
   req: { ref: string; diskIndex: number },
-  target: { path: string; overwrite: boolean },
+  file: string,
   onSize: (size: number) => void,
   progress: Progress,
 ): Promise<{ size: number; dataBytes: number }> {
-  const file = target.path;
-  // 'wx' fails on an existing file: an export never replaces one unless asked (--force).
-  const fh = await open(file, target.overwrite ? 'w' : 'wx').catch((e: unknown) => {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new AlreadyExistsError(`${file} already exists: add --force to overwrite it`);
-    throw e;
-  });
-  let ok = false;
+  const fh = await open(file, 'w');
   let size = 0;
   let dataBytes = 0;
   const writes = new Set<Promise<unknown>>();
@@ -209,13 +203,10 @@ export async function exportDisk(
     await Promise.all(writes);
     // No fsync: like cp, the export is in the page cache when the command returns.
     await fh.truncate(size);
-    ok = true;
   } finally {
     // A failed write is the error to report; wait for the others before closing the file.
     await Promise.allSettled(writes);
     await fh.close();
-    // A failed export (no such snapshot, …) leaves no file it created behind.
-    if (!ok && !target.overwrite) await rm(file, { force: true });
   }
   return { size, dataBytes };
 }

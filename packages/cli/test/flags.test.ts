@@ -45,7 +45,7 @@ describe('wholeNumberFlag', () => {
 describe('numeric flags of the replication commands', () => {
   test('replicate --streams x and --sessions-per-link 0 are refused before connecting', async () => {
     const streams = await vmferry(['replicate', 'web@s1', '--from', 'siteA', '--to', 'siteB', '--certs', '/nonexistent', '--streams', 'x']);
-    assert.equal(streams.code, 65);
+    assert.equal(streams.code, 1);
     assert.equal(streams.stderr, "vmferry: --streams must be a whole number from 1 to 64, not 'x'\n");
     const sessions = await vmferry(['replicate', 'web@s1', '--from', 'siteA', '--to', 'siteB', '--certs', '/nonexistent', '--sessions-per-link', '0']);
     assert.equal(sessions.stderr, "vmferry: --sessions-per-link must be a whole number from 1 to 1024, not '0'\n");
@@ -53,7 +53,7 @@ describe('numeric flags of the replication commands', () => {
 
   test('replicator: every bad flag at once, half a TLS set among them', async () => {
     const r = await vmferry(['replicator', '--site', 'siteB', '--streams', 'x', '--sessions-per-link', '1.5', '--tls-cert', 'b.crt']);
-    assert.equal(r.code, 65);
+    assert.equal(r.code, 1);
     assert.equal(
       r.stderr,
       [
@@ -68,7 +68,7 @@ describe('numeric flags of the replication commands', () => {
 
   test('scheduler: a bad --id is refused before connecting', async () => {
     const r = await vmferry(['scheduler', '--id', 'two words']);
-    assert.equal(r.code, 65);
+    assert.equal(r.code, 1);
     assert.equal(r.stderr, 'vmferry: bad scheduler configuration:\n  id: --id must be a simple name\n');
   });
 });

@@ -4,8 +4,6 @@ export * from './zero.js';
 export * from './pages.js';
 export * from './size.js';
 export * from './names.js';
-export * from './suggest.js';
-export * from './image-format.js';
 export * from './ids.js';
 export * from './block-grid.js';
 export * from './tree-codec.js';

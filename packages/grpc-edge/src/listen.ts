@@ -1,45 +1,13 @@
 import type { EventEmitter } from 'node:events';
 import type { Http2Session } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import { FailedPreconditionError } from '@vmferry/core';
 
 /** In-flight calls get this long to finish on stop before the server cancels them. */
 export const STOP_GRACE_MS = 5000;
 
-/** grpc-js's own line for a failed bind, which `bind` reports in words instead. */
-const BIND_FAILED_LOG = /^No address added out of total/;
-let quietBindLog = false;
-
-/**
- * grpc-js logs every failed bind on stderr before rejecting; `bind` turns the rejection into a
- * sentence, so that one line would only repeat it as noise. Everything else is still logged.
- */
-function silenceBindFailureLog(): void {
-  if (quietBindLog) return;
-  quietBindLog = true;
-  // The same lines as grpc-js's default logger, less that one.
-  grpc.setLogger({
-    error: (message: unknown, ...rest: unknown[]) => {
-      if (!BIND_FAILED_LOG.test(String(message))) console.error(`E ${String(message)}`, ...rest);
-    },
-    info: (message: unknown, ...rest: unknown[]) => console.error(`I ${String(message)}`, ...rest),
-    debug: (message: unknown, ...rest: unknown[]) => console.error(`D ${String(message)}`, ...rest),
-  });
-}
-
-/** Why a bind failed, from the errno grpc-js folds into its message. */
-function bindFailure(address: string, err: Error): Error {
-  if (/EADDRINUSE/.test(err.message))
-    return new FailedPreconditionError(`cannot listen on ${address}: the port is in use by another process (another node?); pick another port`);
-  if (/EADDRNOTAVAIL/.test(err.message)) return new FailedPreconditionError(`cannot listen on ${address}: that address is not one of this machine's`);
-  if (/EACCES/.test(err.message)) return new FailedPreconditionError(`cannot listen on ${address}: permission denied (ports below 1024 need privileges)`);
-  return err;
-}
-
 /** Binds `server` on `address` (port 0 picks one); resolves to the bound port. */
 export function bind(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
-  silenceBindFailureLog();
-  return new Promise((resolve, reject) => server.bindAsync(address, creds, (err, p) => (err ? reject(bindFailure(address, err)) : resolve(p))));
+  return new Promise((resolve, reject) => server.bindAsync(address, creds, (err, p) => (err ? reject(err) : resolve(p))));
 }
 
 /** Stops accepting calls, lets in-flight ones finish for STOP_GRACE_MS, then cancels them. */

@@ -90,10 +90,7 @@ export async function startNbdServer(options: NbdServerOptions): Promise<Running
     await Promise.all(servers.map((s) => (s.listening ? closeServer(s) : Promise.resolve())));
     if (isVmferryError(e)) throw e;
     const where = [options.listen, options.socketPath].filter((x) => x !== undefined).join(' / ');
-    const inUse = (e as { code?: unknown }).code === 'EADDRINUSE';
-    throw new FailedPreconditionError(
-      `the NBD server cannot listen on ${where}: ${inUse ? 'the port is in use by another process' : e instanceof Error ? e.message : String(e)}`,
-    );
+    throw new FailedPreconditionError(`the NBD server cannot listen on ${where}: ${e instanceof Error ? e.message : String(e)}`);
   }
   return {
     ...(port === undefined ? {} : { port }),

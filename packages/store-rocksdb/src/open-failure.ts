@@ -7,9 +7,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreDamagedError, VmferryError } from '@vmferry/core';
 
-/** RocksDB's words when another process holds the directory's LOCK file (flock). */
-const LOCK_HELD = /While lock file: .*LOCK: Resource temporarily unavailable/;
-
 /** One WAL file RocksDB could not replay in full. */
 export interface WalDamage {
   readonly file: string;
@@ -57,13 +54,6 @@ export async function explainOpenFailure(dir: string, e: unknown): Promise<unkno
     return new StoreDamagedError(
       `data directory ${dir} cannot be opened, its database files are damaged: ${e.message}. ` +
         `Restore the directory from a backup or re-replicate its VMs from another site`,
-      { cause: e },
-    );
-  }
-  if (LOCK_HELD.test(e.message)) {
-    return new VmferryError(
-      'failed-precondition',
-      `data directory ${dir} is in use by another storage node (it holds the directory's LOCK file): stop that node, or give this one another --data folder`,
       { cause: e },
     );
   }

@@ -67,7 +67,7 @@ describe('certificate failures are named', () => {
       [good(future), /site siteA refused the TLS handshake: site siteB's certificate .* is not valid until Jan +1 00:00:00 2040 GMT/],
     ] as const) {
       const r = await replicateFromA(b, 'siteA', tls);
-      assert.equal(r.code, 77, 'permission denied');
+      assert.equal(r.code, 1);
       assert.match(r.stderr, re);
       assert.doesNotMatch(r.stderr, /cannot reach/);
     }
@@ -93,12 +93,12 @@ describe('certificate failures are named', () => {
       ['wrongA', good(certs), /site wrongA's certificate is for DNS:siteA, not for identity 'siteC' recorded here/],
     ] as const) {
       const r = await replicateFromA(b, from, tls);
-      assert.equal(r.code, 77, from);
+      assert.equal(r.code, 1, from);
       assert.match(r.stderr, re, from);
     }
     // `replicate plan` says the same (one case: each CLI run costs a process start).
     const p = await runCli(b.api, ['replicate', 'plan', 'vm1@s1', '--from', 'oldA', '--to', 'siteB', '--certs', certs]);
-    assert.equal(p.code, 77);
+    assert.equal(p.code, 1);
     assert.match(p.stderr, /site oldA's certificate has expired \(refused by siteB\)/);
     assert.deepEqual(await cliJson<unknown[]>(b.api, ['vm', 'list']), []);
   });
@@ -132,7 +132,7 @@ describe('certificate failures are named', () => {
 
   test('a site not on the allow-list is told so, with the command that fixes it', async () => {
     const r = await replicateFromA(c, 'siteA', good(certs, 'siteC'));
-    assert.equal(r.code, 77, 'permission denied');
+    assert.equal(r.code, 1);
     assert.match(r.stderr, /site siteA does not allow site siteC: .*PERMISSION_DENIED.*On site siteA: vmferry site add siteC --identity siteC/);
   });
 });
