@@ -20,7 +20,7 @@ import { dirname, sep } from 'node:path';
 import type { Ext2Fs } from 'ext2fs';
 import { NotFoundError, VmferryError, InvalidArgumentError } from '@vmferry/core';
 import type { NodeDisk } from './node-disk.js';
-import { serialised, typeOfMode, type FileEntry, type FileReader, type FileTree } from './file-tree.js';
+import { pathCalls, serialised, typeOfMode, type FileEntry, type FileReader, type FileTree } from './file-tree.js';
 
 type Ext2fsModule = typeof import('ext2fs');
 
@@ -111,14 +111,7 @@ export async function openExtTree(disk: NodeDisk, offset: number, where: string)
       atimeMs: st.atime.getTime(),
     };
   };
-  const call = <T>(path: string, fn: () => Promise<T>): Promise<T> =>
-    one(async () => {
-      try {
-        return await fn();
-      } catch (e) {
-        throw pathError(e, path, where);
-      }
-    });
+  const call = pathCalls(one, (e, path) => pathError(e, path, where));
   return {
     filesystem: 'ext',
     stat: (path) => call(path, () => entry(path)),

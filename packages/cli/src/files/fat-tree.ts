@@ -6,7 +6,7 @@
 import type { FatFs, FatVolume } from 'fatfs';
 import { InvalidArgumentError, NotFoundError, VmferryError } from '@vmferry/core';
 import type { NodeDisk } from './node-disk.js';
-import { serialised, type FileEntry, type FileTree } from './file-tree.js';
+import { pathCalls, serialised, type FileEntry, type FileTree } from './file-tree.js';
 
 const SECTOR = 512;
 
@@ -57,14 +57,7 @@ export async function openFatTree(disk: NodeDisk, offset: number, size: number, 
   }
   const f = fs;
   const one = serialised();
-  const call = <T>(path: string, fn: () => Promise<T>): Promise<T> =>
-    one(async () => {
-      try {
-        return await fn();
-      } catch (e) {
-        throw pathError(e, path, where);
-      }
-    });
+  const call = pathCalls(one, (e, path) => pathError(e, path, where));
   const entry = async (path: string): Promise<FileEntry> => {
     // fatfs cannot stat the root directory (it has no directory entry of its own).
     if (path === '/') return { name: '/', path, type: 'dir', mode: 0o755, size: 0, uid: 0, gid: 0, mtimeMs: 0, atimeMs: 0 };

@@ -65,3 +65,18 @@ export function serialised(): <T>(fn: () => Promise<T>) => Promise<T> {
     return run;
   };
 }
+
+/** Calls on one path, run through `one`, with a library failure turned into the filesystem's own error naming the path. */
+export function pathCalls(
+  one: <T>(fn: () => Promise<T>) => Promise<T>,
+  toError: (e: unknown, path: string) => Error,
+): <T>(path: string, fn: () => Promise<T>) => Promise<T> {
+  return <T>(path: string, fn: () => Promise<T>): Promise<T> =>
+    one(async () => {
+      try {
+        return await fn();
+      } catch (e) {
+        throw toError(e, path);
+      }
+    });
+}
